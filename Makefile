@@ -1,0 +1,49 @@
+# mipa: one command to set up and run everything on a fresh machine.
+#   make run    install, generate synthetic feeds when none are given, build, estimate, report
+#   make test   install, then every test (pytest incl. a full synthetic build, dbt tests, sqlfluff)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export MIPA_PROJECT_DIR := $(CURDIR)
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DBT_PROFILES_DIR := $(CURDIR)
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: install run build simulate test test-fast lint bench clean
+
+install: $(STAMP)
+
+# constraints.txt pins every package to a version set known to work together
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+run: install
+	$(BIN)/mipa run
+
+simulate: install
+	$(BIN)/mipa simulate
+
+build: install
+	$(BIN)/mipa build
+
+test: install
+	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory lint
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: install
+	$(BIN)/sqlfluff lint models tests/singular analysis
+
+bench: install
+	$(BIN)/python scripts/benchmark.py
+
+clean:
+	rm -rf target logs data/*.building.duckdb data/*.failed.duckdb

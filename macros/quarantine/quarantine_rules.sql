@@ -1,0 +1,37 @@
+{#- Row rules shared by every feed, in the order they are checked; the first rule a row
+    breaks is its quarantine reason. Used inside a `case` expression over a relation
+    with record_id, delivery_rank, <event>_date, <event>_date_raw and nationality_iso3. -#}
+
+{% macro common_quarantine_rules(event_date) -%}
+    when record_id is null then 'missing_record_id'
+    when delivery_rank > 1 then 'duplicate_record_id'
+    when nullif(trim({{ event_date }}_raw), '') is null then 'missing_date'
+    when {{ event_date }} is null then 'unparseable_date'
+    when {{ event_date }} < cast('{{ var("earliest_valid_date") }}' as date) then 'date_before_earliest'
+    when {{ event_date }} > current_date then 'date_in_future'
+    when nationality_iso3 is null then 'unknown_nationality'
+{%- endmacro %}
+
+{% macro common_quarantine_details(event_date) -%}
+    when record_id is null then 'record_id is empty'
+    when delivery_rank > 1 then 'record_id ' || record_id || ' is delivered again later (file ' || latest_source_file || ', row ' || cast(latest_source_row as varchar) || '); this copy is superseded'
+    when nullif(trim({{ event_date }}_raw), '') is null then '{{ event_date }} is empty'
+    when {{ event_date }} is null then '{{ event_date }} ''' || {{ event_date }}_raw || ''' is not a date (YYYY-MM-DD or DD-MM-YYYY)'
+    when {{ event_date }} < cast('{{ var("earliest_valid_date") }}' as date) then '{{ event_date }} ' || cast({{ event_date }} as varchar) || ' is before the earliest valid date {{ var("earliest_valid_date") }}'
+    when {{ event_date }} > current_date then '{{ event_date }} ' || cast({{ event_date }} as varchar) || ' is in the future'
+    when nationality_iso3 is null then 'nationality ''' || coalesce(nationality_raw, '') || ''' matches no country alias'
+{%- endmacro %}
+
+{#- Which copy of a record counts: the one in the latest delivery file (name order),
+    and within a file the last row; earlier copies are superseded. -#}
+{% macro delivery_rank_columns() -%}
+    row_number() over (
+        partition by record_id order by file_order desc, source_row desc
+    ) as delivery_rank,
+    first_value(source_file) over (
+        partition by record_id order by file_order desc, source_row desc
+    ) as latest_source_file,
+    first_value(source_row) over (
+        partition by record_id order by file_order desc, source_row desc
+    ) as latest_source_row
+{%- endmacro %}

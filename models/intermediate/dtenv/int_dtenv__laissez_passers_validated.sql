@@ -1,0 +1,61 @@
+with
+
+laissez_passers as (
+
+    select * from {{ ref('stg_dtenv__laissez_passers') }}
+
+),
+
+country_aliases as (
+
+    select * from {{ ref('stg_reference__country_aliases') }}
+
+),
+
+ranked as (
+
+    select
+        laissez_passers.*,
+        country_aliases.iso3 as nationality_iso3,
+        {{ delivery_rank_columns() }}
+
+    from laissez_passers
+    left join country_aliases
+        on laissez_passers.nationality_key = country_aliases.alias_key
+
+),
+
+validated as (
+
+    select
+        *,
+        case
+            {{ common_quarantine_rules('issue_date') }}
+        end as quarantine_rule,
+        case
+            {{ common_quarantine_details('issue_date') }}
+        end as quarantine_detail
+
+    from ranked
+
+),
+
+final as (
+
+    select
+        source_file,
+        source_row,
+        record_id,
+        person_pseudonym,
+        nationality_raw,
+        nationality_iso3,
+        issue_date_raw,
+        issue_date,
+        quarantine_rule,
+        quarantine_detail
+
+    from validated
+
+)
+
+select * from final

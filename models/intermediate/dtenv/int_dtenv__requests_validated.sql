@@ -1,0 +1,61 @@
+with
+
+requests as (
+
+    select * from {{ ref('stg_dtenv__requests') }}
+
+),
+
+country_aliases as (
+
+    select * from {{ ref('stg_reference__country_aliases') }}
+
+),
+
+ranked as (
+
+    select
+        requests.*,
+        country_aliases.iso3 as nationality_iso3,
+        {{ delivery_rank_columns() }}
+
+    from requests
+    left join country_aliases
+        on requests.nationality_key = country_aliases.alias_key
+
+),
+
+validated as (
+
+    select
+        *,
+        case
+            {{ common_quarantine_rules('request_date') }}
+        end as quarantine_rule,
+        case
+            {{ common_quarantine_details('request_date') }}
+        end as quarantine_detail
+
+    from ranked
+
+),
+
+final as (
+
+    select
+        source_file,
+        source_row,
+        record_id,
+        person_pseudonym,
+        nationality_raw,
+        nationality_iso3,
+        request_date_raw,
+        request_date,
+        quarantine_rule,
+        quarantine_detail
+
+    from validated
+
+)
+
+select * from final

@@ -1,0 +1,68 @@
+with
+
+returns as (
+
+    select * from {{ ref('stg_dtenv__returns') }}
+
+),
+
+country_aliases as (
+
+    select * from {{ ref('stg_reference__country_aliases') }}
+
+),
+
+ranked as (
+
+    select
+        returns.*,
+        country_aliases.iso3 as nationality_iso3,
+        {{ delivery_rank_columns() }}
+
+    from returns
+    left join country_aliases
+        on returns.nationality_key = country_aliases.alias_key
+
+),
+
+validated as (
+
+    select
+        *,
+        case
+            {{ common_quarantine_rules('departure_date') }}
+            when departure_type is null
+                or departure_type not in ('forced', 'independent', 'unsupervised')
+                then 'invalid_departure_type'
+        end as quarantine_rule,
+        case
+            {{ common_quarantine_details('departure_date') }}
+            when departure_type is null
+                or departure_type not in ('forced', 'independent', 'unsupervised')
+                then 'departure_type ''' || coalesce(departure_type, '') || ''' is not forced, independent or unsupervised'
+        end as quarantine_detail
+
+    from ranked
+
+),
+
+final as (
+
+    select
+        source_file,
+        source_row,
+        record_id,
+        person_pseudonym,
+        nationality_raw,
+        nationality_iso3,
+        departure_date_raw,
+        departure_date,
+        departure_type,
+        quarantine_rule,
+        quarantine_detail
+
+    from validated
+
+)
+
+select * from final

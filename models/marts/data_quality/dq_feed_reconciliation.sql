@@ -1,0 +1,62 @@
+{%- set feeds = ['returns', 'requests', 'nationality_confirmations', 'laissez_passers'] -%}
+
+with
+
+{% for feed in feeds %}
+{{ feed }}_landed as (
+
+    select
+        '{{ feed }}' as feed,
+        count(*) as rows_landed
+
+    from {{ source('dtenv', feed) }}
+
+),
+
+{{ feed }}_validated as (
+
+    select
+        '{{ feed }}' as feed,
+        count(case when quarantine_rule is null then 1 end) as rows_staged,
+        count(quarantine_rule) as rows_quarantined
+
+    from {{ ref('int_dtenv__' ~ feed ~ '_validated') }}
+
+),
+
+{% endfor %}
+
+counts as (
+
+    {% for feed in feeds %}
+    select
+        {{ feed }}_landed.feed,
+        {{ feed }}_landed.rows_landed,
+        {{ feed }}_validated.rows_staged,
+        {{ feed }}_validated.rows_quarantined
+
+    from {{ feed }}_landed
+    inner join {{ feed }}_validated on {{ feed }}_landed.feed = {{ feed }}_validated.feed
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+
+),
+
+final as (
+
+    select
+        feed,
+        rows_landed,
+        rows_staged,
+        rows_quarantined,
+        case
+            when rows_landed = 0 then 0.0
+            else cast(rows_quarantined as double) / rows_landed
+        end as quarantined_share,
+        rows_landed = rows_staged + rows_quarantined as is_reconciled
+
+    from counts
+
+)
+
+select * from final

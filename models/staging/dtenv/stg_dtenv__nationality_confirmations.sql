@@ -1,0 +1,27 @@
+with
+
+source as (
+
+    select * from {{ source('dtenv', 'nationality_confirmations') }}
+
+),
+
+renamed as (
+
+    select
+        nullif(trim(record_id), '') as record_id,
+        nullif(trim(request_id), '') as request_id,
+        nationality as nationality_raw,
+        {{ normalize_text_key('nationality') }} as nationality_key,
+        decision_date as decision_date_raw,
+        {{ try_cast_date('decision_date') }} as decision_date,
+        {{ normalize_text_key('outcome') }} as outcome,
+        _source_file as source_file,
+        _source_row as source_row,
+        _file_order as file_order
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,27 @@
+with
+
+source as (
+
+    select * from {{ source('dtenv', 'returns') }}
+
+),
+
+renamed as (
+
+    select
+        nullif(trim(record_id), '') as record_id,
+        person_pseudonym,
+        nationality as nationality_raw,
+        {{ normalize_text_key('nationality') }} as nationality_key,
+        departure_date as departure_date_raw,
+        {{ try_cast_date('departure_date') }} as departure_date,
+        {{ normalize_text_key('departure_type') }} as departure_type,
+        _source_file as source_file,
+        _source_row as source_row,
+        _file_order as file_order
+
+    from source
+
+)
+
+select * from renamed

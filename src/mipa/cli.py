@@ -1,0 +1,35 @@
+"""Command-line entry point: ``mipa <command>``.
+
+Each command lives in its own module and registers itself here, so the CLI stays a
+thin dispatcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# module path of each sub-command; every module defines register(subparsers)
+COMMAND_MODULES = [
+    "mipa.simulate.command",
+    "mipa.commands",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mipa", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module_path in COMMAND_MODULES:
+        importlib.import_module(module_path).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The one result type shared by every estimator.
+
+A :class:`DidResult` holds tidy tables, so the dbt Python models can write them to
+marts without reshaping, and tests can select rows by value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+ESTIMATE_COLUMNS = [
+    "aggregation",  # 'simple' | 'group' | 'dynamic' | 'calendar'
+    "scope",  # 'overall' or a group / unit label (ISO3 for the country panel)
+    "estimate",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "n_obs",  # observations used by the fit that produced the row
+    "n_clusters",  # clusters behind the standard error
+    "n_treated_clusters",  # treated clusters behind the estimate
+    "inference",  # how std_error / CI were obtained
+]
+
+EVENT_STUDY_COLUMNS = [
+    "scope",
+    "event_time",  # period - first treatment period
+    "estimate",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "band_low",  # uniform (simultaneous) band; NaN when the method gives none
+    "band_high",
+    "inference",
+]
+
+ATT_GT_COLUMNS = [
+    "group",  # cohort: first treatment period (or unit label for per-unit cohorts)
+    "period",
+    "event_time",
+    "estimate",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "n_obs",
+    "inference",
+]
+
+
+def normal_ci(
+    estimate: np.ndarray | float, std_error: np.ndarray | float, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Wald interval and two-sided p-value from the normal approximation.
+
+    ci = estimate +/- z_{1-(1-level)/2} * se;  p = 2 * (1 - Phi(|estimate / se|)).
+    """
+    est = np.asarray(estimate, dtype=float)
+    se = np.asarray(std_error, dtype=float)
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2 * stats.norm.sf(np.abs(est / se))
+    return est - z * se, est + z * se, p
+
+
+@dataclass(frozen=True)
+class DidResult:
+    """Output of one estimator run on one outcome.
+
+    Attributes
+    ----------
+    estimator: 'etwfe', 'csdid', 'twfe', ...
+    outcome: name of the outcome column.
+    control_group: 'notyettreated' or 'nevertreated' (or 'all' for classic TWFE).
+    estimates: aggregated effects, columns :data:`ESTIMATE_COLUMNS`.
+    event_study: effects by event time, columns :data:`EVENT_STUDY_COLUMNS`.
+    att_gt: the underlying cell effects, columns :data:`ATT_GT_COLUMNS`.
+    settings: the options the run used (for the marts' run-settings column).
+    """
+
+    estimator: str
+    outcome: str
+    control_group: str
+    estimates: pd.DataFrame
+    event_study: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=EVENT_STUDY_COLUMNS)
+    )
+    att_gt: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ATT_GT_COLUMNS))
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def overall(self, aggregation: str = "simple") -> pd.Series:
+        """The overall row of one aggregation."""
+        rows = self.estimates[
+            (self.estimates["aggregation"] == aggregation) & (self.estimates["scope"] == "overall")
+        ]
+        if len(rows) != 1:
+            raise KeyError(f"no single overall row for aggregation {aggregation!r}")
+        return rows.iloc[0]
+
+    def cell(self, group: Any, period: Any) -> pd.Series:
+        """One ATT(g, t) row."""
+        rows = self.att_gt[(self.att_gt["group"] == group) & (self.att_gt["period"] == period)]
+        if len(rows) != 1:
+            raise KeyError(f"no single ATT({group}, {period}) cell")
+        return rows.iloc[0]
