@@ -81,8 +81,9 @@ validated as (
             when request_quarantine_rule is not null
                 then 'request ' || request_id || ' is quarantined (' || request_quarantine_rule || ')'
             when lead_time_days < 0
-                then 'decision_date ' || cast(decision_date as varchar) || ' is before request_date '
-                || cast(request_date as varchar) || ' (lead time ' || cast(lead_time_days as varchar) || ' days)'
+                then
+                    'decision_date ' || cast(decision_date as varchar) || ' is before request_date '
+                    || cast(request_date as varchar) || ' (lead time ' || cast(lead_time_days as varchar) || ' days)'
         end as quarantine_detail
 
     from joined

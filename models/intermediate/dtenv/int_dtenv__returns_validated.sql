@@ -31,15 +31,20 @@ validated as (
         *,
         case
             {{ common_quarantine_rules('departure_date') }}
-            when departure_type is null
+            when
+                departure_type is null
                 or departure_type not in ('forced', 'independent', 'unsupervised')
                 then 'invalid_departure_type'
         end as quarantine_rule,
         case
             {{ common_quarantine_details('departure_date') }}
-            when departure_type is null
+            when
+                departure_type is null
                 or departure_type not in ('forced', 'independent', 'unsupervised')
-                then 'departure_type ''' || coalesce(departure_type, '') || ''' is not forced, independent or unsupervised'
+                then
+                    'departure_type '''
+                    || coalesce(departure_type, '')
+                    || ''' is not forced, independent or unsupervised'
         end as quarantine_detail
 
     from ranked

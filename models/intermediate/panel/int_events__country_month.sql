@@ -106,13 +106,25 @@ laissez_passers_monthly as (
 
 keys as (
 
-    select iso3, month_start from returns_monthly
+    select
+        iso3,
+        month_start
+    from returns_monthly
     union
-    select iso3, month_start from requests_monthly
+    select
+        iso3,
+        month_start
+    from requests_monthly
     union
-    select iso3, month_start from decisions_monthly
+    select
+        iso3,
+        month_start
+    from decisions_monthly
     union
-    select iso3, month_start from laissez_passers_monthly
+    select
+        iso3,
+        month_start
+    from laissez_passers_monthly
 
 ),
 
@@ -136,8 +148,9 @@ final as (
     left join decisions_monthly
         on keys.iso3 = decisions_monthly.iso3 and keys.month_start = decisions_monthly.month_start
     left join laissez_passers_monthly
-        on keys.iso3 = laissez_passers_monthly.iso3
-        and keys.month_start = laissez_passers_monthly.month_start
+        on
+            keys.iso3 = laissez_passers_monthly.iso3
+            and keys.month_start = laissez_passers_monthly.month_start
     left join returns_monthly
         on keys.iso3 = returns_monthly.iso3 and keys.month_start = returns_monthly.month_start
 

@@ -14,7 +14,8 @@ final as (
         count(*) as months_with_events
 
     from events
-    where month_start between cast('{{ var("panel_start_month") }}' as date)
+    where
+        month_start between cast('{{ var("panel_start_month") }}' as date)
         and cast('{{ var("panel_end_month") }}' as date)
     group by iso3
 

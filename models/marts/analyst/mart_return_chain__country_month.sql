@@ -32,7 +32,8 @@ final as (
         cast(coalesce(events.rejections, 0) as integer) as rejections,
         case
             when panel.confirmations + coalesce(events.rejections, 0) = 0 then null
-            else cast(coalesce(events.rejections, 0) as double)
+            else
+                cast(coalesce(events.rejections, 0) as double)
                 / (panel.confirmations + coalesce(events.rejections, 0))
         end as share_rejected,
         panel.lead_time_days,

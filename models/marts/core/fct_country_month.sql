@@ -1,3 +1,5 @@
+{%- set panel_start = "cast('" ~ var('panel_start_month') ~ "' as date)" %}
+
 with
 
 panel_countries as (
@@ -52,8 +54,9 @@ joined as (
 
     from country_months
     left join events
-        on country_months.iso3 = events.iso3
-        and country_months.month_start = events.month_start
+        on
+            country_months.iso3 = events.iso3
+            and country_months.month_start = events.month_start
     left join partnership_starts
         on country_months.iso3 = partnership_starts.iso3
 
@@ -64,7 +67,7 @@ final as (
     select
         iso3,
         month_start,
-        cast({{ dbt.datediff("cast('" ~ var('panel_start_month') ~ "' as date)", 'month_start', 'month') }} + 1 as integer) as month_index,
+        cast({{ dbt.datediff(panel_start, 'month_start', 'month') }} + 1 as integer) as month_index,
         cast(requests as integer) as requests,
         cast(confirmations as integer) as confirmations,
         cast(lead_time_days as double) as lead_time_days,
@@ -78,7 +81,7 @@ final as (
         mipa_start_month as partnership_start_month,
         cast({{ dbt.datediff('mipa_start_month', 'month_start', 'month') }} as integer) as months_since_start,
         month_start between cast('{{ var("covid_start_month") }}' as date)
-            and cast('{{ var("covid_end_month") }}' as date) as is_covid_period
+        and cast('{{ var("covid_end_month") }}' as date) as is_covid_period
 
     from joined
 

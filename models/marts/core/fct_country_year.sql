@@ -76,17 +76,20 @@ final as (
         ) as total_departures,
         cast(case
             when extract(year from partnership_starts.misa_start_month) <= extract(year from country_years.year_start)
-                then 1 else 0
+                then 1
+            else 0
         end as integer) as misa,
         cast(case
             when extract(year from partnership_starts.mipa_start_month) <= extract(year from country_years.year_start)
-                then 1 else 0
+                then 1
+            else 0
         end as integer) as mipa
 
     from country_years
     left join events_yearly
-        on country_years.iso3 = events_yearly.iso3
-        and country_years.year_start = events_yearly.year_start
+        on
+            country_years.iso3 = events_yearly.iso3
+            and country_years.year_start = events_yearly.year_start
     left join partnership_starts
         on country_years.iso3 = partnership_starts.iso3
 

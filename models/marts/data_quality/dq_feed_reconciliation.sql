@@ -3,41 +3,41 @@
 with
 
 {% for feed in feeds %}
-{{ feed }}_landed as (
+    {{ feed }}_landed as (
 
-    select
-        '{{ feed }}' as feed,
-        count(*) as rows_landed
+        select
+            '{{ feed }}' as feed,
+            count(*) as rows_landed
 
-    from {{ source('dtenv', feed) }}
+        from {{ source('dtenv', feed) }}
 
-),
+    ),
 
-{{ feed }}_validated as (
+    {{ feed }}_validated as (
 
-    select
-        '{{ feed }}' as feed,
-        count(case when quarantine_rule is null then 1 end) as rows_staged,
-        count(quarantine_rule) as rows_quarantined
+        select
+            '{{ feed }}' as feed,
+            count(case when quarantine_rule is null then 1 end) as rows_staged,
+            count(quarantine_rule) as rows_quarantined
 
-    from {{ ref('int_dtenv__' ~ feed ~ '_validated') }}
+        from {{ ref('int_dtenv__' ~ feed ~ '_validated') }}
 
-),
+    ),
 
 {% endfor %}
 
 counts as (
 
     {% for feed in feeds %}
-    select
-        {{ feed }}_landed.feed,
-        {{ feed }}_landed.rows_landed,
-        {{ feed }}_validated.rows_staged,
-        {{ feed }}_validated.rows_quarantined
+        select
+            {{ feed }}_landed.feed,
+            {{ feed }}_landed.rows_landed,
+            {{ feed }}_validated.rows_staged,
+            {{ feed }}_validated.rows_quarantined
 
-    from {{ feed }}_landed
-    inner join {{ feed }}_validated on {{ feed }}_landed.feed = {{ feed }}_validated.feed
-    {% if not loop.last %}union all{% endif %}
+        from {{ feed }}_landed
+        inner join {{ feed }}_validated on {{ feed }}_landed.feed = {{ feed }}_validated.feed
+        {% if not loop.last %}union all{% endif %}
     {% endfor %}
 
 ),

@@ -8,30 +8,30 @@
 with
 
 {% for feed, event_date in feeds %}
-{{ feed }} as (
+    {{ feed }} as (
 
-    select
-        '{{ feed }}' as feed,
-        source_file,
-        source_row,
-        record_id,
-        quarantine_rule,
-        quarantine_detail,
-        nationality_raw,
-        {{ event_date }}_raw as event_date_raw
+        select
+            '{{ feed }}' as feed,
+            source_file,
+            source_row,
+            record_id,
+            quarantine_rule,
+            quarantine_detail,
+            nationality_raw,
+            {{ event_date }}_raw as event_date_raw
 
-    from {{ ref('int_dtenv__' ~ feed ~ '_validated') }}
-    where quarantine_rule is not null
+        from {{ ref('int_dtenv__' ~ feed ~ '_validated') }}
+        where quarantine_rule is not null
 
-),
+    ),
 
 {% endfor %}
 
 final as (
 
     {% for feed, event_date in feeds %}
-    select * from {{ feed }}
-    {% if not loop.last %}union all{% endif %}
+        select * from {{ feed }}
+        {% if not loop.last %}union all{% endif %}
     {% endfor %}
 
 )
