@@ -1,0 +1,120 @@
+"""The build end to end on small hand-written feeds: values, quarantine, atomic swap."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import write_csv
+
+from mipa.build import BuildError, build
+from mipa.contract import FEEDS
+
+LOOSE = ["--vars", "{max_quarantine_share: 0.9}"]
+
+
+def test_panel_counts_lead_time_and_treatment(minimal_feeds, tmp_path, pseudonym_key, query) -> None:
+    db = tmp_path / "mipa.duckdb"
+    build(minimal_feeds, db)
+    rows = query(
+        db,
+        """select strftime(month_start, '%Y-%m'), requests, confirmations, lead_time_days,
+                  laissez_passers, forced_departures, verified_departures, mipa, months_since_start
+           from marts.fct_country_month
+           where iso3 = 'MAR' and month_start between '2022-01-01' and '2022-06-01'
+           order by month_start""",
+    )
+    assert rows == [
+        ("2022-01", 1, 0, None, 0, 0, 0, 0, -5),
+        ("2022-02", 0, 0, None, 0, 0, 0, 0, -4),
+        ("2022-03", 0, 1, 50.0, 0, 0, 0, 0, -3),  # Q1 2022-01-10 -> C1 2022-03-01; C2 rejected
+        ("2022-04", 0, 0, None, 1, 0, 0, 0, -2),
+        ("2022-05", 0, 0, None, 0, 1, 1, 0, -1),
+        ("2022-06", 0, 0, None, 0, 0, 0, 1, 0),
+    ]
+    # MAR and TUN appear in the feeds: 2 panel countries x 120 months
+    assert query(db, "select count(*), count(distinct iso3) from marts.fct_country_month") == [(240, 2)]
+    # the unsupervised TUN departure is no verified departure but counts in the yearly total
+    assert query(
+        db,
+        "select total_departures, forced_departures from marts.fct_country_year "
+        "where iso3 = 'TUN' and calendar_year = 2022",
+    ) == [(1, 0)]
+
+
+def test_bad_rows_are_quarantined_with_file_row_and_rule(minimal_feeds, tmp_path, pseudonym_key, query) -> None:
+    write_csv(
+        minimal_feeds / "returns" / "returns_2023.csv",
+        FEEDS["returns"].required_columns,
+        [
+            ("R10", "P10", " marokkaanse ", "2023-01-05", "Forced"),  # valid after normalising
+            ("R11", "P11", "Atlantis", "2023-01-05", "forced"),
+            ("R12", "P12", "MAR", "2023-02-30", "forced"),
+            ("R13", "P13", "MAR", "2023-01-05", "deported"),
+            ("R1", "P1", "MAR", "2022-05-03", "forced"),  # corrected re-delivery of R1
+            ("", "P14", "MAR", "2023-01-05", "forced"),
+        ],
+    )
+    db = tmp_path / "mipa.duckdb"
+    build(minimal_feeds, db, LOOSE)
+    quarantined = query(
+        db,
+        """select source_file, source_row, quarantine_rule from marts.dq_quarantined_rows
+           where feed = 'returns' order by source_file, source_row""",
+    )
+    assert quarantined == [
+        ("returns/returns_2022.csv", 1, "duplicate_record_id"),
+        ("returns/returns_2023.csv", 2, "unknown_nationality"),
+        ("returns/returns_2023.csv", 3, "unparseable_date"),
+        ("returns/returns_2023.csv", 4, "invalid_departure_type"),
+        ("returns/returns_2023.csv", 6, "missing_record_id"),
+    ]
+    assert query(
+        db, "select rows_landed, rows_staged, rows_quarantined from marts.dq_feed_reconciliation where feed = 'returns'"
+    ) == [(8, 3, 5)]
+    # the corrected copy (2022-05-03) counts, once
+    assert query(
+        db,
+        "select sum(forced_departures) from marts.fct_country_month where iso3 = 'MAR' and month_start = '2022-05-01'",
+    ) == [(1,)]
+
+
+def test_too_many_quarantined_rows_fail_the_build_and_keep_last_good_db(
+    minimal_feeds, tmp_path, pseudonym_key, query
+) -> None:
+    db = tmp_path / "mipa.duckdb"
+    build(minimal_feeds, db)
+    before = db.read_bytes()
+    write_csv(
+        minimal_feeds / "requests" / "requests_2023.csv",
+        FEEDS["requests"].required_columns,
+        [(f"Q{i}", "P", "Narnia", "2023-01-01") for i in range(100, 110)],
+    )
+    with pytest.raises(BuildError) as err:
+        build(minimal_feeds, db)
+    message = str(err.value)
+    assert "is unchanged" in message
+    assert "unknown_nationality" in message and "requests/requests_2023.csv row 1" in message
+    assert db.read_bytes() == before
+    assert query(db, "select count(*) from marts.fct_country_month") == [(240,)]
+    assert (tmp_path / "mipa.failed.duckdb").exists()
+
+
+def test_rebuild_from_same_feeds_gives_identical_marts(minimal_feeds, tmp_path, pseudonym_key, query) -> None:
+    first, second = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    build(minimal_feeds, first)
+    build(minimal_feeds, second)
+    sql = "select * from marts.fct_country_month order by iso3, month_start"
+    assert query(first, sql) == query(second, sql)
+
+
+def test_missing_required_column_stops_before_dbt(minimal_feeds, tmp_path, pseudonym_key) -> None:
+    bad = minimal_feeds / "nationality_confirmations" / "decisions_2023.csv"
+    write_csv(bad, ("record_id", "nationality", "decision_date", "outcome"), [("C9", "MAR", "2023-01-01", "confirmed")])
+    from mipa.ingest import FeedError
+
+    with pytest.raises(FeedError, match="decisions_2023.csv: missing required column"):
+        build(minimal_feeds, tmp_path / "mipa.duckdb")
+    assert not (tmp_path / "mipa.duckdb").exists()
+    shutil.rmtree(minimal_feeds)

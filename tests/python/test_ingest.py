@@ -1,0 +1,101 @@
+"""File-level contract on load: clear errors that name the file and the rule."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import write_csv
+
+from mipa.contract import FEEDS
+from mipa.ingest import FeedError, ingest
+
+
+def test_rows_keep_file_and_row_number(minimal_feeds: Path, tmp_path: Path, pseudonym_key: str) -> None:
+    summary = ingest(minimal_feeds, tmp_path / "w.duckdb")
+    assert summary.rows("requests") == 2
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    rows = con.execute(
+        "select record_id, _source_file, _source_row from landing.requests order by _source_row"
+    ).fetchall()
+    assert rows == [("Q1", "requests/requests_2022.csv", 1), ("Q2", "requests/requests_2022.csv", 2)]
+
+
+def test_person_ids_are_replaced_by_keyed_hash(minimal_feeds: Path, tmp_path: Path, pseudonym_key: str) -> None:
+    ingest(minimal_feeds, tmp_path / "w.duckdb")
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    (pseudonym,) = con.execute("select person_pseudonym from landing.returns where record_id = 'R1'").fetchone()
+    expected = hmac.new(pseudonym_key.encode(), b"P1", hashlib.sha256).hexdigest()
+    assert pseudonym == expected
+    columns = {r[0] for r in con.execute("select column_name from information_schema.columns").fetchall()}
+    assert "person_id" not in columns
+
+
+def test_missing_key_on_real_feeds_is_an_error(minimal_feeds: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("MIPA_PSEUDONYM_KEY", raising=False)
+    with pytest.raises(FeedError, match="MIPA_PSEUDONYM_KEY"):
+        ingest(minimal_feeds, tmp_path / "w.duckdb")
+
+
+def test_missing_required_column_names_file_and_column(
+    minimal_feeds: Path, tmp_path: Path, pseudonym_key: str
+) -> None:
+    write_csv(
+        minimal_feeds / "returns" / "returns_2023.csv",
+        ("record_id", "person_id", "nationality", "departure_date"),
+        [("R9", "P9", "MAR", "2023-01-01")],
+    )
+    with pytest.raises(FeedError) as err:
+        ingest(minimal_feeds, tmp_path / "w.duckdb")
+    assert "returns/returns_2023.csv" in str(err.value)
+    assert "departure_type" in str(err.value)
+    assert "required_columns" in str(err.value)
+
+
+def test_extra_columns_are_ignored_and_names_matched_loosely(
+    minimal_feeds: Path, tmp_path: Path, pseudonym_key: str
+) -> None:
+    write_csv(
+        minimal_feeds / "laissez_passers" / "lp_2023.csv",
+        ("Record_ID", "person_id ", "nationality", "issue_date", "office"),
+        [("L7", "P7", "MAR", "2023-02-01", "Schiphol")],
+    )
+    summary = ingest(minimal_feeds, tmp_path / "w.duckdb")
+    assert summary.rows("laissez_passers") == 2
+
+
+def test_missing_feed_folder_is_an_error(minimal_feeds: Path, tmp_path: Path, pseudonym_key: str) -> None:
+    shutil.rmtree(minimal_feeds / "laissez_passers")
+    with pytest.raises(FeedError, match="feed folder 'laissez_passers' is missing"):
+        ingest(minimal_feeds, tmp_path / "w.duckdb")
+
+
+def test_parquet_and_csv_deliveries_load_together(
+    minimal_feeds: Path, tmp_path: Path, pseudonym_key: str
+) -> None:
+    con = duckdb.connect()
+    target = minimal_feeds / "returns" / "returns_2023.parquet"
+    con.execute(
+        f"""copy (select 'R5' as record_id, 'P5' as person_id, 'EGY' as nationality,
+                  date '2023-06-01' as departure_date, 'forced' as departure_type)
+            to '{target}' (format parquet)"""
+    )
+    summary = ingest(minimal_feeds, tmp_path / "w.duckdb")
+    assert summary.rows("returns") == 3
+    db = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    assert db.execute(
+        "select departure_date from landing.returns where record_id = 'R5'"
+    ).fetchone() == ("2023-06-01",)
+
+
+def test_identical_redelivery_is_flagged(minimal_feeds: Path, tmp_path: Path, pseudonym_key: str) -> None:
+    original = minimal_feeds / "returns" / "returns_2022.csv"
+    shutil.copy(original, minimal_feeds / "returns" / "returns_2022_resent.csv")
+    summary = ingest(minimal_feeds, tmp_path / "w.duckdb")
+    resent = [f for f in summary.files if f.source_file.endswith("resent.csv")][0]
+    assert resent.identical_to == "returns/returns_2022.csv"
+    assert summary.rows("returns") == 4  # both copies land; staging supersedes the older copy
