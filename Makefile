@@ -11,6 +11,8 @@ export MIPA_PROJECT_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DBT_PROFILES_DIR := $(CURDIR)
 export GX_ANALYTICS_ENABLED := false
+# the estimators do many small dense products; two BLAS threads on two cores only stall
+export OPENBLAS_NUM_THREADS := 1
 
 .PHONY: install run build simulate test test-fast lint bench clean
 

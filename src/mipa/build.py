@@ -48,6 +48,7 @@ def run_dbt(
     env["MIPA_PROJECT_DIR"] = str(project)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.setdefault("GX_ANALYTICS_ENABLED", "false")
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env.update(extra_env or {})
     cmd = [_dbt_executable(), *args, "--project-dir", str(project), "--profiles-dir", str(project)]
     return subprocess.run(cmd, env=env, cwd=project, check=False).returncode

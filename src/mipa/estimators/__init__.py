@@ -4,6 +4,9 @@ Every estimator takes a long panel (one row per unit and period) and returns a
 :class:`mipa.estimators.results.DidResult`.
 """
 
+from mipa.estimators.csdid import callaway_santanna
+from mipa.estimators.etwfe import etwfe
 from mipa.estimators.results import DidResult, normal_ci
+from mipa.estimators.twfe import twfe, yearly_twfe
 
-__all__ = ["DidResult", "normal_ci"]
+__all__ = ["DidResult", "callaway_santanna", "etwfe", "normal_ci", "twfe", "yearly_twfe"]

@@ -1,0 +1,15 @@
+"""All DiD estimators x all outcomes on fct_country_month (thin wrapper; logic in mipa.estimation)."""
+
+from mipa.estimation import EstimationSettings, run_monthly
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    settings = EstimationSettings(
+        n_boot=int(dbt.config.get("n_boot")),
+        seed=int(dbt.config.get("seed")),
+        etwfe_control_group=dbt.config.get("etwfe_control_group"),
+        cs_control_group=dbt.config.get("cs_control_group"),
+    )
+    panel = dbt.ref("fct_country_month").df()
+    return run_monthly(panel, settings)

@@ -1,0 +1,225 @@
+"""Run every estimator on the country-month panel and lay the results out for the marts.
+
+The dbt Python models in ``python_models/`` call these functions; they hold no estimator
+logic of their own. Every run is determined by :class:`EstimationSettings` (bootstrap draws
+and seed included), so the same panel gives the same tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from mipa.estimators.csdid import callaway_santanna
+from mipa.estimators.etwfe import etwfe
+from mipa.estimators.results import DidResult
+from mipa.estimators.twfe import twfe, yearly_twfe
+
+# the annex's outcomes, in the order of its tables; verified departures is its appendix 4
+OUTCOMES: tuple[str, ...] = (
+    "forced_departures",
+    "laissez_passers",
+    "confirmations",
+    "lead_time_days",
+    "requests",
+    "verified_departures",
+)
+
+# annex 11.2: four return outcomes of the yearly exploratory panel, one regression each
+YEARLY_OUTCOMES: tuple[str, ...] = (
+    "forced_departures",
+    "independent_departures",
+    "unsupervised_departures",
+    "total_departures",
+)
+YEARLY_TREATMENTS: tuple[str, ...] = ("misa", "mipa")
+
+RESULT_COLUMNS = [
+    "result_table",  # 'estimate' | 'event_study' | 'att_gt'
+    "estimator",
+    "outcome",
+    "control_group",
+    "aggregation",
+    "scope",
+    "cohort",
+    "period_month",
+    "event_time",
+    "estimate",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "band_low",
+    "band_high",
+    "p_value",
+    "n_obs",
+    "n_clusters",
+    "n_treated_clusters",
+    "inference",
+    "run_settings",
+]
+
+
+@dataclass(frozen=True)
+class EstimationSettings:
+    """Options of one estimation run; written to every result row as JSON."""
+
+    n_boot: int = 999
+    seed: int = 20260701
+    alpha: float = 0.05
+    etwfe_control_group: str = "notyettreated"  # Stata jwdid / xthdidregress default
+    cs_control_group: str = "nevertreated"  # R did default, as the annex ran it
+    cs_base_period: str = "varying"
+    cs_anticipation: int = 0
+    outcomes: tuple[str, ...] = OUTCOMES
+
+    def as_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def prepare_panel(country_month: pd.DataFrame) -> pd.DataFrame:
+    """Long estimation panel from ``fct_country_month``.
+
+    ``period`` = ``month_index`` (1 = first month of the window); ``first_treat`` = the
+    month index of the partnership start, 0 for never-treated countries. A start after the
+    window is never treated within it; a start before the window would leave no
+    pre-period and is dropped by the estimators with a warning.
+    """
+    panel = country_month.copy()
+    start = pd.to_datetime(panel["partnership_start_month"])
+    month = pd.to_datetime(panel["month_start"])
+    months_since = (month.dt.year - start.dt.year) * 12 + (month.dt.month - start.dt.month)
+    first_treat = panel["month_index"] - months_since
+    panel["period"] = panel["month_index"].astype(int)
+    panel["first_treat"] = first_treat.where(start.notna(), 0).astype(float)
+    last = panel["period"].max()
+    panel.loc[panel["first_treat"] > last, "first_treat"] = 0.0
+    return panel.sort_values(["iso3", "period"]).reset_index(drop=True)
+
+
+def _period_to_month(panel: pd.DataFrame) -> dict[int, str]:
+    pairs = panel[["period", "month_start"]].drop_duplicates()
+    return {
+        int(p): pd.Timestamp(m).strftime("%Y-%m-%d")
+        for p, m in zip(pairs["period"], pairs["month_start"], strict=True)
+    }
+
+
+def _cohort_label(group: object, months: dict[int, str]) -> str:
+    """A cohort is a start period (shown as its month) or, per country, an ISO3 label."""
+    if isinstance(group, str):
+        return group
+    value = float(group)
+    if np.isfinite(value) and int(value) in months:
+        return months[int(value)][:7]
+    return str(group)
+
+
+def result_rows(
+    result: DidResult, *, months: dict[int, str], settings: EstimationSettings, scopes: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Flatten one :class:`DidResult` into rows of :data:`RESULT_COLUMNS`.
+
+    ``scopes`` keeps only estimate rows with those scopes (e.g. only 'overall' from a
+    cohort run, only country rows from a per-country run).
+    """
+    base = {
+        "estimator": result.estimator,
+        "outcome": result.outcome,
+        "control_group": result.control_group,
+        "run_settings": settings.as_json(),
+    }
+    est = result.estimates.copy()
+    if scopes is not None:
+        est = est[est["scope"].isin(list(scopes))]
+    est = est.assign(result_table="estimate", cohort=None, period_month=None, event_time=np.nan,
+                     band_low=np.nan, band_high=np.nan, **base)
+
+    ev = result.event_study.copy()
+    ev = ev.assign(result_table="event_study", aggregation="dynamic", cohort=None, period_month=None,
+                   p_value=np.nan, n_obs=np.nan, n_clusters=np.nan, n_treated_clusters=np.nan, **base)
+
+    cells = result.att_gt.copy()
+    cells = cells.assign(
+        result_table="att_gt",
+        aggregation="cell",
+        scope=[_cohort_label(g, months) for g in cells["group"]],
+        cohort=[_cohort_label(g, months) for g in cells["group"]],
+        period_month=[months.get(int(p)) for p in cells["period"]],
+        band_low=np.nan,
+        band_high=np.nan,
+        p_value=np.nan,
+        n_clusters=np.nan,
+        n_treated_clusters=np.nan,
+        **base,
+    )
+    frames = [f for f in (est, ev, cells) if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    out = pd.concat([f.reindex(columns=RESULT_COLUMNS) for f in frames], ignore_index=True)
+    if "p_value" in out and out["p_value"].isna().any():
+        from mipa.estimators.results import normal_ci
+
+        _, _, p = normal_ci(out["estimate"].to_numpy(float), out["std_error"].to_numpy(float))
+        out["p_value"] = out["p_value"].fillna(pd.Series(p, index=out.index))
+    return out
+
+
+def estimate_outcome(panel: pd.DataFrame, outcome: str, settings: EstimationSettings) -> list[DidResult]:
+    """Every estimator on one outcome: overall (cohort) and per-country (unit) runs.
+
+    Unbalanced outcomes (``lead_time_days`` is NULL in months without confirmations):
+    ETWFE and TWFE drop the missing country-months from the regression; Callaway &
+    Sant'Anna uses, for each ATT(g,t), the countries observed in both periods of the 2x2.
+    """
+    labels = dict(zip(panel["iso3"], panel["iso3"], strict=True))
+    common = {"outcome": outcome, "unit": "iso3", "period": "period", "first_treat": "first_treat"}
+    cs_options = {
+        "control_group": settings.cs_control_group,
+        "base_period": settings.cs_base_period,
+        "anticipation": settings.cs_anticipation,
+        "n_boot": settings.n_boot,
+        "seed": settings.seed,
+        "alpha": settings.alpha,
+    }
+    return [
+        etwfe(panel, **common, control_group=settings.etwfe_control_group, alpha=settings.alpha),
+        etwfe(panel, **common, control_group=settings.etwfe_control_group, cohort="unit",
+              unit_labels=labels, alpha=settings.alpha),
+        callaway_santanna(panel, **common, **cs_options),
+        callaway_santanna(panel, **common, **cs_options, cohort="unit", unit_labels=labels),
+        twfe(panel, outcome=outcome, unit="iso3", period="period", treatments=("mipa",), vcov="all",
+             alpha=settings.alpha),
+    ]
+
+
+def run_monthly(country_month: pd.DataFrame, settings: EstimationSettings | None = None) -> pd.DataFrame:
+    """All estimators x all outcomes on ``fct_country_month``, as one long table."""
+    settings = settings or EstimationSettings()
+    panel = prepare_panel(country_month)
+    months = _period_to_month(panel)
+    treated = set(panel.loc[panel["first_treat"] > 0, "iso3"])
+    frames = []
+    for outcome in settings.outcomes:
+        etwfe_all, etwfe_unit, cs_all, cs_unit, classic = estimate_outcome(panel, outcome, settings)
+        frames.append(result_rows(etwfe_all, months=months, settings=settings, scopes=["overall"]))
+        frames.append(result_rows(etwfe_unit, months=months, settings=settings, scopes=treated))
+        frames.append(result_rows(cs_all, months=months, settings=settings, scopes=["overall"]))
+        frames.append(result_rows(cs_unit, months=months, settings=settings, scopes=treated))
+        frames.append(result_rows(classic, months=months, settings=settings))
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_yearly(country_year: pd.DataFrame) -> pd.DataFrame:
+    """Annex 11.2: each return outcome on MISA and on MIPA, one regression each, with
+    country and year fixed effects and country-clustered standard errors."""
+    frames = []
+    for treatment in YEARLY_TREATMENTS:
+        table = yearly_twfe(
+            country_year, outcomes=YEARLY_OUTCOMES, unit="iso3", period="calendar_year", treatments=(treatment,)
+        )
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,552 @@
+"""Wooldridge's extended two-way fixed effects (ETWFE) difference-in-differences.
+
+Reference: Wooldridge, J. M. (2021), "Two-way fixed effects, the two-way Mundlak
+regression, and difference-in-differences estimators", SSRN 3906345, sections 6-7;
+implemented as Stata ``jwdid`` (Rios-Avila) and ``xthdidregress twfe``, and R ``etwfe``
+(McDermott). The annex of the evaluation used ``xthdidregress``.
+
+Regression (one row per unit ``i`` and period ``t``, rows with a missing outcome or
+covariate dropped)::
+
+    y_it = a_i + l_t + sum_{(c,s) in cells} tau_cs * 1[cohort_i = c, t = s]
+           [+ x_it'(k + k_t + k_g(i)) + sum_cells 1[...] * (x_it - xbar_c)' d_cs] + e_it
+
+* ``control_group="notyettreated"`` (``jwdid`` / ``etwfe`` default): cells are the
+  post-treatment cells ``s >= g_c``; the not-yet-treated rows of later cohorts and the
+  never treated identify the period effects.
+* ``control_group="nevertreated"``: cells are all ``s != r_c``, with ``r_c`` the last
+  period before ``g_c`` (``g - 1`` with consecutive periods); every cohort row except its
+  reference period is saturated, so only the never treated identify the period effects
+  and a post cell's ``tau`` is exactly Callaway & Sant'Anna's (2021) unconditional
+  never-treated ``ATT(g, t)`` (``(ybar_gt - ybar_g,g-1) - (ybar_Ct - ybar_C,g-1)``); the
+  pre cells are the event-study leads.
+* ``cohort="group"``: a cohort is the set of units with the same first treated period.
+  ``cohort="unit"``: every treated unit is its own cohort (unit x period cells), for the
+  per-country effects of the annex; Egypt and Nigeria share a start but are reported
+  apart. Without covariates the unit cells of a cohort average (by rows) to its group
+  cell, so the ``simple`` effect is the same for both cohort definitions.
+* Covariates ``x`` (Wooldridge 2021, eq. 6.33; ``jwdid``/``etwfe``): ``x``, ``x`` x period
+  dummies and ``x`` x cohort dummies enter as controls (the unit fixed effects absorb
+  whatever is time-invariant), and each cell dummy is also interacted with ``x``
+  demeaned within its cohort (``xbar_c`` = mean of ``x`` over the cohort's rows in the
+  sample). A cell's effect is then ``tau_cs + d_cs'(xbar_cs - xbar_c)``, the average over
+  the cell's rows of the derivative in the treatment (Stata ``margins`` after ``jwdid``).
+
+Aggregates are linear combinations ``w'b`` of the coefficients with delta-method
+variance ``w'Vw`` (exact, as ``w`` does not depend on ``b``):
+
+* ``simple``: average over all treated post-treatment rows, i.e. post cells weighted by
+  their number of observed rows (``jwdid estat simple``, ``etwfe emfx("simple")``).
+* ``group``: per cohort, its post cells weighted by rows; ``overall`` = cohorts weighted
+  by their number of units (Callaway & Sant'Anna's ``P(G = g)``).
+* ``dynamic``: per event time ``e = t - g``, cells weighted by rows (``estat event``,
+  ``emfx("event")``); ``overall`` = unweighted mean of the ``e >= 0`` effects (as CS).
+  The per-``e`` effects are the event-study table; with never-treated controls it has
+  the leads ``e < -1`` and the reference ``e = -1`` (estimate 0, no standard error).
+* ``calendar``: per period, the post cells of that period weighted by rows
+  (``estat calendar``); ``overall`` = unweighted mean over periods (as CS). Its
+  per-period rows carry the period (as text) in ``scope``.
+
+Standard errors are clustered by unit with ``reghdfe``'s small-sample factor
+``(N-1)/(N-K) * G/(G-1)``: the unit fixed effects are nested in the clusters and not
+counted, the period effects count all ``T`` levels (reghdfe's ``dof(all)`` once the unit
+effects are set aside as nested), so ``K = rank + T``. This reproduces ``jwdid``'s
+standard errors to the published digits. R ``etwfe`` uses cohort fixed effects, which
+are not nested in units, so fixest's ``K`` is a few larger and its standard errors a
+few parts in 10^4 larger; linearmodels by default counts all absorbed effects. Intervals
+and p-values use t with ``G-1`` degrees of freedom, as ``reghdfe``/``jwdid`` report (R
+``etwfe`` via ``marginaleffects`` reports normal intervals).
+
+Unbalanced panels: rows with a missing outcome are dropped, the within transformation is
+done by alternating projections on the observed rows (exact, not a balanced-panel
+shortcut), and every weight above counts observed rows only. Rows alone in their unit or
+period are dropped as reghdfe drops singletons; units treated in the first period (no
+untreated row) are dropped; a ``first_treat`` after the last period counts as never
+treated. Without never-treated units (not-yet-treated controls only) the last cohort
+serves as the control group and the rows from its start on are dropped, as R ``etwfe``
+does. ``settings`` records all of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from mipa.estimators import _ols
+from mipa.estimators.results import (
+    ATT_GT_COLUMNS,
+    ESTIMATE_COLUMNS,
+    EVENT_STUDY_COLUMNS,
+    DidResult,
+)
+
+__all__ = ["etwfe"]
+
+ControlGroup = Literal["notyettreated", "nevertreated"]
+Cohort = Literal["group", "unit"]
+INFERENCE = "cluster_unit"
+
+
+# --------------------------------------------------------------------------- preparation
+def _prepare(
+    panel: pd.DataFrame,
+    *,
+    outcome: str,
+    unit: str,
+    period: str,
+    first_treat: str,
+    covariates: Sequence[str],
+    control_group: ControlGroup,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Validate the panel and return the regression rows with a numeric ``_g`` column.
+
+    ``_g`` is the first treated period, ``inf`` for never treated (``first_treat`` 0,
+    NaN, or after the last period). Units treated in or before the first period have no
+    untreated row and are dropped (no cell of theirs is identified).
+    """
+    cols = [unit, period, outcome, first_treat, *covariates]
+    missing = [c for c in cols if c not in panel.columns]
+    if missing:
+        raise KeyError(f"columns not in panel: {missing}")
+    df = panel[list(dict.fromkeys(cols))].copy()
+    if df[[unit, period]].isna().any().any():
+        raise ValueError("unit and period must not be missing")
+    if df.duplicated([unit, period]).any():
+        raise ValueError("panel has more than one row per unit and period")
+    if not pd.api.types.is_integer_dtype(df[period]):
+        as_int = df[period].astype("int64")
+        if not np.array_equal(as_int.to_numpy(), df[period].to_numpy()):
+            raise ValueError(f"period column {period!r} must hold integers")
+        df[period] = as_int
+    g = pd.to_numeric(df[first_treat], errors="raise").astype(float)
+    if (g.groupby(df[unit]).nunique(dropna=False) > 1).any():
+        raise ValueError(f"{first_treat!r} must be constant within each unit")
+    t_min, t_max = df[period].min(), df[period].max()
+    g = g.where(~(g.isna() | (g == 0) | (g > t_max)), np.inf)
+    df["_g"] = g.to_numpy()
+    info: dict[str, Any] = {}
+    always = df.loc[df["_g"] <= t_min, unit].unique()
+    if len(always):
+        info["dropped_always_treated_units"] = [_plain(u) for u in always]
+        df = df[df["_g"] > t_min]
+    n_rows = len(df)
+    df = df.dropna(subset=[outcome, *covariates])
+    info["dropped_missing_rows"] = int(n_rows - len(df))
+    never = np.isinf(df["_g"])
+    if not never.any():
+        if control_group == "nevertreated":
+            raise ValueError("no never-treated units: use control_group='notyettreated'")
+        # The last cohort is the control group until it is treated (R etwfe's gref).
+        last = df["_g"].max()
+        df = df[df[period] < last].copy()
+        df.loc[df["_g"] == last, "_g"] = np.inf
+        info["last_cohort_as_control"] = _plain(last)
+    if not np.isfinite(df["_g"]).any():
+        raise ValueError("no treated units with an untreated period in the sample")
+    return df.reset_index(drop=True), info
+
+
+def _plain(v: Any) -> Any:
+    """numpy scalar -> python scalar (for JSON-able settings)."""
+    return v.item() if hasattr(v, "item") else v
+
+
+def _label(v: Any) -> str:
+    """Scope text for a group value: ``2004`` rather than ``2004.0``."""
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+# --------------------------------------------------------------------------- design
+def _cells(
+    df: pd.DataFrame,
+    *,
+    unit: str,
+    period: str,
+    cohort: Cohort,
+    control_group: ControlGroup,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Cell index of every row (-1 when in no cell) and the table of cells.
+
+    The cell table has one row per (cohort key, period) with ``key``, ``g``, ``period``,
+    ``event_time``, ``n_obs`` (observed rows) and ``units`` (set of units in the cell).
+    """
+    g = df["_g"].to_numpy()
+    t = df[period].to_numpy()
+    treated = np.isfinite(g)
+    if control_group == "notyettreated":
+        in_cell = treated & (t >= g)
+    else:
+        periods = np.unique(t)
+        ref = np.full(len(df), np.nan)
+        gi = g[treated]
+        pos = np.searchsorted(periods, gi, side="left") - 1  # last period before g
+        ref_t = np.where(pos >= 0, periods[np.clip(pos, 0, None)], -np.inf)
+        ref[treated] = ref_t
+        in_cell = treated & (t != ref)
+    key = df[unit].to_numpy() if cohort == "unit" else g
+    cell_frame = pd.DataFrame(
+        {"key": key[in_cell], "g": g[in_cell], "period": t[in_cell], "u": df[unit].to_numpy()[in_cell]}
+    )
+    codes, _ = pd.factorize(
+        pd.MultiIndex.from_arrays([cell_frame["g"], cell_frame["key"], cell_frame["period"]]),
+        sort=True,
+    )
+    cell_idx = np.full(len(df), -1, dtype=np.int64)
+    cell_idx[in_cell] = codes
+    cell_frame["cell"] = codes
+    table = (
+        cell_frame.groupby("cell", sort=True)
+        .agg(
+            key=("key", "first"),
+            g=("g", "first"),
+            period=("period", "first"),
+            n_obs=("u", "size"),
+            units=("u", lambda s: frozenset(s)),
+        )
+        .reset_index(drop=True)
+    )
+    table["event_time"] = (table["period"] - table["g"]).astype(np.int64)
+    return cell_idx, table
+
+
+def _design(
+    df: pd.DataFrame,
+    cell_idx: np.ndarray,
+    n_cells: int,
+    *,
+    period: str,
+    covariates: Sequence[str],
+    cohort_key: np.ndarray,
+) -> tuple[sparse.csc_matrix, list[tuple[str, int, str | None]], np.ndarray]:
+    """Sparse design matrix, a description of its columns, and the cell-mean covariates.
+
+    Columns: the cell dummies, then per covariate the cell x demeaned-covariate
+    interactions, then the covariate, covariate x cohort-start and covariate x period
+    controls. The third output is ``n_cells x n_covariates``: the mean over each cell's
+    rows of the within-cohort demeaned covariate.
+    """
+    n = len(df)
+    rows = np.flatnonzero(cell_idx >= 0)
+    cols = cell_idx[rows]
+
+    def block(r: np.ndarray, c: np.ndarray, v: np.ndarray, width: int) -> sparse.csc_matrix:
+        return sparse.csc_matrix((v, (r, c)), shape=(n, width))
+
+    blocks = [block(rows, cols, np.ones(rows.size), n_cells)]
+    desc: list[tuple[str, int, str | None]] = [("cell", c, None) for c in range(n_cells)]
+    xbar_cell = np.zeros((n_cells, len(covariates)))
+    if covariates:
+        counts = np.bincount(cols, minlength=n_cells).astype(float)
+        key_codes, _ = pd.factorize(pd.Series(cohort_key))
+        g = df["_g"].to_numpy()
+        t_codes, n_t = _ols.factorize(df[period].to_numpy())
+        g_codes, g_levels = pd.factorize(pd.Series(np.where(np.isfinite(g), g, np.nan)), sort=True)
+        ok = np.flatnonzero(g_codes >= 0)
+        allr = np.arange(n)
+        for j, name in enumerate(covariates):
+            x = df[name].to_numpy(dtype=float)
+            x_dm = x - pd.Series(x).groupby(key_codes).transform("mean").to_numpy()
+            blocks.append(block(rows, cols, x_dm[rows], n_cells))
+            desc += [("cell_x", c, name) for c in range(n_cells)]
+            xbar_cell[:, j] = np.bincount(cols, weights=x_dm[rows], minlength=n_cells) / counts
+            blocks.append(block(allr, np.zeros(n, dtype=np.int64), x, 1))
+            desc.append(("x", -1, name))
+            blocks.append(block(ok, g_codes[ok], x[ok], len(g_levels)))
+            desc += [("x_cohort", k, name) for k in range(len(g_levels))]
+            blocks.append(block(allr, t_codes, x, n_t))
+            desc += [("x_period", k, name) for k in range(n_t)]
+    X = sparse.hstack(blocks, format="csc") if len(blocks) > 1 else blocks[0]
+    return X, desc, xbar_cell
+
+
+# --------------------------------------------------------------------------- aggregation
+def _cell_gradient(
+    fit: _ols.OLSFit,
+    desc: list[tuple[str, int, str | None]],
+    n_cells: int,
+    covariates: Sequence[str],
+    xbar_cell: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cell effects and their gradient in the kept coefficients.
+
+    ``att_c = tau_c + sum_x d_{c,x} * xbar_c,x``; a dropped ``d`` counts as zero (the
+    fixed effects absorbed its column), a dropped ``tau`` makes the cell NaN.
+    """
+    p = len(desc)
+    full = np.zeros((n_cells, p))
+    full[np.arange(n_cells), np.arange(n_cells)] = 1.0
+    for j, _name in enumerate(covariates):
+        start = n_cells * (1 + j)
+        full[np.arange(n_cells), start + np.arange(n_cells)] = xbar_cell[:, j]
+    kept = fit.kept
+    grad = full[:, kept]
+    coef = np.where(kept, fit.coef, 0.0)
+    att = full @ coef
+    tau_dropped = ~kept[:n_cells]
+    att[tau_dropped] = np.nan
+    grad[tau_dropped] = np.nan
+    return att, grad
+
+
+def _rows_weights(cells: pd.DataFrame, mask: np.ndarray) -> np.ndarray:
+    """Weights over all cells: rows share within ``mask``, zero elsewhere."""
+    w = np.where(mask, cells["n_obs"].to_numpy(dtype=float), 0.0)
+    total = w.sum()
+    return w / total if total > 0 else w
+
+
+def _aggregation_matrix(
+    cells: pd.DataFrame, labels: Mapping[Any, str]
+) -> tuple[list[dict[str, Any]], np.ndarray, list[dict[str, Any]], np.ndarray]:
+    """Weight matrices for the estimates table and the event-study table.
+
+    Returns (estimate row meta, W_est) and (event row meta, W_event), each ``W`` of
+    shape ``rows x n_cells``; a row's effect is ``W @ att``.
+    """
+    post = cells["event_time"].to_numpy() >= 0
+    meta: list[dict[str, Any]] = []
+    W: list[np.ndarray] = []
+    unit_codes, _ = pd.factorize(pd.Series([u for us in cells["units"] for u in us]))
+    lengths = np.fromiter((len(us) for us in cells["units"]), dtype=np.int64, count=len(cells))
+    incidence = sparse.csr_matrix(
+        (np.ones(unit_codes.size), (np.repeat(np.arange(len(cells)), lengths), unit_codes)),
+        shape=(len(cells), int(unit_codes.max()) + 1),
+    )
+
+    def units_of(mask: np.ndarray) -> int:
+        return int((np.asarray(incidence[mask].sum(axis=0)).ravel() > 0).sum())
+
+    def add(agg: str, scope: str, w: np.ndarray, mask: np.ndarray) -> None:
+        meta.append({"aggregation": agg, "scope": scope, "n_treated_clusters": units_of(mask)})
+        W.append(w)
+
+    add("simple", "overall", _rows_weights(cells, post), post)
+
+    keys = cells["key"].to_numpy()
+    group_rows: list[np.ndarray] = []
+    group_units: list[int] = []
+    for k in pd.unique(keys):
+        m = post & (keys == k)
+        if not m.any():
+            continue
+        w = _rows_weights(cells, m)
+        add("group", labels[k], w, m)
+        group_rows.append(w)
+        group_units.append(units_of(m))
+    pi = np.asarray(group_units, dtype=float)
+    add("group", "overall", (pi / pi.sum()) @ np.vstack(group_rows), post)
+
+    e = cells["event_time"].to_numpy()
+    ev_meta: list[dict[str, Any]] = []
+    ev_W: list[np.ndarray] = []
+    for ei in np.unique(e):
+        m = e == ei
+        ev_meta.append({"event_time": int(ei)})
+        ev_W.append(_rows_weights(cells, m))
+    ev_post = np.vstack([w for mt, w in zip(ev_meta, ev_W, strict=True) if mt["event_time"] >= 0])
+    add("dynamic", "overall", ev_post.mean(axis=0), post)
+
+    t = cells["period"].to_numpy()
+    cal = []
+    for ti in np.unique(t[post]):
+        m = post & (t == ti)
+        w = _rows_weights(cells, m)
+        add("calendar", _label(ti), w, m)
+        cal.append(w)
+    add("calendar", "overall", np.vstack(cal).mean(axis=0), post)
+    return meta, np.vstack(W), ev_meta, np.vstack(ev_W)
+
+
+# --------------------------------------------------------------------------- main
+def etwfe(
+    panel: pd.DataFrame,
+    *,
+    outcome: str,
+    unit: str,
+    period: str,
+    first_treat: str,
+    covariates: Sequence[str] = (),
+    control_group: ControlGroup = "notyettreated",
+    cohort: Cohort = "group",
+    unit_labels: Mapping[Any, str] | pd.Series | None = None,
+    alpha: float = 0.05,
+) -> DidResult:
+    """Wooldridge's extended TWFE DiD on a long panel; see the module docstring.
+
+    Parameters
+    ----------
+    panel: one row per ``unit`` and ``period`` (integer periods, consecutive for event
+        time and the never-treated reference period ``g - 1``).
+    outcome: outcome column; rows where it (or a covariate) is NaN are dropped.
+    first_treat: first treated period; 0, NaN or a value after the last period mean never
+        treated. Must be constant within a unit.
+    covariates: columns ``x`` entering as in ``jwdid``/``etwfe`` (see module docstring).
+    control_group: ``"notyettreated"`` (default, as ``jwdid``/``etwfe``) or
+        ``"nevertreated"`` (saturated pre and post cells; post cells = CS ATT(g,t)).
+    cohort: ``"group"`` (cohort = first treated period) or ``"unit"`` (each treated unit
+        its own cohort; the ``group`` rows and ``att_gt.group`` carry the unit label).
+    unit_labels: optional map unit -> label (e.g. ISO3) for ``cohort="unit"``.
+    alpha: 1 - confidence level of the intervals.
+
+    Returns
+    -------
+    DidResult with ``estimator="etwfe"``; ``estimates`` (simple, group, dynamic,
+    calendar), ``event_study`` (by event time) and ``att_gt`` (the cells).
+    """
+    if control_group not in ("notyettreated", "nevertreated"):
+        raise ValueError(f"control_group must be 'notyettreated' or 'nevertreated', not {control_group!r}")
+    if cohort not in ("group", "unit"):
+        raise ValueError(f"cohort must be 'group' or 'unit', not {cohort!r}")
+    covariates = list(covariates)
+    df, info = _prepare(
+        panel,
+        outcome=outcome,
+        unit=unit,
+        period=period,
+        first_treat=first_treat,
+        covariates=covariates,
+        control_group=control_group,
+    )
+    unit_codes, n_units = _ols.factorize(df[unit].to_numpy())
+    period_codes, n_periods = _ols.factorize(df[period].to_numpy())
+    keep = _ols.drop_singletons([unit_codes, period_codes])
+    if not keep.all():
+        info["dropped_singleton_rows"] = int((~keep).sum())
+        df = df[keep].reset_index(drop=True)
+        unit_codes, n_units = _ols.factorize(df[unit].to_numpy())
+        period_codes, n_periods = _ols.factorize(df[period].to_numpy())
+
+    cell_idx, cells = _cells(df, unit=unit, period=period, cohort=cohort, control_group=control_group)
+    n_cells = len(cells)
+    if not (cells["event_time"] >= 0).any():
+        raise ValueError("no observed post-treatment rows of treated units")
+    cohort_key = df[unit].to_numpy() if cohort == "unit" else df["_g"].to_numpy()
+    X, desc, xbar_cell = _design(
+        df, cell_idx, n_cells, period=period, covariates=covariates, cohort_key=cohort_key
+    )
+    y = df[outcome].to_numpy(dtype=float)
+    fe = [unit_codes, period_codes]
+    fit = _ols.fit_within(y, X, fe)
+    df_a = _ols.absorbed_dof(fe, [unit_codes])
+    att, grad = _cell_gradient(fit, desc, n_cells, covariates, xbar_cell)
+    ok = np.isfinite(att)
+    V_cells = np.full((n_cells, n_cells), np.nan)
+    V_ok, vinfo = _ols.cluster_vcov(fit, [unit_codes], df_a=df_a, contrast=grad[ok])
+    V_cells[np.ix_(ok, ok)] = V_ok
+
+    if cohort == "unit":
+        lab_map = _unit_label_map(cells["key"], unit_labels)
+    else:
+        lab_map = {k: _label(k) for k in pd.unique(cells["key"])}
+    meta, W, ev_meta, W_ev = _aggregation_matrix(cells, lab_map)
+
+    df_t = vinfo.df
+    n_obs = fit.n_obs
+
+    # estimates
+    est = W @ att
+    se = np.sqrt(((W @ V_cells) * W).sum(axis=1))
+    lo, hi, p = _ols.wald_ci(est, se, df=df_t, alpha=alpha)
+    estimates = pd.DataFrame(meta)
+    estimates["estimate"] = est
+    estimates["std_error"] = se
+    estimates["ci_low"] = lo
+    estimates["ci_high"] = hi
+    estimates["p_value"] = p
+    estimates["n_obs"] = n_obs
+    estimates["n_clusters"] = vinfo.n_clusters
+    estimates["inference"] = INFERENCE
+    estimates = estimates[ESTIMATE_COLUMNS]
+
+    # event study
+    ev = W_ev @ att
+    ev_se = np.sqrt(((W_ev @ V_cells) * W_ev).sum(axis=1))
+    ev_lo, ev_hi, _ = _ols.wald_ci(ev, ev_se, df=df_t, alpha=alpha)
+    event_study = pd.DataFrame(
+        {
+            "scope": "overall",
+            "event_time": [m["event_time"] for m in ev_meta],
+            "estimate": ev,
+            "std_error": ev_se,
+            "ci_low": ev_lo,
+            "ci_high": ev_hi,
+            "band_low": np.nan,
+            "band_high": np.nan,
+            "inference": INFERENCE,
+        }
+    )
+    if control_group == "nevertreated" and (event_study["event_time"] < -1).any():
+        ref = pd.DataFrame(
+            [{"scope": "overall", "event_time": -1, "estimate": 0.0, "std_error": np.nan,
+              "ci_low": np.nan, "ci_high": np.nan, "band_low": np.nan, "band_high": np.nan,
+              "inference": "reference"}]
+        )
+        event_study = pd.concat([event_study, ref], ignore_index=True)
+    event_study = event_study.sort_values("event_time", kind="stable").reset_index(drop=True)
+    event_study = event_study[EVENT_STUDY_COLUMNS]
+
+    # cells
+    cell_se = np.sqrt(np.diag(V_cells))
+    c_lo, c_hi, _ = _ols.wald_ci(att, cell_se, df=df_t, alpha=alpha)
+    group_col = (
+        [lab_map[k] for k in cells["key"]] if cohort == "unit" else cells["g"].astype(np.int64).tolist()
+    )
+    att_gt = pd.DataFrame(
+        {
+            "group": group_col,
+            "period": cells["period"].to_numpy(),
+            "event_time": cells["event_time"].to_numpy(),
+            "estimate": att,
+            "std_error": cell_se,
+            "ci_low": c_lo,
+            "ci_high": c_hi,
+            "n_obs": cells["n_obs"].to_numpy(),
+            "inference": INFERENCE,
+        }
+    )[ATT_GT_COLUMNS]
+
+    settings: dict[str, Any] = {
+        "control_group": control_group,
+        "cohort": cohort,
+        "covariates": covariates,
+        "alpha": alpha,
+        "n_obs": n_obs,
+        "n_units": int(n_units),
+        "n_periods": int(n_periods),
+        "n_cells": int(n_cells),
+        "n_regressors": int(X.shape[1]),
+        "rank": fit.rank,
+        "vcov": "cluster by unit; reghdfe small-sample factor (N-1)/(N-K)*G/(G-1)",
+        "small_sample_factor": vinfo.small_sample_factor,
+        "ci_distribution": f"t({df_t})",
+        "fe_sweeps": fit.fe_sweeps,
+        **info,
+    }
+    return DidResult(
+        estimator="etwfe",
+        outcome=outcome,
+        control_group=control_group,
+        estimates=estimates.reset_index(drop=True),
+        event_study=event_study,
+        att_gt=att_gt,
+        settings=settings,
+    )
+
+
+def _unit_label_map(
+    keys: pd.Series, unit_labels: Mapping[Any, str] | pd.Series | None
+) -> dict[Any, str]:
+    """Label of each treated unit: ``unit_labels[u]`` when given, else ``str(u)``."""
+    out: dict[Any, str] = {}
+    for k in pd.unique(keys):
+        if unit_labels is not None and k in unit_labels:
+            out[k] = str(unit_labels[k])
+        else:
+            out[k] = _label(k)
+    return out
