@@ -10,10 +10,13 @@ them are quarantined there, not dropped here.
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
 import hmac
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,13 +101,35 @@ def discover_files(raw_dir: Path, feed: str) -> list[Path]:
     return files
 
 
+def _csv_header(path: Path) -> list[str]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return next(csv.reader(handle), [])
+
+
 def _relation_sql(path: Path) -> str:
     quoted = str(path).replace("'", "''")
     if path.suffix.lower() == ".parquet":
         return f"read_parquet('{quoted}')"
-    # all_varchar: types are checked row by row in dbt, so a bad value quarantines one row
-    # instead of failing the file.
-    return f"read_csv('{quoted}', header = true, all_varchar = true, strict_mode = true)"
+    # The dialect is the contract's (comma, double quotes), not sniffed: a sniffer guesses
+    # around a broken row instead of reporting it. Every column is read as text; types are
+    # checked row by row in dbt, so a bad value quarantines one row instead of the file.
+    columns = ", ".join(
+        "'{}': 'VARCHAR'".format(name.replace("'", "''")) for name in _csv_header(path)
+    )
+    return (
+        f"read_csv('{quoted}', header = true, auto_detect = false, columns = {{{columns}}}, "
+        "delim = ',', quote = '\"', escape = '\"', strict_mode = true)"
+    )
+
+
+def _csv_error(exc: duckdb.Error, source_file: str) -> FeedError:
+    """DuckDB reports file lines (header = line 1); the contract counts data rows."""
+    text = str(exc)
+    line = re.search(r"CSV Error on Line: (\d+)", text)
+    detail = [ln.strip() for ln in text.splitlines()[1:] if ln.strip() and "Original Line" not in ln]
+    where = f"row {int(line.group(1)) - 1} " if line else ""
+    reason = detail[0] if detail else _first_line(exc)
+    return FeedError(f"{source_file}: {where}cannot be parsed as CSV (rule: csv_format): {reason}")
 
 
 def _file_sha256(path: Path) -> str:
@@ -113,6 +138,36 @@ def _file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def check_utf8(path: Path, source_file: str) -> None:
+    """Stop on the first byte sequence that is not UTF-8, naming the data row.
+
+    Checked before parsing so the message points at the row to fix, not at a parser state.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line += chunk[: exc.start].count(b"\n")
+                raise FeedError(
+                    f"{source_file}: row {line - 1} is not valid UTF-8 (rule: utf8_encoding; "
+                    f"byte 0x{chunk[exc.start]:02x}); re-export the file as UTF-8"
+                ) from exc
+            line += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise FeedError(
+                f"{source_file}: file ends inside a multi-byte character (rule: utf8_encoding)"
+            ) from exc
 
 
 def _create_landing_table(con: duckdb.DuckDBPyConnection, spec: FeedSpec) -> None:
@@ -132,11 +187,15 @@ def _load_file(
     file_order: int,
     key: bytes,
 ) -> int:
+    if path.suffix.lower() == ".csv":
+        check_utf8(path, source_file)
     relation = _relation_sql(path)
     try:
         present = [row[0] for row in con.execute(f"describe select * from {relation}").fetchall()]
     except duckdb.Error as exc:
-        raise FeedError(f"{source_file}: file cannot be read (rule: readable_file): {exc}") from exc
+        raise FeedError(
+            f"{source_file}: file cannot be read (rule: readable_file): {_first_line(exc)}"
+        ) from exc
     # column names are matched case-insensitively and without surrounding spaces
     by_key = {c.strip().lower(): c for c in present}
     missing = [c for c in spec.required_columns if c not in by_key]
@@ -152,7 +211,11 @@ def _load_file(
     try:
         table = con.execute(f"select {select_list} from {relation}").fetch_arrow_table()
     except duckdb.Error as exc:
-        raise FeedError(f"{source_file}: file cannot be read (rule: readable_file): {exc}") from exc
+        if path.suffix.lower() == ".csv":
+            raise _csv_error(exc, source_file) from exc
+        raise FeedError(
+            f"{source_file}: file cannot be read (rule: readable_file): {_first_line(exc)}"
+        ) from exc
     if spec.person_column is not None:
         index = table.schema.get_field_index(spec.person_column)
         hashed = pseudonymise(table.column(index).combine_chunks(), key)
