@@ -45,6 +45,7 @@ lint: install
 	$(BIN)/sqlfluff lint models tests/singular analysis
 
 bench: install
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python scripts/benchmark.py
 
 clean:

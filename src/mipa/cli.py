@@ -14,6 +14,7 @@ import sys
 COMMAND_MODULES = [
     "mipa.simulate.command",
     "mipa.commands",
+    "mipa.export",
 ]
 
 
