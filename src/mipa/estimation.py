@@ -124,7 +124,8 @@ def result_rows(
     """Flatten one :class:`DidResult` into rows of :data:`RESULT_COLUMNS`.
 
     ``scopes`` keeps only estimate rows with those scopes (e.g. only 'overall' from a
-    cohort run, only country rows from a per-country run).
+    cohort run, only country rows from a per-country run). The event study of a run is
+    overall by construction, so it is kept only when 'overall' is among the scopes.
     """
     base = {
         "estimator": result.estimator,
@@ -139,6 +140,8 @@ def result_rows(
                      band_low=np.nan, band_high=np.nan, **base)
 
     ev = result.event_study.copy()
+    if scopes is not None and "overall" not in set(scopes):
+        ev = ev.iloc[0:0]
     ev = ev.assign(result_table="event_study", aggregation="dynamic", cohort=None, period_month=None,
                    p_value=np.nan, n_obs=np.nan, n_clusters=np.nan, n_treated_clusters=np.nan, **base)
 
