@@ -1,0 +1,1 @@
+"""Sensitivity of the DiD conclusions: pre-trend tests and Rambachan & Roth (2023) bounds."""

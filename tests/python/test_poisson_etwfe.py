@@ -1,0 +1,172 @@
+"""Tests of :func:`mipa.estimators.poisson_etwfe.poisson_etwfe`.
+
+Known truths: an independent fit of the same saturated model (unit + period fixed
+effects, one dummy per treated cell) with ``pyfixest.fepois`` (coefficients, clustered
+standard errors); exact recovery on a noise-free panel (the QMLE fits ``y = E[y]``
+exactly, so a planted multiplicative effect and its count-scale ATT are recovered to
+rounding); the boundary cases of separation, whose answers follow from the model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mipa.estimators.poisson_etwfe import poisson_etwfe
+
+KW = dict(outcome="y", unit="u", period="t", first_treat="g")
+
+
+def _design(n: int = 60, T: int = 12, seed: int = 1) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Units 0-14 start in period 6, 15-29 in period 9, the rest never; unit effects a,
+    period effects 0.05 t; returns the frame (without y) and the log means without and
+    with the planted effect log(1.5)."""
+    rng = np.random.default_rng(seed)
+    unit = np.repeat(np.arange(n), T)
+    period = np.tile(np.arange(1, T + 1), n)
+    g = np.select([np.arange(n) < 15, np.arange(n) < 30], [6, 9], 0)[unit]
+    log_base = rng.normal(1.0, 0.5, n)[unit] + 0.05 * period
+    treated = (g > 0) & (period >= g)
+    log_mu = log_base + np.where(treated, np.log(1.5), 0.0)
+    return pd.DataFrame({"u": unit, "t": period, "g": g}), log_base, log_mu
+
+
+def _cell_frame(d: pd.DataFrame, res) -> tuple[pd.DataFrame, list[str]]:
+    cols = {}
+    for c in res.settings["cells_log_scale"]:
+        cols[f"c{c['group']}_{c['period']}"] = ((d.g == c["group"]) & (d.t == c["period"])).astype(float)
+    x = pd.DataFrame(cols)
+    return pd.concat([d, x], axis=1), list(x.columns)
+
+
+def test_matches_pyfixest_fepois() -> None:
+    pf = pytest.importorskip("pyfixest")
+    d, _, log_mu = _design()
+    d["y"] = np.random.default_rng(7).poisson(np.exp(log_mu))
+    res = poisson_etwfe(d, **KW)
+    dd, cols = _cell_frame(d, res)
+    fml = "y ~ " + " + ".join(cols) + " | u + t"
+    common = dict(data=dd, vcov={"CRV1": "u"}, iwls_tol=1e-12, demeaner=pf.MapDemeaner(fixef_tol=1e-13))
+    raw = pf.fepois(fml, ssc=pf.ssc(k_adj=False, G_adj=False), **common)
+    adj = pf.fepois(fml, ssc=pf.ssc(k_adj=True, k_fixef="nonnested", G_adj=True), **common)
+    tau = np.array([c["tau"] for c in res.settings["cells_log_scale"]])
+    se = np.array([c["std_error"] for c in res.settings["cells_log_scale"]])
+    q = res.settings["small_sample_factor"]
+    np.testing.assert_allclose(tau, raw.coef()[cols].to_numpy(), atol=1e-6)
+    # the sandwich itself, and with the small-sample factor (N-1)/(N-K) G/(G-1)
+    np.testing.assert_allclose(se / np.sqrt(q), raw.se()[cols].to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(se, adj.se()[cols].to_numpy(), atol=1e-6)
+
+
+def test_matches_pyfixest_on_mpdta_exp_lemp() -> None:
+    """QMLE on a non-count outcome: exp(lemp) of R did's mpdta (cohorts 2004/2006/2007)."""
+    pf = pytest.importorskip("pyfixest")
+    from pathlib import Path
+
+    m = pd.read_csv(Path(__file__).resolve().parents[3] / "shared" / "reference" / "mpdta.csv")
+    d = pd.DataFrame({"u": m.countyreal, "t": m.year, "g": m["first.treat"], "y": np.exp(m.lemp)})
+    res = poisson_etwfe(d, **KW)  # cohort="group": 7 cells
+    dd, cols = _cell_frame(d, res)
+    fit = pf.fepois("y ~ " + " + ".join(cols) + " | u + t", data=dd, vcov={"CRV1": "u"},
+                    ssc=pf.ssc(k_adj=True, k_fixef="nonnested", G_adj=True), iwls_tol=1e-12,
+                    demeaner=pf.MapDemeaner(fixef_tol=1e-13))
+    tau = np.array([c["tau"] for c in res.settings["cells_log_scale"]])
+    se = np.array([c["std_error"] for c in res.settings["cells_log_scale"]])
+    np.testing.assert_allclose(tau, fit.coef()[cols].to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(se, fit.se()[cols].to_numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("cohort", ["group", "unit"])
+def test_recovers_planted_multiplicative_effect_exactly(cohort: str) -> None:
+    """y = E[y] exactly: tau = log 1.5 in every cell and the count-scale ATT is the mean
+    of exp(log_base) * 0.5 over the treated post rows."""
+    d, log_base, log_mu = _design()
+    d["y"] = np.exp(log_mu)
+    res = poisson_etwfe(d, cohort=cohort, **KW)
+    taus = np.array([c["tau"] for c in res.settings["cells_log_scale"]])
+    np.testing.assert_allclose(taus, np.log(1.5), atol=1e-8)
+    treated = (d.g > 0) & (d.t >= d.g)
+    truth = float(np.mean(np.exp(log_base[treated]) * 0.5))
+    assert res.overall("simple").estimate == pytest.approx(truth, rel=1e-9)
+    # each cell: mean of mu (1 - 1/1.5) over its rows
+    for row in res.att_gt.itertuples():
+        if cohort == "group":
+            rows = (d.g == row.group) & (d.t == row.period)
+        else:
+            rows = (d.u == int(row.group)) & (d.t == row.period)
+        assert row.estimate == pytest.approx(np.mean(np.exp(log_base[rows]) * 0.5), rel=1e-9)
+    assert res.estimator == "poisson_etwfe"
+    assert (res.att_gt["inference"] == "cluster_unit").all()
+
+
+def test_recovers_planted_effect_in_noisy_counts() -> None:
+    d, log_base, log_mu = _design(n=400, T=12, seed=5)
+    d["y"] = np.random.default_rng(11).poisson(np.exp(log_mu + 2.0))  # counts around 20-40
+    res = poisson_etwfe(d, **KW)
+    treated = (d.g > 0) & (d.t >= d.g)
+    truth = float(np.mean(np.exp(log_base[treated] + 2.0) * 0.5))
+    simple = res.overall("simple")
+    assert abs(simple.estimate - truth) < 3 * simple.std_error
+    assert simple.ci_low < truth < simple.ci_high
+
+
+def test_all_zero_control_unit_left_out_and_reported() -> None:
+    """A never-treated unit with y = 0 throughout contributes nothing to the likelihood at
+    a_i = -inf: the estimates equal those without the unit, and it is reported."""
+    d, _, log_mu = _design()
+    d["y"] = np.random.default_rng(3).poisson(np.exp(log_mu)).astype(float)
+    d.loc[d.u == 45, "y"] = 0.0
+    res = poisson_etwfe(d, **KW)
+    ref = poisson_etwfe(d[d.u != 45], **KW)
+    assert res.settings["separation"]["all_zero_units"] == [45]
+    assert res.settings["separation"]["rows_left_out"] == 12
+    np.testing.assert_allclose(res.att_gt.estimate, ref.att_gt.estimate, rtol=1e-10)
+    np.testing.assert_allclose(res.att_gt.std_error, ref.att_gt.std_error, rtol=1e-10)
+
+
+def test_treated_unit_zero_in_every_post_period_gives_minus_baseline() -> None:
+    """Per-unit cohorts, unit 0 has y = 0 after treatment: tau = -inf in its cells and
+    ATT = -exp(a_0 + l_t), the counterfactual mean, which the noise-free untreated rows
+    pin down exactly. The cells and every aggregate using them are flagged."""
+    d, log_base, log_mu = _design()
+    d["y"] = np.exp(log_mu)
+    post0 = (d.u == 0) & (d.t >= 6)
+    d.loc[post0, "y"] = 0.0
+    res = poisson_etwfe(d, cohort="unit", **KW)
+    cells = res.att_gt[res.att_gt.group == "0"]
+    assert len(cells) == 7
+    for row in cells.itertuples():
+        base = float(np.exp(log_base[(d.u == 0) & (d.t == row.period)]).item())
+        assert row.estimate == pytest.approx(-base, rel=1e-9)
+        assert row.inference == "cluster_unit_separated"
+    sep = res.settings["separation"]
+    assert {c["period"] for c in sep["zero_cells"]} == set(range(6, 13))
+    assert res.overall("simple").inference == "cluster_unit_separated"
+    grp = res.estimates[(res.estimates.aggregation == "group") & (res.estimates.scope == "0")].iloc[0]
+    assert grp.estimate == pytest.approx(-float(np.mean(np.exp(log_base[post0]))), rel=1e-9)
+    # the other units' effects are unaffected
+    other = res.att_gt[res.att_gt.group != "0"]
+    assert (other.inference == "cluster_unit").all()
+
+
+def test_zero_baseline_treated_unit() -> None:
+    """Per-unit cohorts, unit 0 has y = 0 before treatment and counts after: its level is
+    -inf and its taus +inf; the counterfactual is 0 and ATT = the observed mean."""
+    d, _, log_mu = _design()
+    d["y"] = np.exp(log_mu)
+    d.loc[(d.u == 0) & (d.t < 6), "y"] = 0.0
+    res = poisson_etwfe(d, cohort="unit", **KW)
+    assert res.settings["separation"]["zero_baseline_units"] == [0]
+    for row in res.att_gt[res.att_gt.group == "0"].itertuples():
+        obs = float(d.loc[(d.u == 0) & (d.t == row.period), "y"].item())
+        assert row.estimate == pytest.approx(obs, rel=1e-12)
+        assert row.inference == "cluster_unit_separated"
+
+
+def test_rejects_negative_outcome() -> None:
+    d, _, log_mu = _design()
+    d["y"] = np.exp(log_mu)
+    d.loc[0, "y"] = -1.0
+    with pytest.raises(ValueError, match="non-negative"):
+        poisson_etwfe(d, **KW)
