@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED := false
 # the estimators do many small dense products; two BLAS threads on two cores only stall
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: install run build simulate test test-fast lint bench clean
+.PHONY: install run build simulate report browser test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -34,7 +34,16 @@ simulate: install
 build: install
 	$(BIN)/mipa build
 
-test: install
+# headless Chromium for the report's browser test (Debian package; needs root or sudo)
+browser:
+	@test -x /usr/bin/chromium || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
+report: install
+	$(BIN)/mipa report
+
+test: install browser
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory lint
 
@@ -42,6 +51,7 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: install
+	$(BIN)/ruff check src tests scripts python_models
 	$(BIN)/sqlfluff lint models tests/singular analysis
 
 bench: install

@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "mipa.simulate.command",
     "mipa.commands",
     "mipa.export",
+    "mipa.report.command",
 ]
 
 

@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--raw-dir", type=Path, default=None)
     r.add_argument("--db", type=Path, default=None)
     r.add_argument("--seed", type=int, default=None, help="generator seed when feeds are generated")
+    r.add_argument("--lang", choices=["en", "nl"], default="en", help="report language")
     r.set_defaults(func=run_all)
 
 
@@ -51,9 +52,15 @@ def run_all(args: argparse.Namespace) -> int:
         print(f"[mipa run] no feeds in {raw}: generating synthetic feeds", file=sys.stderr)
         kwargs = {} if args.seed is None else {"seed": args.seed}
         simulate(raw, **kwargs)
+    db = Path(args.db or settings.db_path())
     try:
-        build(raw, args.db)
+        build(raw, db)
     except (FeedError, BuildError) as exc:
         print(f"[mipa run] FAILED: {exc}", file=sys.stderr)
         return 1
+    from mipa.report import build_report
+
+    report = build_report(db, settings.project_dir() / "reports", lang=args.lang)
+    print(f"[mipa run] report: {report}", file=sys.stderr)
+    print(report)
     return 0

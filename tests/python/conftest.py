@@ -67,3 +67,35 @@ def query() -> Callable[[Path, str], list[tuple]]:
             con.close()
 
     return run
+
+
+@pytest.fixture(scope="session")
+def synthetic_warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The default synthetic feeds built into a warehouse with every mart, through the CLI
+    as a user would run it; built once per test session and shared by the slow tests.
+
+    Set ``MIPA_TEST_WAREHOUSE`` to a folder holding ``raw/`` and ``mipa.duckdb`` to reuse one.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from mipa import settings
+
+    given = os.environ.get("MIPA_TEST_WAREHOUSE")
+    if given:
+        return Path(given) / "raw", Path(given) / "mipa.duckdb"
+    root = tmp_path_factory.mktemp("synthetic_warehouse")
+    raw, db = root / "raw", root / "mipa.duckdb"
+    env = {
+        **os.environ,
+        "MIPA_RAW_DIR": str(raw),
+        "MIPA_DB_PATH": str(db),
+        "MIPA_PROJECT_DIR": str(settings.project_dir()),
+        "OPENBLAS_NUM_THREADS": "1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    cli = [sys.executable, "-m", "mipa.cli"]
+    subprocess.run([*cli, "simulate", "--out", str(raw), "--quiet"], env=env, check=True)
+    subprocess.run([*cli, "build"], env=env, check=True)
+    return raw, db

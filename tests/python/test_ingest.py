@@ -11,7 +11,6 @@ import duckdb
 import pytest
 from conftest import write_csv
 
-from mipa.contract import FEEDS
 from mipa.ingest import FeedError, ingest
 
 

@@ -8,8 +8,6 @@ record ids are unique, and the panel counts exactly the staged events.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from conftest import write_csv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -11,9 +11,6 @@ import duckdb
 import pandas as pd
 import pytest
 
-from mipa.build import build
-from mipa.simulate import simulate
-
 pytestmark = pytest.mark.slow
 
 # Table 1 / A3 of the annex (domain.md): mean, sd, share of zeros (%), observations
@@ -28,13 +25,8 @@ ANNEX_TABLE_1 = {
 
 
 @pytest.fixture(scope="session")
-def synthetic_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("synthetic")
-    raw = root / "raw"
-    simulate(raw)
-    db = root / "mipa.duckdb"
-    build(raw, db)
-    return raw, db
+def synthetic_db(synthetic_warehouse: tuple[Path, Path]) -> tuple[Path, Path]:
+    return synthetic_warehouse
 
 
 def _frame(db: Path, sql: str) -> pd.DataFrame:

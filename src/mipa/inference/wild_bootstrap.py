@@ -123,8 +123,8 @@ from mipa.estimators.etwfe import (
     _unit_label_map,
 )
 from mipa.estimators.etwfe import _prepare as _etwfe_prepare
-from mipa.estimators.twfe import _prepare as _twfe_prepare
 from mipa.estimators.results import ESTIMATE_COLUMNS
+from mipa.estimators.twfe import _prepare as _twfe_prepare
 
 __all__ = [
     "FittedContrast",

@@ -1,0 +1,303 @@
+"""Build one report run: read the marts, draw the figures, lay out the tables, write the
+folder ``<out>/<run>/`` (index.html, tables as CSV and Parquet, figures as PNG and SVG,
+run_facts.json).
+
+The folder is written next to its final place and swapped in when complete, so a failed
+run never leaves half a report. The same database gives the same bytes: nothing in the
+output depends on the clock, the machine or the database's path.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import time
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mipa.report import labels
+from mipa.report.data import (
+    APPENDIX_OUTCOME,
+    MAIN_OUTCOMES,
+    OUTCOME_ORDER,
+    YEARLY_OUTCOME_ORDER,
+    ReportData,
+    load,
+)
+from mipa.report.figures import RenderedFigure, figure_specs, render
+from mipa.report.formatting import fmt_int, fmt_month_long, fmt_month_short
+from mipa.report.html import Section, heading, page, paragraph, render_dl, render_figure, render_table
+from mipa.report.tables import (
+    Table,
+    descriptive_table,
+    effect_table,
+    feeds_table,
+    files_table,
+    quarantine_table,
+    settings_table,
+    twfe_table,
+    versions_table,
+    yearly_table,
+)
+
+TOOLS = ("mipa", "duckdb", "dbt-core", "dbt-duckdb", "numpy", "pandas", "pyarrow", "scipy", "matplotlib")
+# numeric columns of the tidy exports (object columns mixing None and numbers break Parquet)
+NUMERIC_EXPORT_COLUMNS = (
+    "estimate", "std_error", "ci_low", "ci_high", "band_low", "band_high", "p_value", "event_time", "n_obs",
+    "n_clusters", "n_treated_clusters", "mean_value", "sd_value", "min_value", "max_value", "share_zero",
+    "n_countries", "rows_landed", "rows_staged", "rows_quarantined", "quarantined_share", "rows_loaded", "n_rows",
+)
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def log(message: str) -> None:
+    print(f"[mipa report] {message}", file=sys.stderr, flush=True)
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for dist in TOOLS:
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+def default_run_name(data: ReportData, lang: str) -> str:
+    """``synthetic-<feed fingerprint>-en``: the same feeds and language give the same folder."""
+    source = "synthetic" if data.synthetic else "real"
+    return f"{source}-{data.fingerprint[:10]}-{lang}"
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def build_tables(data: ReportData, lang: str) -> dict[str, Table]:
+    appendix = [o for o in OUTCOME_ORDER if o == APPENDIX_OUTCOME]
+    robust_order = [APPENDIX_OUTCOME, *MAIN_OUTCOMES]  # the annex's tables A1 and A2 start with it
+    return {
+        "table1": descriptive_table(data.descriptive, lang=lang, outcomes=MAIN_OUTCOMES,
+                                    name="table_01_descriptive", caption_key="table1_caption"),
+        "tableA3": descriptive_table(data.descriptive, lang=lang, outcomes=appendix,
+                                     name="table_a3_descriptive_verified", caption_key="tableA3_caption"),
+        "table2": effect_table(data.estimates, data.partners, lang=lang, estimator="etwfe", outcomes=MAIN_OUTCOMES,
+                               name="table_02_etwfe", caption_key="table2_caption", note_keys=["note_etwfe"]),
+        "tableA1": effect_table(data.estimates, data.partners, lang=lang, estimator="csdid", outcomes=robust_order,
+                                name="table_a1_csdid", caption_key="tableA1_caption", note_keys=["note_csdid"]),
+        "tableA2": twfe_table(data.estimates, lang=lang, outcomes=robust_order),
+        "tableA4": effect_table(data.estimates, data.partners, lang=lang, estimator="etwfe", outcomes=appendix,
+                                name="table_a4_etwfe_verified", caption_key="tableA4_caption",
+                                note_keys=["note_etwfe"]),
+        "yearly": yearly_table(data.yearly, lang=lang, outcomes=YEARLY_OUTCOME_ORDER),
+        "feeds": feeds_table(data.reconciliation, data.delivery_files, lang=lang),
+        "quarantine": quarantine_table(data.quarantine, lang=lang),
+        "files": files_table(data.delivery_files, lang=lang),
+        "versions": versions_table(tool_versions(), lang=lang),
+        "settings": settings_table(data.estimates, lang=lang),
+    }
+
+
+def _source_facts(data: ReportData, lang: str) -> list[tuple[str, str]]:
+    t = lambda key, **kw: labels.text(lang, key, **kw)  # noqa: E731
+    pf = data.panel_facts
+    items = [(t("facts_source"), t("facts_synthetic") if data.synthetic else t("facts_real"))]
+    if data.synthetic:
+        seed = data.generator_seed
+        items.append((t("facts_generator_seed"), "—" if seed is None else str(seed)))
+        generator = data.metadata.get("generator")
+        if isinstance(generator, dict):
+            scalars = [f"{k}={v}" for k, v in sorted(generator.items())
+                       if not isinstance(v, (dict, list)) and k != "seed"]
+            if scalars:
+                items.append((t("facts_generator"), ", ".join(scalars)))
+    items += [
+        (t("facts_database"), data.db_name),
+        (t("facts_fingerprint"), data.fingerprint),
+        (t("facts_panel_range"), t("facts_panel_range_value", first_month=fmt_month_long(pf["first_month"], lang),
+                                   last_month=fmt_month_long(pf["last_month"], lang), n_months=pf["n_months"])),
+        (t("facts_countries"), t("facts_countries_value", n_panel=pf["n_countries"], n_partner=pf["n_partner"],
+                                 n_control=pf["n_control"])),
+        (t("facts_rows"), fmt_int(pf["n_rows"], lang)),
+    ]
+    name_col = labels.COUNTRY_NAME_COLUMN[lang]
+    partners = ", ".join(f"{r[name_col]} ({fmt_month_short(r['mipa_start_month'])})" for _, r in data.partners.iterrows())
+    items.append((t("facts_partners"), partners or "—"))
+    if data.covid_months:
+        items.append((t("facts_covid"), f"{fmt_month_long(min(data.covid_months), lang)} – "
+                                        f"{fmt_month_long(max(data.covid_months), lang)}"))
+    return items
+
+
+def build_sections(data: ReportData, lang: str, tables: dict[str, Table],
+                   figures: dict[str, list[RenderedFigure]]) -> list[Section]:
+    t = lambda key, **kw: labels.text(lang, key, **kw)  # noqa: E731
+    pf = data.panel_facts
+    figs = lambda group: [render_figure(f) for f in figures.get(group, [])]  # noqa: E731
+
+    data_section = Section("data", t("sec_data"), t(
+        "intro_data", n_countries=pf["n_countries"], first_month=fmt_month_long(pf["first_month"], lang),
+        last_month=fmt_month_long(pf["last_month"], lang), n_rows=fmt_int(pf["n_rows"], lang)))
+    data_section.blocks += [render_table(tables["table1"]), render_table(tables["tableA3"]), *figs("data")]
+
+    trends = Section("trends", t("sec_trends"), t("intro_trends"), figs("trends"))
+    parallel = Section("parallel", t("sec_parallel"), t("intro_parallel"), figs("parallel"))
+
+    results = Section("results", t("sec_results"), t("intro_results"))
+    results.blocks += [heading(3, t("sub_etwfe")), *figs("coefficients"), render_table(tables["table2"])]
+    if figures.get("events"):
+        results.blocks += [heading(3, t("sub_event")), *figs("events")]
+    results.blocks += [heading(3, t("sub_robust")), render_table(tables["tableA1"]), render_table(tables["tableA2"])]
+    results.blocks += [heading(3, t("sub_verified")), render_table(tables["tableA4"])]
+    results.blocks += [heading(3, t("sub_yearly")), paragraph(t("intro_yearly")), render_table(tables["yearly"])]
+
+    facts = Section("facts", t("sec_facts"), t("intro_facts"))
+    if data.warnings:
+        facts.blocks.append('<div class="warning-box" role="alert">' + "".join(paragraph(w) for w in data.warnings)
+                            + "</div>")
+    facts.blocks.append(render_dl(_source_facts(data, lang)))
+    for key in ("feeds", "quarantine", "files", "settings", "versions"):
+        facts.blocks.append(render_table(tables[key]))
+    return [data_section, trends, parallel, results, facts]
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def _export_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for col in out.columns:
+        if col in NUMERIC_EXPORT_COLUMNS:
+            out[col] = pd.to_numeric(out[col], errors="coerce")
+        elif out[col].dtype == object:
+            out[col] = out[col].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+    return out
+
+
+def write_frame_files(frame: pd.DataFrame, folder: Path, stem: str) -> None:
+    frame = _export_frame(frame)
+    frame.to_csv(folder / f"{stem}.csv", index=False, lineterminator="\n")
+    frame.to_parquet(folder / f"{stem}.parquet", index=False)
+
+
+def write_table_files(table: Table, folder: Path) -> None:
+    write_frame_files(table.data, folder, table.name)
+
+
+def extra_exports(data: ReportData) -> dict[str, pd.DataFrame]:
+    """Results shown only as figures: the event studies, every event time."""
+    out = {}
+    for est in sorted(set(data.event_study["estimator"])) if not data.event_study.empty else []:
+        frame = data.event_study[data.event_study["estimator"] == est]
+        out[f"event_study_{est}"] = frame.sort_values(["outcome", "scope", "inference", "event_time"]).reset_index(
+            drop=True)
+    return out
+
+
+def run_facts(data: ReportData, lang: str, run: str, tables: dict[str, Table],
+              figures: list[RenderedFigure]) -> dict[str, Any]:
+    pf = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.panel_facts.items()}
+    return {
+        "run": run,
+        "language": lang,
+        "database": data.db_name,
+        "load_metadata": data.metadata,
+        "synthetic": data.synthetic,
+        "generator_seed": data.generator_seed,
+        "feed_fingerprint_sha256": data.fingerprint,
+        "panel": pf,
+        "partners": [{"iso3": r["iso3"], "mipa_start_month": r["mipa_start_month"].date().isoformat()}
+                     for _, r in data.partners.iterrows()],
+        "estimation_run_settings": sorted(set(data.estimates["run_settings"].dropna()))
+        if "run_settings" in data.estimates else [],
+        "tool_versions": tool_versions(),
+        "warnings": data.warnings,
+        "tables": sorted(f"{name}.{ext}" for name in [*(t.name for t in tables.values()), *extra_exports(data)]
+                         for ext in ("csv", "parquet")),
+        "figures": sorted(f"{f.spec.name}.{ext}" for f in figures for ext in ("png", "svg")),
+    }
+
+
+def build_report(db_path: Path, out_dir: Path, *, lang: str = "en", run_name: str | None = None) -> Path:
+    """Write ``<out_dir>/<run>/index.html`` (plus tables and figures) from the database at
+    ``db_path`` (opened read-only) and return the path of ``index.html``."""
+    lang = labels.check_lang(lang)
+    started = time.perf_counter()
+    log(f"reading {db_path}")
+    data = load(Path(db_path))
+    for warning in data.warnings:
+        log(f"WARNING {warning}")
+    run = run_name or default_run_name(data, lang)
+    if not RUN_NAME.match(run):
+        raise ValueError(f"run name {run!r}: use letters, digits, '.', '_' and '-' only")
+    out_dir = Path(out_dir)
+    final = out_dir / run
+    staging = out_dir / f".{run}.building"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        tables = build_tables(data, lang)
+        specs = figure_specs(data, lang)
+        total = sum(len(v) for v in specs.values())
+        rendered: dict[str, list[RenderedFigure]] = {}
+        done = 0
+        for group, group_specs in specs.items():
+            for spec in group_specs:
+                done += 1
+                tick = time.perf_counter()
+                fig = render(spec)
+                (staging / f"{spec.name}.png").write_bytes(fig.png)
+                (staging / f"{spec.name}.svg").write_bytes(fig.svg)
+                rendered.setdefault(group, []).append(fig)
+                log(f"figure {done}/{total} {spec.name} ({time.perf_counter() - tick:.1f}s)")
+        exports = extra_exports(data)
+        log(f"writing {len(tables) + len(exports)} tables (CSV, Parquet)")
+        for table in tables.values():
+            write_table_files(table, staging)
+        for stem, frame in exports.items():
+            write_frame_files(frame, staging, stem)
+        all_figures = [f for group in rendered.values() for f in group]
+        facts = run_facts(data, lang, run, tables, all_figures)
+        (staging / "run_facts.json").write_text(json.dumps(facts, indent=2, sort_keys=True, default=str) + "\n",
+                                                encoding="utf-8")
+        t = lambda key, **kw: labels.text(lang, key, **kw)  # noqa: E731
+        version = tool_versions()["mipa"]
+        source_text = t("facts_synthetic") if data.synthetic else t("facts_real")
+        if data.synthetic and data.generator_seed is not None:
+            source_text += f" (seed {data.generator_seed})"
+        source = (f'<p class="source-line"><strong>{escape(t("facts_source"))}:</strong> '
+                  f"{escape(source_text)} · {escape(data.db_name)}</p>")
+        html = page(
+            lang=lang,
+            title=t("title"),
+            subtitle=t("subtitle"),
+            source_line=source,
+            synthetic=data.synthetic,
+            sections=build_sections(data, lang, tables, rendered),
+            footer=t("footer", version=version, database=data.db_name),
+            version=version,
+        )
+        (staging / "index.html").write_text(html, encoding="utf-8")
+        # swap the finished folder in
+        if final.exists():
+            old = out_dir / f".{run}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(staging, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    index = final / "index.html"
+    log(f"done in {time.perf_counter() - started:.1f}s: {index}")
+    return index

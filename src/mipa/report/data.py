@@ -1,0 +1,296 @@
+"""Read everything the report shows from a built warehouse, over one read-only connection.
+
+The report never computes an estimate: it reads the marts (and the landing log for the run
+facts) and, for the figures, aggregates ``fct_country_month`` with SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+# order of the annex's tables; verified departures is its appendix 4
+OUTCOME_ORDER: tuple[str, ...] = (
+    "forced_departures",
+    "laissez_passers",
+    "confirmations",
+    "lead_time_days",
+    "requests",
+    "verified_departures",
+)
+MAIN_OUTCOMES: tuple[str, ...] = OUTCOME_ORDER[:5]
+APPENDIX_OUTCOME = "verified_departures"
+# outcomes that are counts (trend figures); lead time is left out there, as in the annex
+COUNT_OUTCOMES: tuple[str, ...] = (
+    "forced_departures",
+    "laissez_passers",
+    "confirmations",
+    "requests",
+    "verified_departures",
+)
+YEARLY_OUTCOME_ORDER: tuple[str, ...] = (
+    "forced_departures",
+    "independent_departures",
+    "unsupervised_departures",
+    "total_departures",
+)
+
+REQUIRED_TABLES = (
+    "marts.fct_country_month",
+    "marts.dim_country",
+    "marts.mart_panel__descriptive_statistics",
+    "marts.dq_feed_reconciliation",
+    "marts.dq_quarantined_rows",
+    "landing.load_metadata",
+    "landing.delivery_files",
+)
+# the estimation marts: a warehouse built without them (dbt --exclude tag:estimation) still
+# gets a report, with the results marked as not estimated
+ESTIMATION_TABLES: dict[str, tuple[str, ...]] = {
+    "marts.did_estimates": ("estimator", "outcome", "aggregation", "scope", "estimate", "std_error", "ci_low",
+                            "ci_high", "p_value", "n_obs", "n_clusters", "n_treated_clusters", "inference",
+                            "control_group", "run_settings"),
+    "marts.did_event_study": ("estimator", "outcome", "scope", "event_time", "estimate", "std_error", "ci_low",
+                              "ci_high", "band_low", "band_high", "inference", "control_group", "run_settings"),
+    "marts.did_yearly": ("outcome", "treatment", "estimate", "std_error", "ci_low", "ci_high", "p_value", "n_obs",
+                         "n_clusters"),
+}
+
+
+class ReportDataError(RuntimeError):
+    """The database lacks a table the report needs (not built, or built without estimation)."""
+
+
+@dataclass
+class ReportData:
+    db_name: str
+    metadata: dict[str, Any]
+    countries: pd.DataFrame  # panel countries with names and partnership starts
+    partners: pd.DataFrame  # partner countries in the panel, in start order
+    descriptive: pd.DataFrame
+    outcome_values: pd.DataFrame  # long: outcome, value (non-null), for the histograms
+    country_series: pd.DataFrame  # partner countries x month x outcome
+    control_means: pd.DataFrame  # month x outcome: mean of never-treated countries
+    group_means: pd.DataFrame  # month x group x outcome (parallel trends)
+    covid_months: list[pd.Timestamp]
+    panel_facts: dict[str, Any]
+    estimates: pd.DataFrame
+    event_study: pd.DataFrame
+    yearly: pd.DataFrame
+    reconciliation: pd.DataFrame
+    quarantine: pd.DataFrame  # feed x rule counts, with an example row
+    delivery_files: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.metadata.get("synthetic", False))
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 over the delivered files' hashes, in feed and file order."""
+        digest = hashlib.sha256()
+        files = self.delivery_files.sort_values(["feed", "source_file"])
+        for feed, name, sha in zip(files["feed"], files["source_file"], files["file_sha256"], strict=True):
+            digest.update(f"{feed}\t{name}\t{sha}\n".encode())
+        return digest.hexdigest()
+
+    @property
+    def generator_seed(self) -> Any:
+        return find_key(self.metadata.get("generator"), "seed")
+
+
+def find_key(obj: Any, key: str) -> Any:
+    """First value of ``key`` in a nested dict (breadth first), or None."""
+    queue = [obj]
+    while queue:
+        item = queue.pop(0)
+        if isinstance(item, dict):
+            if key in item:
+                return item[key]
+            queue.extend(item.values())
+    return None
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "select table_schema || '.' || table_name from information_schema.tables"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _df(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pd.DataFrame:
+    return con.execute(sql, params or []).df()
+
+
+def _dedupe(frame: pd.DataFrame, keys: list[str], name: str, warnings: list[str]) -> pd.DataFrame:
+    """Keep one row per key (the first after a full sort) and say so when there were more."""
+    if frame.empty:
+        return frame
+    sort_cols = [c for c in frame.columns if c != "run_settings"]
+    frame = frame.sort_values(sort_cols, kind="mergesort", na_position="last").reset_index(drop=True)
+    dup = frame.duplicated(keys, keep="first")
+    if dup.any():
+        warnings.append(
+            f"{name}: {int(dup.sum())} rows repeat the key ({', '.join(keys)}); the report shows "
+            "the first of each after sorting. Fix the mart (its uniqueness test should fail)."
+        )
+        frame = frame[~dup].reset_index(drop=True)
+    return frame
+
+
+def load(db_path: Path) -> ReportData:
+    db_path = Path(db_path)
+    if not db_path.exists():
+        raise ReportDataError(f"{db_path}: database not found (run `mipa build` first)")
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        missing = [t for t in REQUIRED_TABLES if t not in _tables(con)]
+        if missing:
+            raise ReportDataError(
+                f"{db_path}: missing {', '.join(missing)}; build the warehouse with the estimation "
+                "models (`mipa build`)"
+            )
+        return _load(con, db_path)
+    finally:
+        con.close()
+
+
+def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
+    warnings: list[str] = []
+    meta_rows = con.execute("select metadata from landing.load_metadata").fetchall()
+    metadata = json.loads(meta_rows[0][0]) if meta_rows and meta_rows[0][0] else {}
+
+    # countries of the panel, with both names and the partnership start inside the panel
+    countries = _df(
+        con,
+        """
+        with starts as (
+            select iso3, min(partnership_start_month) as partnership_start_month
+            from marts.fct_country_month group by iso3
+        )
+        select d.iso3, d.country_name_en, d.country_name_nl, d.region, d.subregion,
+               d.mipa_start_month, d.misa_start_month, s.partnership_start_month
+        from marts.dim_country d
+        join starts s using (iso3)
+        where d.is_panel_country
+        order by d.iso3
+        """,
+    )
+    partners = countries[countries["mipa_start_month"].notna()].copy()
+    partners["mipa_start_month"] = pd.to_datetime(partners["mipa_start_month"])
+    partners = partners.sort_values(["mipa_start_month", "iso3"], kind="mergesort").reset_index(drop=True)
+    partner_iso = partners["iso3"].tolist()
+
+    descriptive = _df(con, "select * from marts.mart_panel__descriptive_statistics order by display_order, outcome")
+
+    value_sql = " union all ".join(
+        f"select '{o}' as outcome, cast({o} as double) as value from marts.fct_country_month where {o} is not null"
+        for o in OUTCOME_ORDER
+    )
+    outcome_values = _df(con, f"select outcome, value from ({value_sql}) order by outcome, value")
+
+    cols = ", ".join(OUTCOME_ORDER)
+    country_series = _df(
+        con,
+        f"""select iso3, month_start, mipa, {cols}
+            from marts.fct_country_month
+            where iso3 in (select unnest(?::varchar[]))
+            order by iso3, month_start""",
+        [partner_iso],
+    )
+    avg_cols = ", ".join(f"avg({o}) as {o}" for o in OUTCOME_ORDER)
+    control_means = _df(
+        con,
+        f"""select month_start, count(*) as n_countries, {avg_cols}
+            from marts.fct_country_month
+            where partnership_start_month is null
+            group by month_start order by month_start""",
+    )
+    group_means = _df(
+        con,
+        f"""select month_start,
+                   case when partnership_start_month is null then 'never'
+                        when mipa = 1 then 'already' else 'notyet' end as treatment_group,
+                   count(*) as n_countries, {avg_cols}
+            from marts.fct_country_month
+            group by all order by month_start, treatment_group""",
+    )
+    covid = con.execute(
+        "select distinct month_start from marts.fct_country_month where is_covid_period order by 1"
+    ).fetchall()
+    covid_months = [pd.Timestamp(r[0]) for r in covid]
+
+    facts = con.execute(
+        """select min(month_start), max(month_start), count(distinct month_start), count(*),
+                  count(distinct iso3),
+                  count(distinct iso3) filter (where partnership_start_month is null)
+           from marts.fct_country_month"""
+    ).fetchone()
+    panel_facts = {
+        "first_month": facts[0],
+        "last_month": facts[1],
+        "n_months": int(facts[2]),
+        "n_rows": int(facts[3]),
+        "n_countries": int(facts[4]),
+        "n_control": int(facts[5]),
+        "n_partner": len(partner_iso),
+    }
+
+    present = _tables(con)
+
+    def estimation(table: str) -> pd.DataFrame:
+        if table in present:
+            return _df(con, f"select * from {table}")
+        warnings.append(f"{table} is missing: the warehouse was built without the estimation models.")
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ESTIMATION_TABLES[table]})
+
+    estimates = _dedupe(
+        estimation("marts.did_estimates"),
+        ["estimator", "outcome", "aggregation", "scope", "inference", "control_group"],
+        "did_estimates",
+        warnings,
+    )
+    event_study = _dedupe(
+        estimation("marts.did_event_study"),
+        ["estimator", "outcome", "scope", "event_time", "inference"],
+        "did_event_study",
+        warnings,
+    )
+    yearly = _dedupe(estimation("marts.did_yearly"), ["outcome", "treatment"], "did_yearly", warnings)
+    reconciliation = _df(con, "select * from marts.dq_feed_reconciliation order by feed")
+    quarantine = _df(
+        con,
+        """select feed, quarantine_rule, count(*) as n_rows,
+                  arg_min(source_file || ' row ' || cast(source_row as varchar) || ': ' ||
+                          coalesce(quarantine_detail, ''), (source_file, source_row)) as example
+           from marts.dq_quarantined_rows group by all order by feed, n_rows desc, quarantine_rule""",
+    )
+    delivery_files = _df(con, "select * from landing.delivery_files order by feed, source_file")
+
+    return ReportData(
+        db_name=db_path.name,
+        metadata=metadata,
+        countries=countries,
+        partners=partners,
+        descriptive=descriptive,
+        outcome_values=outcome_values,
+        country_series=country_series,
+        control_means=control_means,
+        group_means=group_means,
+        covid_months=covid_months,
+        panel_facts=panel_facts,
+        estimates=estimates,
+        event_study=event_study,
+        yearly=yearly,
+        reconciliation=reconciliation,
+        quarantine=quarantine,
+        delivery_files=delivery_files,
+        warnings=warnings,
+    )

@@ -1,0 +1,165 @@
+"""Numbers as the annex prints them: English or Dutch separators, the star rule, and the
+number of decimals per outcome and magnitude.
+
+Every function is pure (value in, text out), so the table tests can pin the layout.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import numbers
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mipa.report import labels
+
+MISSING = "—"
+STAR_LEVEL = 0.05  # "*" when p < 0.05, as in the annex's tables
+
+# outcomes the annex always prints without decimals (days)
+WHOLE_NUMBER_OUTCOMES = frozenset({"lead_time_days"})
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN, NaT or pd.NA (scalars only; a string is never missing)."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return False
+    try:
+        result = pd.isna(value)
+    except (TypeError, ValueError):
+        return False
+    return bool(result) if isinstance(result, (bool, np.bool_)) else False
+
+
+def _separators(lang: str) -> tuple[str, str]:
+    """(thousands, decimal) separators."""
+    return (".", ",") if labels.check_lang(lang) == "nl" else (",", ".")
+
+
+def fmt_number(value: Any, decimals: int = 1, lang: str = "en", *, thousands: bool = True) -> str:
+    """``1234.56`` -> ``1,234.6`` (en) or ``1.234,6`` (nl); missing -> ``—``."""
+    if is_missing(value):
+        return MISSING
+    text = f"{float(value):,.{decimals}f}" if thousands else f"{float(value):.{decimals}f}"
+    thou, dec = _separators(lang)
+    return text.replace(",", "\0").replace(".", dec).replace("\0", thou if thousands else "")
+
+
+def fmt_int(value: Any, lang: str = "en") -> str:
+    """Counts with thousands separators: ``10320`` -> ``10,320`` / ``10.320``."""
+    if is_missing(value):
+        return MISSING
+    return fmt_number(round(float(value)), 0, lang)
+
+
+def fmt_percent(share: Any, decimals: int = 1, lang: str = "en", *, sign: bool = True) -> str:
+    """A share (0..1) as a percentage: ``0.838`` -> ``83.8%`` (``83,8%`` in Dutch)."""
+    if is_missing(share):
+        return MISSING
+    return fmt_number(100.0 * float(share), decimals, lang) + ("%" if sign else "")
+
+
+def auto_decimals(*values: Any, outcome: str | None = None) -> int:
+    """Decimals for a cell: none for lead time (days) and for magnitudes of 100 and more,
+    one from 1, two below 1 (so small synthetic effects do not print as 0.0)."""
+    if outcome in WHOLE_NUMBER_OUTCOMES:
+        return 0
+    finite = [abs(float(v)) for v in values if not is_missing(v)]
+    if not finite:
+        return 1
+    largest = max(finite)
+    if largest >= 100:
+        return 0
+    if largest >= 1:
+        return 1
+    return 2
+
+
+def star(p_value: Any) -> str:
+    """``*`` when p < 0.05; nothing for larger or missing p-values."""
+    if is_missing(p_value):
+        return ""
+    return "*" if float(p_value) < STAR_LEVEL else ""
+
+
+def fmt_estimate_ci(
+    estimate: Any, ci_low: Any, ci_high: Any, p_value: Any, *, lang: str = "en", outcome: str | None = None
+) -> str:
+    """Annex layout ``3.0* [-0.8 6.7]``: estimate, star, interval in brackets."""
+    if is_missing(estimate):
+        return MISSING
+    d = auto_decimals(estimate, ci_low, ci_high, outcome=outcome)
+    text = fmt_number(estimate, d, lang) + star(p_value)
+    if not (is_missing(ci_low) or is_missing(ci_high)):
+        text += f" [{fmt_number(ci_low, d, lang)} {fmt_number(ci_high, d, lang)}]"
+    return text
+
+
+def fmt_estimate_se(
+    estimate: Any, std_error: Any, p_value: Any, *, lang: str = "en", outcome: str | None = None
+) -> str:
+    """Annex layout ``6.7* (3.2)``: estimate, star, standard error in parentheses."""
+    if is_missing(estimate):
+        return MISSING
+    d = auto_decimals(estimate, std_error, outcome=outcome)
+    text = fmt_number(estimate, d, lang) + star(p_value)
+    if not is_missing(std_error):
+        text += f" ({fmt_number(std_error, d, lang)})"
+    return text
+
+
+def fmt_p_value(p_value: Any, lang: str = "en") -> str:
+    """Three decimals; ``< 0.001`` below that."""
+    if is_missing(p_value):
+        return MISSING
+    if float(p_value) < 0.001:
+        return "< " + fmt_number(0.001, 3, lang)
+    return fmt_number(p_value, 3, lang)
+
+
+def as_date(value: Any) -> dt.date | None:
+    if is_missing(value):
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if hasattr(value, "to_pydatetime"):
+        return value.to_pydatetime().date()
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def fmt_month_short(value: Any) -> str:
+    """``2022-06-01`` -> ``06-2022`` (the annex's country labels)."""
+    d = as_date(value)
+    return MISSING if d is None else f"{d.month:02d}-{d.year}"
+
+
+def fmt_month_long(value: Any, lang: str = "en") -> str:
+    """``2022-06-01`` -> ``June 2022`` / ``juni 2022``."""
+    d = as_date(value)
+    return MISSING if d is None else f"{labels.month_name(lang, d.month)} {d.year}"
+
+
+def country_row_label(name: str, start: Any) -> str:
+    """``Marokko (06-2022)``: the country and its partnership start, as in the annex."""
+    return f"{name} ({fmt_month_short(start)})"
+
+
+def fmt_value_attr(value: Any) -> str:
+    """Unrounded value for a ``data-value`` attribute: ``repr`` round-trips a float exactly."""
+    if is_missing(value):
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return repr(f)

@@ -1,0 +1,239 @@
+"""The HTML page: one self-contained file (inline CSS and SVG, no scripts, no external
+assets), accessible (captions, scoped headers, alt text) and readable when printed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from html import escape
+from string import Template
+
+from mipa.report import labels
+from mipa.report.figures import RenderedFigure, inline_svg
+from mipa.report.tables import Cell, Row, Table
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    intro: str = ""
+    blocks: list[str] = field(default_factory=list)  # rendered HTML fragments
+
+
+def _attrs(attrs: dict[str, str]) -> str:
+    return "".join(f' {k}="{escape(str(v), quote=True)}"' for k, v in sorted(attrs.items()))
+
+
+def render_cell(cell: Cell) -> str:
+    tag = "th" if cell.header else "td"
+    attrs = dict(cell.attrs)
+    if cell.header and cell.scope:
+        attrs["scope"] = cell.scope
+    if cell.colspan > 1:
+        attrs["colspan"] = str(cell.colspan)
+    if cell.rowspan > 1:
+        attrs["rowspan"] = str(cell.rowspan)
+    if cell.classes:
+        attrs["class"] = " ".join(cell.classes)
+    return f"<{tag}{_attrs(attrs)}>{escape(cell.text)}</{tag}>"
+
+
+def _render_row(row: Row) -> str:
+    cls = f' class="{" ".join(row.classes)}"' if row.classes else ""
+    return f"<tr{cls}>" + "".join(render_cell(c) for c in row.cells) + "</tr>"
+
+
+def render_table(table: Table, *, downloads: bool = True) -> str:
+    cls = " ".join(("data-table", *table.classes))
+    parts = [f'<div class="table-block" id="{escape(table.name)}">', '<div class="table-wrap">',
+             f'<table class="{cls}">', f"<caption>{escape(table.caption)}</caption>"]
+    if table.header:
+        parts.append("<thead>" + "".join(_render_row(r) for r in table.header) + "</thead>")
+    parts.append("<tbody>" + "".join(_render_row(r) for r in table.body) + "</tbody>")
+    parts.append("</table></div>")
+    notes = list(table.notes)
+    if notes or downloads:
+        parts.append('<div class="table-notes">')
+        if notes:
+            parts.append("<ol>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ol>")
+        if downloads:
+            parts.append(_download_links(table.name, ("csv", "parquet")))
+        parts.append("</div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _download_links(stem: str, formats: Sequence[str]) -> str:
+    links = " · ".join(f'<a href="{escape(stem)}.{f}">{f.upper()}</a>' for f in formats)
+    return f'<p class="downloads">{links}</p>'
+
+
+def render_figure(fig: RenderedFigure) -> str:
+    spec = fig.spec
+    svg = inline_svg(fig.svg, prefix=spec.name, title=spec.alt)
+    notes = "".join(f'<span class="figure-note">{escape(n)}</span>' for n in spec.notes)
+    return (
+        f'<figure class="figure" id="{escape(spec.name)}">'
+        f'<div class="figure-body">{svg}</div>'
+        f'<figcaption><span class="figure-caption">{escape(spec.caption)}</span>{notes}'
+        f"{_download_links(spec.name, ('png', 'svg'))}</figcaption></figure>"
+    )
+
+
+def render_dl(items: Iterable[tuple[str, str]]) -> str:
+    body = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in items)
+    return f'<dl class="facts">{body}</dl>'
+
+
+def paragraph(text: str, cls: str | None = None) -> str:
+    c = f' class="{cls}"' if cls else ""
+    return f"<p{c}>{escape(text)}</p>"
+
+
+def heading(level: int, text: str, id_: str | None = None) -> str:
+    i = f' id="{escape(id_)}"' if id_ else ""
+    return f"<h{level}{i}>{escape(text)}</h{level}>"
+
+
+CSS = """
+:root { --ink: #1b1b1b; --muted: #595959; --rule: #9a9a9a; --light: #f3f5f7; --accent: #0072B2;
+        --warn-bg: #fff1e6; --warn: #a23c00; }
+* { box-sizing: border-box; }
+html { font-family: "DejaVu Sans", "Segoe UI", Helvetica, Arial, sans-serif; color: var(--ink);
+       line-height: 1.45; font-size: 15px; }
+body { margin: 0; background: #fff; }
+.page { max-width: 1080px; margin: 0 auto; padding: 0 24px 48px; }
+header.report-header { padding: 20px 0 8px; border-bottom: 2px solid var(--ink); }
+h1 { font-size: 1.6rem; margin: 0.2em 0; }
+h2 { font-size: 1.3rem; margin: 1.6em 0 0.4em; border-bottom: 1px solid var(--rule); padding-bottom: 0.15em; }
+h3 { font-size: 1.08rem; margin: 1.4em 0 0.4em; }
+.subtitle { color: var(--muted); margin: 0 0 0.6em; }
+.source-line { margin: 0.3em 0; font-size: 0.93rem; }
+.banner { background: var(--warn-bg); color: var(--warn); border: 2px solid var(--warn); font-weight: bold;
+          text-align: center; padding: 6px 10px; margin: 0; }
+.banner-top { position: sticky; top: 0; z-index: 10; }
+.section-banner { background: var(--warn-bg); color: var(--warn); border-left: 5px solid var(--warn);
+                  font-weight: bold; padding: 4px 10px; margin: 0.4em 0 0.8em; font-size: 0.9rem; }
+nav.toc ol { columns: 2; margin: 0.3em 0; list-style: none; padding-left: 0; }
+nav.toc a { color: var(--accent); }
+.warning-box { background: #fff8d6; border: 1px solid #b38f00; padding: 8px 12px; margin: 0.8em 0; }
+.table-block { margin: 1.2em 0 1.6em; }
+.table-wrap { overflow-x: auto; }
+table.data-table { border-collapse: collapse; font-size: 0.88rem; min-width: 50%;
+                   font-variant-numeric: tabular-nums; }
+table.data-table caption { caption-side: top; text-align: left; font-weight: bold; padding: 0 0 6px;
+                           font-size: 0.95rem; }
+table.data-table th, table.data-table td { padding: 3px 9px; vertical-align: top; text-align: left; }
+table.data-table thead th { border-top: 2px solid var(--ink); border-bottom: 1px solid var(--ink);
+                            font-weight: bold; vertical-align: bottom; }
+table.data-table tbody tr:last-child th, table.data-table tbody tr:last-child td { border-bottom: 2px solid var(--ink); }
+table.data-table td.num { text-align: right; white-space: nowrap; }
+table.data-table th[scope=row] { font-weight: normal; white-space: nowrap; }
+table.data-table tr.group th { background: var(--light); font-weight: bold; font-style: italic; }
+table.data-table tr.note-row td { font-size: 0.8rem; color: var(--warn); font-style: italic; white-space: normal; }
+table.data-table tr.illustrative th, table.data-table tr.illustrative td { color: #3d3d3d; font-style: italic; }
+table.data-table tr.n-row th, table.data-table tr.n-row td { border-top: 1px solid var(--ink); }
+table.facts td:last-child { word-break: break-all; }
+.table-notes { font-size: 0.8rem; color: var(--muted); }
+.table-notes ol { margin: 0.3em 0; padding-left: 1.4em; }
+.downloads { font-size: 0.8rem; margin: 0.2em 0; }
+.downloads a { color: var(--accent); }
+figure.figure { margin: 1.2em 0 1.8em; }
+.figure-body svg.figure-svg { width: 100%; height: auto; display: block; }
+figcaption { font-size: 0.86rem; color: var(--ink); margin-top: 4px; }
+figcaption .figure-caption { font-weight: bold; display: block; }
+figcaption .figure-note { display: block; color: var(--muted); }
+.visually-hidden { position: absolute !important; width: 1px; height: 1px; overflow: hidden;
+                   clip: rect(0 0 0 0); white-space: nowrap; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 3px 16px; font-size: 0.9rem; }
+dl.facts dt { font-weight: bold; }
+dl.facts dd { margin: 0; word-break: break-word; }
+footer { margin-top: 3em; font-size: 0.8rem; color: var(--muted); border-top: 1px solid var(--rule); padding-top: 6px; }
+@media print {
+  html { font-size: 10pt; }
+  .page { max-width: none; padding: 0; }
+  .banner-top { position: static; }
+  nav.toc { break-after: page; }
+  h2, h3 { break-after: avoid; }
+  section.report-section { break-before: page; }
+  figure.figure, .table-block, dl.facts { break-inside: avoid; }
+  .figure-body svg.figure-svg { max-height: 235mm; }
+  .table-wrap { overflow: visible; }
+  table.data-table { font-size: 8pt; }
+  .downloads { display: none; }
+  a { color: inherit; text-decoration: none; }
+  .banner, .section-banner { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+}
+"""
+
+PRINT_PAGE = Template("""
+@page { size: A4; margin: 18mm 13mm 16mm;
+  @top-center { content: "$top"; color: #a23c00; font: bold 9pt "DejaVu Sans", sans-serif; }
+  @bottom-right { content: counter(page); font: 8pt "DejaVu Sans", sans-serif; color: #595959; }
+}
+""")
+
+PAGE = Template("""<!DOCTYPE html>
+<html lang="$lang">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="mipa $version">
+<title>$title</title>
+<style>$css</style>
+</head>
+<body class="$body_class">
+$banner
+<div class="page">
+<header class="report-header">
+<h1>$title</h1>
+<p class="subtitle">$subtitle</p>
+$source_line
+</header>
+<nav class="toc" aria-labelledby="toc-title">
+<h2 id="toc-title">$contents</h2>
+<ol>$toc</ol>
+</nav>
+<main>
+$sections
+</main>
+<footer>$footer</footer>
+</div>
+</body>
+</html>
+""")
+
+
+def page(*, lang: str, title: str, subtitle: str, source_line: str, synthetic: bool, sections: Sequence[Section],
+         footer: str, version: str) -> str:
+    banner_text = labels.text(lang, "synthetic_banner")
+    banner = (f'<div class="banner banner-top" role="note" aria-label="{escape(banner_text, quote=True)}">'
+              f"{escape(banner_text)}</div>") if synthetic else ""
+    top = banner_text if synthetic else title
+    css = CSS + PRINT_PAGE.substitute(top=top.replace('"', "'"))
+    toc = "".join(f'<li><a href="#{escape(s.id)}">{escape(s.title)}</a></li>' for s in sections)
+    parts = []
+    for s in sections:
+        inner = [heading(2, s.title, f"h-{s.id}")]
+        if synthetic:
+            inner.append(f'<p class="section-banner" role="note">{escape(banner_text)}</p>')
+        if s.intro:
+            inner.append(paragraph(s.intro, "intro"))
+        inner.extend(s.blocks)
+        parts.append(f'<section class="report-section" id="{escape(s.id)}" aria-labelledby="h-{escape(s.id)}">'
+                     + "\n".join(inner) + "</section>")
+    return PAGE.substitute(
+        lang=lang,
+        version=escape(version),
+        title=escape(title),
+        css=css,
+        body_class="synthetic" if synthetic else "real",
+        banner=banner,
+        subtitle=escape(subtitle),
+        source_line=source_line,
+        contents=escape(labels.text(lang, "contents")),
+        toc=toc,
+        sections="\n".join(parts),
+        footer=escape(footer),
+    )

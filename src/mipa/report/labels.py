@@ -1,0 +1,500 @@
+"""Every word the report shows, in English and Dutch: one dictionary per language.
+
+The Dutch terms are the annex's own (Gedwongen vertrek, Laissez-passers,
+Nationaliteitsbevestigingen, Doorlooptijd, Aanvragen, Aantoonbaar vertrek). Code looks
+labels up with :func:`label`; a missing key is an error, so both languages stay complete
+(``tests/python/test_report.py`` checks that they have the same keys).
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("en", "nl")
+
+# column of dim_country that holds the country name in each language
+COUNTRY_NAME_COLUMN = {"en": "country_name_en", "nl": "country_name_nl"}
+
+OUTCOMES: dict[str, dict[str, str]] = {
+    "en": {
+        "forced_departures": "Forced departures",
+        "laissez_passers": "Laissez-passers",
+        "confirmations": "Nationality confirmations",
+        "lead_time_days": "Lead time (days)",
+        "requests": "Requests",
+        "verified_departures": "Verified departures",
+        # yearly exploratory panel (annex 11.2)
+        "independent_departures": "Independent returns",
+        "unsupervised_departures": "Returns without supervision",
+        "total_departures": "Total returns",
+    },
+    "nl": {
+        "forced_departures": "Gedwongen vertrek",
+        "laissez_passers": "Laissez-passers",
+        "confirmations": "Nationaliteitsbevestigingen",
+        "lead_time_days": "Doorlooptijd",
+        "requests": "Aanvragen",
+        "verified_departures": "Aantoonbaar vertrek",
+        "independent_departures": "Zelfstandige terugkeer",
+        "unsupervised_departures": "Terugkeer zonder toezicht",
+        "total_departures": "Terugkeer totaal",
+    },
+}
+
+# the yearly panel names forced departures the way annex 11.2 does
+YEARLY_OUTCOMES: dict[str, dict[str, str]] = {
+    "en": {"forced_departures": "Forced returns"},
+    "nl": {"forced_departures": "Gedwongen terugkeer"},
+}
+
+ESTIMATORS: dict[str, dict[str, str]] = {
+    "en": {
+        "etwfe": "Extended two-way fixed effects (Wooldridge)",
+        "csdid": "Doubly robust staggered DiD (Callaway & Sant'Anna)",
+        "twfe": "Classic two-way fixed effects",
+    },
+    "nl": {
+        "etwfe": "Extended two-way fixed effects (Wooldridge)",
+        "csdid": "Doubly robust staggered difference-in-differences (Callaway & Sant'Anna)",
+        "twfe": "Klassieke two-way fixed effects",
+    },
+}
+
+INFERENCE: dict[str, dict[str, str]] = {
+    "en": {
+        "cluster_unit": "Clustered by country",
+        "cluster_unit_stata": "Clustered by country",
+        "twoway_cluster": "Two-way clustered (country and month)",
+        "driscoll_kraay": "Driscoll-Kraay",
+        "multiplier_bootstrap": "Multiplier bootstrap",
+        "analytic_influence_function": "Analytic (influence function)",
+    },
+    "nl": {
+        "cluster_unit": "Geclusterd per land",
+        "cluster_unit_stata": "Geclusterd per land",
+        "twoway_cluster": "Two-way clustered (land en maand)",
+        "driscoll_kraay": "Driscoll-Kraay",
+        "multiplier_bootstrap": "Multiplier bootstrap",
+        "analytic_influence_function": "Analytisch (influence function)",
+    },
+}
+
+TREATMENTS: dict[str, dict[str, str]] = {
+    "en": {"mipa": "MIPA", "misa": "MISA"},
+    "nl": {"mipa": "MIPA", "misa": "MISA"},
+}
+
+FEEDS: dict[str, dict[str, str]] = {
+    "en": {
+        "returns": "Returns",
+        "requests": "Requests",
+        "nationality_confirmations": "Nationality confirmations",
+        "laissez_passers": "Laissez-passers",
+    },
+    "nl": {
+        "returns": "Vertrek",
+        "requests": "Aanvragen",
+        "nationality_confirmations": "Nationaliteitsbevestigingen",
+        "laissez_passers": "Laissez-passers",
+    },
+}
+
+TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Evaluation of the Dutch migration partnerships: statistical analysis",
+        "subtitle": "Rebuilt from the warehouse marts: return cooperation per country and month",
+        "synthetic_banner": "Synthetic data — not the real DTenV feeds",
+        "synthetic_figure": "Synthetic data — not the real DTenV feeds",
+        "real_banner": "Data: DTenV feeds",
+        "contents": "Contents",
+        # sections
+        "sec_data": "1. Data",
+        "sec_trends": "2. Per-country trends",
+        "sec_parallel": "3. Parallel trends",
+        "sec_results": "4. Results",
+        "sec_facts": "5. Run facts",
+        "sub_etwfe": "4.1 Main result: extended two-way fixed effects",
+        "sub_event": "4.2 Event studies",
+        "sub_robust": "4.3 Robustness",
+        "sub_verified": "4.4 Verified departures (appendix 4)",
+        "sub_yearly": "4.5 Exploratory yearly panel (annex 11.2)",
+        # intro texts
+        "intro_data": (
+            "Country-month panel of the return chain: requests (output), lead time, nationality "
+            "confirmations and laissez-passers (outcomes) and forced departures (impact). "
+            "Panel: {n_countries} countries, {first_month} to {last_month} ({n_rows} country-months)."
+        ),
+        "intro_trends": (
+            "Each partner country against the mean of the control group (never-treated panel "
+            "countries), per month. The vertical line marks the start of the partnership; the "
+            "shaded band is the COVID-19 period. Lead time is left out, as in the annex: many "
+            "countries have no confirmation, hence no lead time, in most months."
+        ),
+        "intro_parallel": (
+            "Monthly means of three groups: never-treated countries (control group), partner "
+            "countries before their partnership started (not yet treated) and partner countries "
+            "after the start (already treated). Difference-in-differences assumes parallel trends "
+            "before the start."
+        ),
+        "intro_results": (
+            "Effects of a partnership in outcome units per country-month. Brackets: 95% confidence "
+            "interval; * p < 0.05. The per-country rows are illustrative, not causal."
+        ),
+        "intro_yearly": (
+            "Exploratory yearly panel of the terms of reference: each return outcome regressed on "
+            "MISA or MIPA with country and year fixed effects, standard errors clustered by country."
+        ),
+        "intro_facts": "What a reader needs to reproduce the numbers in this report.",
+        # table 1
+        "table1_caption": "Table 1. Descriptive statistics",
+        "tableA3_caption": "Table A3. Descriptive statistics, verified departures",
+        "col_variable": "Variable",
+        "col_n_obs": "Observations",
+        "col_mean": "Mean",
+        "col_sd": "Std. dev.",
+        "col_min": "Min.",
+        "col_max": "Max.",
+        "col_share_zero": "% zero",
+        "col_n_countries": "# Countries",
+        # figures
+        "fig1_caption": "Figure 1. Histograms of the outcomes, zeros left out",
+        "fig1_zero_share": "Share of observations equal to 0 (left out): {shares}.",
+        "fig1_panel_note": "{share} of observations are 0 (left out)",
+        "fig1_alt": "Histograms of {outcomes}, one panel per outcome, without the zero observations.",
+        "fig_trend_caption": "Figure {number}. {outcome}: partner countries against the control-group mean",
+        "fig_trend_alt": (
+            "Monthly {outcome} from {first_month} to {last_month}, one panel per partner country "
+            "({countries}), each against the control-group mean, with the partnership start marked "
+            "and the COVID-19 period shaded."
+        ),
+        "fig_parallel_caption": "Figure {number}. {outcome}: monthly means of never-treated, not-yet-treated and already-treated countries",
+        "fig_parallel_alt": (
+            "Monthly mean {outcome} from {first_month} to {last_month} for three groups: "
+            "never-treated, not yet treated and already treated countries."
+        ),
+        "fig11_caption": "Figure 11. Average effect of a migration partnership (ETWFE), 95% confidence intervals",
+        "fig11_alt": "Point estimates with 95% confidence intervals of the average partnership effect on {outcomes}.",
+        "fig11_note": "Extended two-way fixed effects (Wooldridge), simple aggregation; intervals from country-clustered standard errors.",
+        "fig_event_caption": "Figure {number}. Event study, {estimator}: effect by months since the partnership start",
+        "fig_event_alt": (
+            "Effect by months since the start of the partnership for {outcomes}, with pointwise "
+            "95% intervals{band}."
+        ),
+        "fig_event_band_alt": " and the uniform 95% band",
+        "fig_event_note": "Dark band: pointwise 95% interval. Light band: uniform (simultaneous) 95% band, where the method gives one.",
+        "fig_event_window": "Shown: {low} to {high} months around the start; every event time is in {file}.",
+        "legend_country": "Partner country",
+        "legend_control": "Control-group mean",
+        "legend_start": "Partnership start",
+        "legend_covid": "COVID-19 period",
+        "legend_never": "Never treated (control group)",
+        "legend_notyet": "Not yet treated",
+        "legend_already": "Already treated",
+        "legend_estimate": "Estimate",
+        "legend_ci": "Pointwise 95% interval",
+        "legend_band": "Uniform 95% band",
+        "axis_month": "Month",
+        "axis_count": "Number per month",
+        "axis_mean": "Mean per country and month",
+        "axis_event_time": "Months since the partnership start",
+        "axis_effect": "Effect",
+        "axis_frequency": "Country-months",
+        "no_data": "No data",
+        # result tables
+        "table2_caption": "Table 2. Effect of the migration partnerships (ETWFE)",
+        "tableA1_caption": "Table A1. Effect of the migration partnerships, doubly robust staggered difference-in-differences (Callaway & Sant'Anna)",
+        "tableA2_caption": "Table A2. Effect of the migration partnerships, classic TWFE difference-in-differences",
+        "tableA4_caption": "Table A4. Effect of the migration partnerships on verified departures (ETWFE)",
+        "table_yearly_caption": "Table 11.2. Exploratory yearly panel: effect of MISA and MIPA on returns",
+        "row_overall_group": "Overall effect",
+        "row_country_group": "Effect per country",
+        "row_overall": "MIPA",
+        "row_n": "N",
+        "country_note": (
+            "Illustrative, not causal: one treated country per row, and clustered intervals "
+            "under-cover with a single treated country."
+        ),
+        "note_etwfe": "Extended two-way fixed effects difference-in-differences (Wooldridge); 95% confidence intervals in brackets from country-clustered standard errors.",
+        "note_csdid": "95% confidence intervals in brackets, from the multiplier bootstrap.",
+        "note_twfe": "Standard errors in parentheses, one row per inference method.",
+        "note_star": "* p < 0.05.",
+        "note_yearly": "Coefficient (standard error); p-value in the next column. Standard errors clustered by country.",
+        "note_not_estimated": "—: not estimated.",
+        "col_coef_se": "Coefficient (SE)",
+        "col_p_value": "p-value",
+        "col_outcome": "Outcome",
+        "col_treatment": "Treatment",
+        "col_n_clusters": "Clusters",
+        "missing_estimates": "No estimates for {estimator} in this database.",
+        # run facts
+        "facts_source": "Data source",
+        "facts_synthetic": "Synthetic feeds from the mipa generator",
+        "facts_real": "Real DTenV feeds",
+        "facts_generator_seed": "Generator seed",
+        "facts_generator": "Generator",
+        "facts_database": "Database file",
+        "facts_fingerprint": "Feed fingerprint (SHA-256 over the delivered files)",
+        "facts_panel_range": "Panel",
+        "facts_panel_range_value": "{first_month} to {last_month} ({n_months} months)",
+        "facts_countries": "Countries",
+        "facts_countries_value": "{n_panel} panel countries: {n_partner} partner countries, {n_control} never treated",
+        "facts_partners": "Partner countries (start)",
+        "facts_rows": "Country-months",
+        "facts_covid": "COVID-19 period",
+        "facts_feeds_caption": "Feeds: rows landed, staged and quarantined (data-quality reconciliation)",
+        "facts_files_caption": "Delivered files",
+        "facts_quarantine_caption": "Quarantined rows by feed and rule",
+        "facts_versions_caption": "Tool versions (environment that built this report)",
+        "facts_settings_caption": "Estimation settings (did_estimates.run_settings)",
+        "col_feed": "Feed",
+        "col_files": "Files",
+        "col_rows_landed": "Rows landed",
+        "col_rows_staged": "Rows staged",
+        "col_rows_quarantined": "Rows quarantined",
+        "col_quarantined_share": "Share quarantined",
+        "col_reconciled": "Reconciled",
+        "col_file": "File",
+        "col_rows": "Rows",
+        "col_status": "Status",
+        "col_sha": "SHA-256 (first 16)",
+        "col_identical": "Identical to",
+        "col_rule": "Rule",
+        "col_count": "Rows",
+        "col_example": "Example",
+        "col_tool": "Tool",
+        "col_version": "Version",
+        "col_setting": "Setting",
+        "col_value": "Value",
+        "col_estimators": "Estimators",
+        "yes": "yes",
+        "no": "no",
+        "none_quarantined": "No rows were quarantined.",
+        "downloads": "Files of this run",
+        "downloads_text": "The result tables (CSV, Parquet) and every figure (PNG, SVG) are in the same folder as this page:",
+        "footer": "Generated by mipa {version} from {database}. The numbers are read from the marts; nothing is typed in by hand.",
+    },
+    "nl": {
+        "title": "Evaluatie van de Nederlandse inzet op migratiepartnerschappen: statistische analyse",
+        "subtitle": "Opnieuw opgebouwd uit de marts van het datawarehouse: terugkeersamenwerking per land en maand",
+        "synthetic_banner": "Synthetische gegevens — niet de echte DTenV-bestanden",
+        "synthetic_figure": "Synthetische gegevens — niet de echte DTenV-bestanden",
+        "real_banner": "Gegevens: DTenV-bestanden",
+        "contents": "Inhoudsopgave",
+        "sec_data": "1. Data",
+        "sec_trends": "2. Visualisatie per land",
+        "sec_parallel": "3. Visualisatie parallelle trends",
+        "sec_results": "4. Resultaten",
+        "sec_facts": "5. Verantwoording van deze run",
+        "sub_etwfe": "4.1 Resultaat regressie: extended two-way fixed effects",
+        "sub_event": "4.2 Event studies",
+        "sub_robust": "4.3 Robuustheid",
+        "sub_verified": "4.4 Aantoonbaar vertrek (appendix 4)",
+        "sub_yearly": "4.5 Initiële panelanalyse per jaar (bijlage 11.2)",
+        "intro_data": (
+            "Panel per land en maand van de terugkeerketen: aanvragen (output), doorlooptijd, "
+            "nationaliteitsbevestigingen en laissez-passers (outcome) en gedwongen vertrek (impact). "
+            "Panel: {n_countries} landen, {first_month} tot en met {last_month} ({n_rows} land-maanden)."
+        ),
+        "intro_trends": (
+            "Elk partnerland vergeleken met het gemiddelde van de controlegroep (panellanden zonder "
+            "migratiepartnerschap), per maand. De verticale lijn markeert de start van het "
+            "migratiepartnerschap; de gearceerde periode is de coronapandemie. Doorlooptijd wordt "
+            "hier weggelaten, zoals in de bijlage: voor veel landen is er niet voor iedere maand een "
+            "doorlooptijd."
+        ),
+        "intro_parallel": (
+            "Gemiddelde per maand voor drie groepen: de controlegroep (nooit behandeld), "
+            "partnerlanden vóór de start van het migratiepartnerschap (nog niet behandeld) en "
+            "partnerlanden na de start (al behandeld). Difference-in-differences veronderstelt "
+            "parallelle trends vóór de start."
+        ),
+        "intro_results": (
+            "Effect van een migratiepartnerschap in eenheden van de variabele per land-maand. Tussen "
+            "haakjes: 95%-betrouwbaarheidsinterval; * p < 0,05. De schattingen per land zijn ter "
+            "illustratie, niet causaal."
+        ),
+        "intro_yearly": (
+            "Initiële panelanalyse uit de Terms of Reference: elke terugkeervariabele geregresseerd "
+            "op MISA of MIPA met land- en jaar-fixed effects, standaardfouten geclusterd per land."
+        ),
+        "intro_facts": "Wat een lezer nodig heeft om de cijfers in dit rapport te reproduceren.",
+        "table1_caption": "Tabel 1. Beschrijvende statistieken",
+        "tableA3_caption": "Tabel A3. Beschrijvende statistieken, aantoonbaar vertrek",
+        "col_variable": "Variabele",
+        "col_n_obs": "Observaties",
+        "col_mean": "Gemiddelde",
+        "col_sd": "Std. Afw.",
+        "col_min": "Min.",
+        "col_max": "Max.",
+        "col_share_zero": "%0",
+        "col_n_countries": "#Landen",
+        "fig1_caption": "Figuur 1. Histogrammen, zonder de nullen",
+        "fig1_zero_share": "Aandeel observaties gelijk aan 0 (hier weggelaten): {shares}.",
+        "fig1_panel_note": "{share} van de observaties is 0 (hier weggelaten)",
+        "fig1_alt": "Histogrammen van {outcomes}, één paneel per variabele, zonder de observaties gelijk aan nul.",
+        "fig_trend_caption": "Figuur {number}. {outcome}: partnerlanden vergeleken met het gemiddelde van de controlegroep",
+        "fig_trend_alt": (
+            "{outcome} per maand van {first_month} tot en met {last_month}, één paneel per "
+            "partnerland ({countries}), telkens vergeleken met het gemiddelde van de controlegroep, "
+            "met de start van het migratiepartnerschap gemarkeerd en de coronaperiode gearceerd."
+        ),
+        "fig_parallel_caption": "Figuur {number}. {outcome}: gemiddelde per maand van nooit, nog niet en al behandelde landen",
+        "fig_parallel_alt": (
+            "Gemiddelde {outcome} per maand van {first_month} tot en met {last_month} voor drie "
+            "groepen: nooit behandelde, nog niet behandelde en al behandelde landen."
+        ),
+        "fig11_caption": "Figuur 11. Gemiddeld effect migratiepartnerschap (ETWFE), 95%-betrouwbaarheidsintervallen",
+        "fig11_alt": "Puntschattingen met 95%-betrouwbaarheidsintervallen van het gemiddelde effect van een migratiepartnerschap op {outcomes}.",
+        "fig11_note": "Extended two-way fixed effects (Wooldridge), eenvoudige aggregatie; intervallen op basis van geclusterde standaardfouten.",
+        "fig_event_caption": "Figuur {number}. Event study, {estimator}: effect per maand sinds de start van het migratiepartnerschap",
+        "fig_event_alt": (
+            "Effect per maand sinds de start van het migratiepartnerschap voor {outcomes}, met "
+            "puntsgewijze 95%-intervallen{band}."
+        ),
+        "fig_event_band_alt": " en de uniforme 95%-band",
+        "fig_event_note": "Donkere band: puntsgewijs 95%-interval. Lichte band: uniforme (simultane) 95%-band, waar de methode die geeft.",
+        "fig_event_window": "Getoond: {low} tot {high} maanden rond de start; alle maanden staan in {file}.",
+        "legend_country": "Partnerland",
+        "legend_control": "Gemiddelde controlegroep",
+        "legend_start": "Start migratiepartnerschap",
+        "legend_covid": "Coronapandemie",
+        "legend_never": "Nooit behandeld (controlegroep)",
+        "legend_notyet": "Nog niet behandeld",
+        "legend_already": "Al behandeld",
+        "legend_estimate": "Schatting",
+        "legend_ci": "Puntsgewijs 95%-interval",
+        "legend_band": "Uniforme 95%-band",
+        "axis_month": "Maand",
+        "axis_count": "Aantal per maand",
+        "axis_mean": "Gemiddelde per land en maand",
+        "axis_event_time": "Maanden sinds de start van het migratiepartnerschap",
+        "axis_effect": "Effect",
+        "axis_frequency": "Land-maanden",
+        "no_data": "Geen gegevens",
+        "table2_caption": "Tabel 2. Effect migratiepartnerschappen (ETWFE)",
+        "tableA1_caption": "Tabel A1. Effect migratiepartnerschappen doubly robust staggered difference-in-differences (Callaway & Sant'Anna)",
+        "tableA2_caption": "Tabel A2. Effect migratiepartnerschappen TWFE difference-in-differences",
+        "tableA4_caption": "Tabel A4. Effect migratiepartnerschappen op aantoonbaar vertrek (ETWFE)",
+        "table_yearly_caption": "Tabel 11.2. Initiële panelanalyse per jaar: effect van MISA en MIPA op terugkeer",
+        "row_overall_group": "Effect algemeen",
+        "row_country_group": "Effect per land",
+        "row_overall": "MIPA",
+        "row_n": "N",
+        "country_note": (
+            "Ter illustratie, niet causaal: één behandeld land per rij, en geclusterde intervallen "
+            "zijn te smal bij één behandeld land."
+        ),
+        "note_etwfe": "Extended two-way fixed effects difference-in-differences (Wooldridge); tussen haakjes de 95%-betrouwbaarheidsintervallen op basis van geclusterde standaardfouten.",
+        "note_csdid": "Tussen haakjes de 95%-betrouwbaarheidsintervallen, berekend met de multiplier bootstrap.",
+        "note_twfe": "Standaardfouten tussen haakjes, één rij per methode.",
+        "note_star": "* p < 0,05.",
+        "note_yearly": "Coëfficiënt (standaardfout); p-waarde in de volgende kolom. Standaardfouten geclusterd per land.",
+        "note_not_estimated": "—: niet geschat.",
+        "col_coef_se": "Coëfficiënt (SE)",
+        "col_p_value": "p-waarde",
+        "col_outcome": "Variabele",
+        "col_treatment": "Behandeling",
+        "col_n_clusters": "Clusters",
+        "missing_estimates": "Geen schattingen voor {estimator} in deze database.",
+        "facts_source": "Gegevensbron",
+        "facts_synthetic": "Synthetische bestanden uit de mipa-generator",
+        "facts_real": "Echte DTenV-bestanden",
+        "facts_generator_seed": "Seed van de generator",
+        "facts_generator": "Generator",
+        "facts_database": "Databasebestand",
+        "facts_fingerprint": "Vingerafdruk van de bestanden (SHA-256 over de geleverde bestanden)",
+        "facts_panel_range": "Panel",
+        "facts_panel_range_value": "{first_month} tot en met {last_month} ({n_months} maanden)",
+        "facts_countries": "Landen",
+        "facts_countries_value": "{n_panel} panellanden: {n_partner} partnerlanden, {n_control} nooit behandeld",
+        "facts_partners": "Partnerlanden (start)",
+        "facts_rows": "Land-maanden",
+        "facts_covid": "Coronaperiode",
+        "facts_feeds_caption": "Bronnen: rijen geladen, verwerkt en in quarantaine (datakwaliteit)",
+        "facts_files_caption": "Geleverde bestanden",
+        "facts_quarantine_caption": "Rijen in quarantaine per bron en regel",
+        "facts_versions_caption": "Versies van de software (omgeving die dit rapport maakte)",
+        "facts_settings_caption": "Instellingen van de schatting (did_estimates.run_settings)",
+        "col_feed": "Bron",
+        "col_files": "Bestanden",
+        "col_rows_landed": "Rijen geladen",
+        "col_rows_staged": "Rijen verwerkt",
+        "col_rows_quarantined": "Rijen in quarantaine",
+        "col_quarantined_share": "Aandeel in quarantaine",
+        "col_reconciled": "Sluit aan",
+        "col_file": "Bestand",
+        "col_rows": "Rijen",
+        "col_status": "Status",
+        "col_sha": "SHA-256 (eerste 16)",
+        "col_identical": "Gelijk aan",
+        "col_rule": "Regel",
+        "col_count": "Rijen",
+        "col_example": "Voorbeeld",
+        "col_tool": "Software",
+        "col_version": "Versie",
+        "col_setting": "Instelling",
+        "col_value": "Waarde",
+        "col_estimators": "Schatters",
+        "yes": "ja",
+        "no": "nee",
+        "none_quarantined": "Er staan geen rijen in quarantaine.",
+        "downloads": "Bestanden van deze run",
+        "downloads_text": "De resultaattabellen (CSV, Parquet) en alle figuren (PNG, SVG) staan in dezelfde map als deze pagina:",
+        "footer": "Gemaakt door mipa {version} uit {database}. De cijfers komen uit de marts; niets is met de hand ingetypt.",
+    },
+}
+
+LOAD_STATUS: dict[str, dict[str, str]] = {
+    "en": {"loaded": "loaded", "empty_file": "empty file"},
+    "nl": {"loaded": "geladen", "empty_file": "leeg bestand"},
+}
+
+MONTHS: dict[str, tuple[str, ...]] = {
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"),
+    "nl": ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
+           "september", "oktober", "november", "december"),
+}
+
+GROUPS = {"OUTCOMES": OUTCOMES, "LOAD_STATUS": LOAD_STATUS, "YEARLY_OUTCOMES": YEARLY_OUTCOMES, "ESTIMATORS": ESTIMATORS,
+          "INFERENCE": INFERENCE, "TREATMENTS": TREATMENTS, "FEEDS": FEEDS, "TEXT": TEXT}
+
+
+def check_lang(lang: str) -> str:
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown report language {lang!r}: use one of {', '.join(LANGUAGES)}")
+    return lang
+
+
+def text(lang: str, key: str, **values: object) -> str:
+    """A sentence or heading of the report, with ``{placeholders}`` filled in."""
+    template = TEXT[check_lang(lang)][key]
+    return template.format(**values) if values else template
+
+
+def outcome(lang: str, name: str, *, yearly: bool = False) -> str:
+    if yearly and name in YEARLY_OUTCOMES[lang]:
+        return YEARLY_OUTCOMES[lang][name]
+    return OUTCOMES[check_lang(lang)].get(name, name)
+
+
+def estimator(lang: str, name: str) -> str:
+    return ESTIMATORS[check_lang(lang)].get(name, name)
+
+
+def inference(lang: str, name: str) -> str:
+    return INFERENCE[check_lang(lang)].get(name, name.replace("_", " "))
+
+
+def treatment(lang: str, name: str) -> str:
+    return TREATMENTS[check_lang(lang)].get(name, name.upper())
+
+
+def feed(lang: str, name: str) -> str:
+    return FEEDS[check_lang(lang)].get(name, name)
+
+
+def load_status(lang: str, name: str) -> str:
+    return LOAD_STATUS[check_lang(lang)].get(name, name)
+
+
+def month_name(lang: str, month: int) -> str:
+    return MONTHS[check_lang(lang)][month - 1]

@@ -1,0 +1,469 @@
+"""The report's tables, laid out like the annex, built from mart rows.
+
+Each builder takes plain DataFrames (the mart rows) and returns a :class:`Table`: header
+rows, body rows of :class:`Cell` (display text plus ``data-*`` attributes carrying the
+unrounded values) and notes, together with the tidy data behind it for the CSV and Parquet
+exports. Nothing here touches the database, so the layout is testable on small frames.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from mipa.report import labels
+from mipa.report.formatting import (
+    MISSING,
+    auto_decimals,
+    country_row_label,
+    fmt_estimate_ci,
+    fmt_estimate_se,
+    fmt_int,
+    fmt_number,
+    fmt_p_value,
+    fmt_percent,
+    fmt_value_attr,
+    is_missing,
+)
+
+# which inference a table shows when a mart holds several for one estimate
+PREFERRED_INFERENCE: dict[str, tuple[str, ...]] = {
+    "etwfe": ("cluster_unit_stata", "cluster_unit"),
+    "csdid": ("multiplier_bootstrap", "analytic_influence_function"),
+    "twfe": ("twoway_cluster", "cluster_unit", "driscoll_kraay"),
+}
+# overall effects use the simple aggregation; a per-country run reports its country as a
+# 'simple' or (one-cohort) 'group' aggregate
+OVERALL_AGGREGATIONS = ("simple",)
+COUNTRY_AGGREGATIONS = ("simple", "group")
+# the annex's table A2 rows, in this order when present
+TWFE_INFERENCE_ORDER = ("twoway_cluster", "cluster_unit", "driscoll_kraay")
+COUNTRY_MARK = "†"
+
+
+@dataclass
+class Cell:
+    text: str
+    header: bool = False
+    scope: str | None = None  # th scope: col | row | colgroup | rowgroup
+    colspan: int = 1
+    rowspan: int = 1
+    classes: tuple[str, ...] = ()
+    attrs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Row:
+    cells: list[Cell]
+    classes: tuple[str, ...] = ()
+
+
+@dataclass
+class Table:
+    name: str  # file stem of the exports and the HTML id
+    caption: str
+    header: list[Row]
+    body: list[Row]
+    notes: list[str] = field(default_factory=list)
+    data: pd.DataFrame = field(default_factory=pd.DataFrame)  # tidy, unrounded
+    classes: tuple[str, ...] = ()
+
+    @property
+    def n_columns(self) -> int:
+        return max((sum(c.colspan for c in r.cells) for r in self.header + self.body), default=0)
+
+
+def _col_header(texts: Sequence[str]) -> Row:
+    return Row([Cell(t, header=True, scope="col") for t in texts])
+
+
+def _value_attrs(**values: Any) -> dict[str, str]:
+    """``data-*`` attributes; names use dashes; missing values are left out."""
+    out = {}
+    for key, value in values.items():
+        if is_missing(value) and not isinstance(value, str):
+            continue
+        out["data-" + key.replace("_", "-")] = fmt_value_attr(value) if not isinstance(value, str) else value
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Table 1 / A3: descriptive statistics
+
+
+def descriptive_table(
+    stats: pd.DataFrame, *, lang: str, outcomes: Iterable[str], name: str, caption_key: str
+) -> Table:
+    """Annex Table 1: observations, mean, sd, min, max, % zero and countries per outcome."""
+    t = lambda key: labels.text(lang, key)  # noqa: E731
+    header = _col_header(
+        [t("col_variable"), t("col_n_obs"), t("col_mean"), t("col_sd"), t("col_min"), t("col_max"),
+         t("col_share_zero"), t("col_n_countries")]
+    )
+    wanted = list(outcomes)
+    rows = stats[stats["outcome"].isin(wanted)].copy()
+    rows["_order"] = rows["outcome"].map({o: i for i, o in enumerate(wanted)})
+    rows = rows.sort_values("_order", kind="mergesort")
+    body = []
+    for r in rows.itertuples(index=False):
+        o = r.outcome
+        # one decimal at most, as in the annex's Table 1 (none for days and large values)
+        d = min(1, auto_decimals(r.mean_value, outcome=o))
+        d_sd = min(1, auto_decimals(r.sd_value, outcome=o))
+        d_minmax = 0 if all(float(v).is_integer() for v in (r.min_value, r.max_value) if not is_missing(v)) else d
+
+        def num(col: str, text: str, value: Any) -> Cell:
+            return Cell(text, classes=("num",), attrs=_value_attrs(outcome=o, column=col, value=value))
+
+        body.append(Row([
+            Cell(labels.outcome(lang, o), header=True, scope="row", attrs={"data-outcome": o}),
+            num("n_obs", fmt_int(r.n_obs, lang), r.n_obs),
+            num("mean_value", fmt_number(r.mean_value, d, lang), r.mean_value),
+            num("sd_value", fmt_number(r.sd_value, d_sd, lang), r.sd_value),
+            num("min_value", fmt_number(r.min_value, d_minmax, lang), r.min_value),
+            num("max_value", fmt_number(r.max_value, d_minmax, lang), r.max_value),
+            num("share_zero", fmt_percent(r.share_zero, 1, lang, sign=False), r.share_zero),
+            num("n_countries", fmt_int(r.n_countries, lang), r.n_countries),
+        ]))
+    data = rows.drop(columns="_order").reset_index(drop=True)
+    data.insert(1, "label", [labels.outcome(lang, o) for o in data["outcome"]])
+    return Table(name, labels.text(lang, caption_key), [header], body, data=data, classes=("descriptive",))
+
+
+# ---------------------------------------------------------------------------------------
+# choosing the mart row behind a cell
+
+
+def select_estimate(
+    estimates: pd.DataFrame, *, estimator: str, outcome: str, scope: str,
+    aggregations: Sequence[str] | None = None, inference: str | None = None,
+) -> pd.Series | None:
+    """The did_estimates row of one cell, or None.
+
+    Overall effects: aggregation 'simple'. Countries: 'simple', else 'group'. When several
+    inference methods remain, :data:`PREFERRED_INFERENCE` decides, then name order.
+    """
+    if estimates.empty:
+        return None
+    rows = estimates[
+        (estimates["estimator"] == estimator) & (estimates["outcome"] == outcome) & (estimates["scope"] == scope)
+    ]
+    if inference is not None:
+        rows = rows[rows["inference"] == inference]
+    if rows.empty:
+        return None
+    if aggregations is None:
+        aggregations = OVERALL_AGGREGATIONS if scope == "overall" else COUNTRY_AGGREGATIONS
+    for agg in aggregations:
+        picked = rows[rows["aggregation"] == agg]
+        if not picked.empty:
+            rows = picked
+            break
+    else:
+        return None
+    prefs = PREFERRED_INFERENCE.get(estimator, ())
+    rank = {name: i for i, name in enumerate(prefs)}
+    rows = rows.assign(_rank=[rank.get(i, len(rank)) for i in rows["inference"]])
+    rows = rows.sort_values(["_rank", "inference", "control_group"], kind="mergesort")
+    return rows.iloc[0].drop("_rank")
+
+
+def _estimate_attrs(row: pd.Series | None, **keys: str) -> dict[str, str]:
+    if row is None:
+        return _value_attrs(kind="estimate", **keys)
+    return _value_attrs(
+        kind="estimate",
+        estimator=row["estimator"],
+        outcome=row["outcome"],
+        scope=row["scope"],
+        aggregation=row["aggregation"],
+        inference=row["inference"],
+        control_group=row.get("control_group"),
+        value=row["estimate"],
+        std_error=row.get("std_error"),
+        ci_low=row.get("ci_low"),
+        ci_high=row.get("ci_high"),
+        p_value=row.get("p_value"),
+        n_obs=row.get("n_obs"),
+    )
+
+
+def _numbered(lang: str, outcomes: Sequence[str]) -> list[str]:
+    return [f"({i}) {labels.outcome(lang, o)}" for i, o in enumerate(outcomes, start=1)]
+
+
+TIDY_COLUMNS = [
+    "table", "row", "row_label", "estimator", "outcome", "aggregation", "scope", "inference",
+    "control_group", "estimate", "std_error", "ci_low", "ci_high", "p_value", "n_obs",
+    "n_clusters", "n_treated_clusters", "display",
+]
+
+
+def _tidy(table: str, row_key: str, row_label: str, row: pd.Series | None, display: str,
+          estimator: str, outcome: str, scope: str) -> dict[str, Any]:
+    out = {c: None for c in TIDY_COLUMNS}
+    out.update(table=table, row=row_key, row_label=row_label, estimator=estimator, outcome=outcome,
+               scope=scope, display=display)
+    if row is not None:
+        for c in TIDY_COLUMNS[3:-1]:
+            if c in row.index:
+                out[c] = row[c]
+    return out
+
+
+def partner_labels(partners: pd.DataFrame, lang: str) -> list[tuple[str, str]]:
+    """(iso3, 'Marokko (06-2022)') per partner country, in start order."""
+    name_col = labels.COUNTRY_NAME_COLUMN[labels.check_lang(lang)]
+    return [
+        (r["iso3"], country_row_label(r[name_col] or r["iso3"], r["mipa_start_month"]))
+        for _, r in partners.iterrows()
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# Tables 2, A1, A4: overall and per-country effects with intervals
+
+
+def effect_table(
+    estimates: pd.DataFrame, partners: pd.DataFrame, *, lang: str, estimator: str,
+    outcomes: Sequence[str], name: str, caption_key: str, note_keys: Sequence[str],
+) -> Table:
+    """Rows: the overall effect, then one row per partner country (illustrative), then N.
+    Columns: outcomes. Cells ``estimate* [ci_low ci_high]``."""
+    t = lambda key, **kw: labels.text(lang, key, **kw)  # noqa: E731
+    ncol = len(outcomes) + 1
+    header = [Row([Cell("", header=True, scope="col"), *[Cell(h, header=True, scope="col") for h in _numbered(lang, outcomes)]])]
+    body: list[Row] = []
+    tidy: list[dict[str, Any]] = []
+
+    def effect_row(scope: str, label: str, classes: tuple[str, ...] = ()) -> Row:
+        cells = [Cell(label, header=True, scope="row", attrs={"data-scope": scope})]
+        for o in outcomes:
+            row = select_estimate(estimates, estimator=estimator, outcome=o, scope=scope)
+            text = MISSING if row is None else fmt_estimate_ci(
+                row["estimate"], row["ci_low"], row["ci_high"], row["p_value"], lang=lang, outcome=o)
+            cells.append(Cell(text, classes=("num", "estimate"),
+                              attrs=_estimate_attrs(row, estimator=estimator, outcome=o, scope=scope)))
+            tidy.append(_tidy(name, scope, label, row, text, estimator, o, scope))
+        return Row(cells, classes)
+
+    body.append(Row([Cell(t("row_overall_group"), header=True, scope="rowgroup", colspan=ncol)], ("group",)))
+    body.append(effect_row("overall", t("row_overall")))
+    countries = partner_labels(partners, lang)
+    if countries:
+        body.append(Row([Cell(f"{t('row_country_group')} {COUNTRY_MARK}", header=True, scope="rowgroup",
+                              colspan=ncol)], ("group",)))
+        body.append(Row([Cell(f"{COUNTRY_MARK} {t('country_note')}", colspan=ncol, classes=("illustrative-note",))],
+                        ("note-row",)))
+        for iso3, label in countries:
+            body.append(effect_row(iso3, label, ("illustrative",)))
+    n_cells = [Cell(t("row_n"), header=True, scope="row")]
+    for o in outcomes:
+        row = select_estimate(estimates, estimator=estimator, outcome=o, scope="overall")
+        n = None if row is None else row["n_obs"]
+        n_cells.append(Cell(fmt_int(n, lang), classes=("num",),
+                            attrs=_value_attrs(kind="n_obs", estimator=estimator, outcome=o, scope="overall", value=n)))
+    body.append(Row(n_cells, ("n-row",)))
+    notes = [t(k) for k in note_keys] + [t("note_star"), f"{COUNTRY_MARK} {t('country_note')}"]
+    if all(select_estimate(estimates, estimator=estimator, outcome=o, scope="overall") is None for o in outcomes):
+        notes.insert(0, t("missing_estimates", estimator=labels.estimator(lang, estimator)))
+    return Table(name, t(caption_key), header, body, notes, pd.DataFrame(tidy, columns=TIDY_COLUMNS),
+                 classes=("results",))
+
+
+# ---------------------------------------------------------------------------------------
+# Table A2: classic TWFE, estimate (SE) per inference method
+
+
+def twfe_table(estimates: pd.DataFrame, *, lang: str, outcomes: Sequence[str], name: str = "table_a2_twfe") -> Table:
+    t = lambda key, **kw: labels.text(lang, key, **kw)  # noqa: E731
+    header = [Row([Cell("", header=True, scope="col"), *[Cell(h, header=True, scope="col") for h in _numbered(lang, outcomes)]])]
+    rows = estimates[(estimates["estimator"] == "twfe") & (estimates["scope"] == "overall")] if not estimates.empty else estimates
+    present = sorted(set(rows["inference"]) if not rows.empty else set(),
+                     key=lambda i: (TWFE_INFERENCE_ORDER.index(i) if i in TWFE_INFERENCE_ORDER else 99, i))
+    body: list[Row] = []
+    tidy: list[dict[str, Any]] = []
+    for inf in present:
+        label = f"{t('row_overall')}: {labels.inference(lang, inf)}"
+        cells = [Cell(label, header=True, scope="row", attrs={"data-inference": inf})]
+        for o in outcomes:
+            aggs = sorted(set(rows.loc[(rows["outcome"] == o) & (rows["inference"] == inf), "aggregation"]))
+            pref = [a for a in ("simple", "coefficient") if a in aggs] + [a for a in aggs if a not in ("simple", "coefficient")]
+            row = select_estimate(estimates, estimator="twfe", outcome=o, scope="overall",
+                                  aggregations=pref, inference=inf) if pref else None
+            text = MISSING if row is None else fmt_estimate_se(row["estimate"], row["std_error"], row["p_value"],
+                                                               lang=lang, outcome=o)
+            cells.append(Cell(text, classes=("num", "estimate"),
+                              attrs=_estimate_attrs(row, estimator="twfe", outcome=o, scope="overall", inference=inf)))
+            tidy.append(_tidy(name, inf, label, row, text, "twfe", o, "overall"))
+        body.append(Row(cells))
+    n_cells = [Cell(t("row_n"), header=True, scope="row")]
+    for o in outcomes:
+        sub = rows[rows["outcome"] == o] if not rows.empty else rows
+        n = None if sub.empty else sub.sort_values("inference")["n_obs"].iloc[0]
+        n_cells.append(Cell(fmt_int(n, lang), classes=("num",),
+                            attrs=_value_attrs(kind="n_obs", estimator="twfe", outcome=o, scope="overall", value=n)))
+    body.append(Row(n_cells, ("n-row",)))
+    notes = [t("note_twfe"), t("note_star")]
+    if not present:
+        notes.insert(0, t("missing_estimates", estimator=labels.estimator(lang, "twfe")))
+    return Table(name, t("tableA2_caption"), header, body, notes, pd.DataFrame(tidy, columns=TIDY_COLUMNS),
+                 classes=("results",))
+
+
+# ---------------------------------------------------------------------------------------
+# annex 11.2: yearly exploratory panel
+
+
+def yearly_table(yearly: pd.DataFrame, *, lang: str, outcomes: Sequence[str], name: str = "table_11_2_yearly") -> Table:
+    t = lambda key, **kw: labels.text(lang, key, **kw)  # noqa: E731
+    treatments = [tr for tr in ("misa", "mipa") if tr in set(yearly["treatment"])] if not yearly.empty else []
+    treatments += sorted(set(yearly["treatment"]) - set(treatments)) if not yearly.empty else []
+    header = [
+        Row([Cell("", header=True, scope="col"),
+             *[Cell(labels.treatment(lang, tr), header=True, scope="colgroup", colspan=2) for tr in treatments]]),
+        Row([Cell(t("col_outcome"), header=True, scope="col"),
+             *[c for _ in treatments for c in (Cell(t("col_coef_se"), header=True, scope="col"),
+                                               Cell(t("col_p_value"), header=True, scope="col"))]]),
+    ]
+    present = [o for o in outcomes if o in set(yearly["outcome"])] if not yearly.empty else []
+    present += sorted(set(yearly["outcome"]) - set(present)) if not yearly.empty else []
+    body: list[Row] = []
+    tidy = []
+    for o in present:
+        cells = [Cell(labels.outcome(lang, o, yearly=True), header=True, scope="row", attrs={"data-outcome": o})]
+        for tr in treatments:
+            sub = yearly[(yearly["outcome"] == o) & (yearly["treatment"] == tr)]
+            if sub.empty:
+                cells += [Cell(MISSING, classes=("num",)), Cell(MISSING, classes=("num",))]
+                continue
+            r = sub.iloc[0]
+            attrs = _value_attrs(kind="yearly", outcome=o, treatment=tr, value=r["estimate"],
+                                 std_error=r["std_error"], p_value=r["p_value"], n_obs=r["n_obs"])
+            coef = fmt_estimate_se(r["estimate"], r["std_error"], r["p_value"], lang=lang)
+            cells.append(Cell(coef, classes=("num", "estimate"), attrs=attrs))
+            cells.append(Cell(fmt_p_value(r["p_value"], lang), classes=("num",),
+                              attrs=_value_attrs(kind="yearly_p", outcome=o, treatment=tr, value=r["p_value"])))
+            tidy.append({"table": name, "outcome": o, "label": labels.outcome(lang, o, yearly=True), "treatment": tr,
+                         **{c: r[c] for c in ("estimate", "std_error", "ci_low", "ci_high", "p_value", "n_obs", "n_clusters")
+                            if c in r.index},
+                         "display": coef})
+        body.append(Row(cells))
+    n_cells = [Cell(t("row_n"), header=True, scope="row")]
+    for tr in treatments:
+        sub = yearly[yearly["treatment"] == tr]
+        n = sub["n_obs"].max() if not sub.empty else None
+        clusters = sub["n_clusters"].max() if ("n_clusters" in sub and not sub.empty) else None
+        n_cells.append(Cell(fmt_int(n, lang), classes=("num",), attrs=_value_attrs(kind="n_obs", treatment=tr, value=n)))
+        n_cells.append(Cell(f"{fmt_int(clusters, lang)} {t('col_n_clusters').lower()}" if not is_missing(clusters) else "",
+                            classes=("num",)))
+    body.append(Row(n_cells, ("n-row",)))
+    notes = [t("note_yearly"), t("note_star")]
+    return Table(name, t("table_yearly_caption"), header, body, notes, pd.DataFrame(tidy), classes=("results",))
+
+
+# ---------------------------------------------------------------------------------------
+# run facts
+
+
+def simple_table(name: str, caption: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                 *, numeric: Sequence[bool] | None = None, data: pd.DataFrame | None = None,
+                 row_headers: bool = True) -> Table:
+    """A plain table of display strings; the first column is the row header."""
+    numeric = list(numeric or [False] * len(columns))
+    body = []
+    for values in rows:
+        cells = []
+        for j, value in enumerate(values):
+            if j == 0 and row_headers:
+                cells.append(Cell(str(value), header=True, scope="row"))
+            else:
+                cells.append(Cell(str(value), classes=("num",) if numeric[j] else ()))
+        body.append(Row(cells))
+    return Table(name, caption, [_col_header(columns)], body,
+                 data=data if data is not None else pd.DataFrame(list(rows), columns=list(columns)),
+                 classes=("facts",))
+
+
+def feeds_table(reconciliation: pd.DataFrame, files: pd.DataFrame, *, lang: str) -> Table:
+    t = lambda key: labels.text(lang, key)  # noqa: E731
+    n_files = files.groupby("feed").size() if not files.empty else pd.Series(dtype=int)
+    rows = []
+    for r in reconciliation.itertuples(index=False):
+        rows.append([
+            labels.feed(lang, r.feed),
+            fmt_int(n_files.get(r.feed, 0), lang),
+            fmt_int(r.rows_landed, lang),
+            fmt_int(r.rows_staged, lang),
+            fmt_int(r.rows_quarantined, lang),
+            fmt_percent(r.quarantined_share, 2, lang),
+            t("yes") if r.is_reconciled else t("no"),
+        ])
+    cols = [t("col_feed"), t("col_files"), t("col_rows_landed"), t("col_rows_staged"), t("col_rows_quarantined"),
+            t("col_quarantined_share"), t("col_reconciled")]
+    return simple_table("run_feeds", t("facts_feeds_caption"), cols, rows,
+                        numeric=[False, True, True, True, True, True, False], data=reconciliation.copy())
+
+
+def quarantine_table(quarantine: pd.DataFrame, *, lang: str) -> Table:
+    t = lambda key: labels.text(lang, key)  # noqa: E731
+    rows = [[labels.feed(lang, r.feed), r.quarantine_rule, fmt_int(r.n_rows, lang), r.example]
+            for r in quarantine.itertuples(index=False)]
+    table = simple_table("run_quarantine", t("facts_quarantine_caption"),
+                         [t("col_feed"), t("col_rule"), t("col_count"), t("col_example")], rows,
+                         numeric=[False, False, True, False], data=quarantine.copy())
+    if quarantine.empty:
+        table.notes.append(t("none_quarantined"))
+    return table
+
+
+def files_table(files: pd.DataFrame, *, lang: str) -> Table:
+    t = lambda key: labels.text(lang, key)  # noqa: E731
+    rows = [[r.source_file, labels.feed(lang, r.feed), fmt_int(r.rows_loaded, lang), labels.load_status(lang, r.load_status),
+             (r.file_sha256 or "")[:16], r.identical_to_file or ""] for r in files.itertuples(index=False)]
+    return simple_table("run_files", t("facts_files_caption"),
+                        [t("col_file"), t("col_feed"), t("col_rows"), t("col_status"), t("col_sha"), t("col_identical")],
+                        rows, numeric=[False, False, True, False, False, False], data=files.copy())
+
+
+def versions_table(versions: dict[str, str], *, lang: str) -> Table:
+    t = lambda key: labels.text(lang, key)  # noqa: E731
+    rows = [[k, v] for k, v in versions.items()]
+    return simple_table("run_versions", t("facts_versions_caption"), [t("col_tool"), t("col_version")], rows)
+
+
+def settings_table(estimates: pd.DataFrame, *, lang: str) -> Table:
+    """One column per distinct run_settings JSON (normally one), one row per setting."""
+    t = lambda key: labels.text(lang, key)  # noqa: E731
+    if estimates.empty or "run_settings" not in estimates:
+        return simple_table("run_settings", t("facts_settings_caption"), [t("col_setting"), t("col_value")], [])
+    groups: dict[str, list[str]] = {}
+    for settings_json, est in sorted(set(zip(estimates["run_settings"].fillna("{}"), estimates["estimator"]))):
+        groups.setdefault(settings_json, []).append(est)
+    parsed = []
+    for settings_json in sorted(groups):
+        try:
+            parsed.append(json.loads(settings_json))
+        except json.JSONDecodeError:
+            parsed.append({"run_settings": settings_json})
+    keys = sorted({k for p in parsed for k in p})
+
+    def show(v: Any) -> str:
+        if isinstance(v, (list, tuple)):
+            return ", ".join(map(str, v))
+        if isinstance(v, dict):
+            return json.dumps(v, sort_keys=True)
+        return "" if v is None else str(v)
+
+    rows = [[k, *[show(p.get(k)) for p in parsed]] for k in keys]
+    if len(parsed) > 1:
+        rows.append([t("col_estimators"), *[", ".join(groups[s]) for s in sorted(groups)]])
+        cols = [t("col_setting"), *[f"{t('col_value')} {i}" for i in range(1, len(parsed) + 1)]]
+    else:
+        cols = [t("col_setting"), t("col_value")]
+    data = pd.DataFrame([{"run_settings": s, "estimators": ",".join(groups[s])} for s in sorted(groups)])
+    return simple_table("run_settings", t("facts_settings_caption"), cols, rows, data=data)
