@@ -19,22 +19,22 @@ panel as (
 ),
 
 {% for outcome, position in outcomes %}
-{{ outcome }}_stats as (
+    {{ outcome }}_stats as (
 
-    select
-        '{{ outcome }}' as outcome,
-        {{ position }} as display_order,
-        count({{ outcome }}) as n_obs,
-        avg({{ outcome }}) as mean_value,
-        stddev_samp({{ outcome }}) as sd_value,
-        min({{ outcome }}) as min_value,
-        max({{ outcome }}) as max_value,
-        avg(case when {{ outcome }} = 0 then 1.0 when {{ outcome }} is not null then 0.0 end) as share_zero,
-        count(distinct case when {{ outcome }} is not null then iso3 end) as n_countries
+        select
+            '{{ outcome }}' as outcome,
+            {{ position }} as display_order,
+            count({{ outcome }}) as n_obs,
+            avg({{ outcome }}) as mean_value,
+            stddev_samp({{ outcome }}) as sd_value,
+            min({{ outcome }}) as min_value,
+            max({{ outcome }}) as max_value,
+            avg(case when {{ outcome }} = 0 then 1.0 when {{ outcome }} is not null then 0.0 end) as share_zero,
+            count(distinct case when {{ outcome }} is not null then iso3 end) as n_countries
 
-    from panel
+        from panel
 
-),
+    ),
 
 {% endfor %}
 
