@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED := false
 # the estimators do many small dense products; two BLAS threads on two cores only stall
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: install run build simulate report browser test test-fast lint bench clean
+.PHONY: install run build simulate report validate browser test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -42,6 +42,9 @@ browser:
 
 report: install
 	$(BIN)/mipa report
+
+validate: install
+	$(BIN)/mipa validate
 
 test: install browser
 	$(BIN)/python -m pytest

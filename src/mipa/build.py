@@ -66,7 +66,7 @@ def _quarantine_report(db_file: Path) -> str:
                from marts.dq_quarantined_rows group by 1, 2 order by 1, 3 desc"""
         ).fetchall()
         share = con.execute(
-            "select feed, rows_landed, rows_quarantined, quarantined_share "
+            "select feed, rows_landed, rows_quarantined, rows_superseded, rejected_share "
             "from marts.dq_feed_reconciliation order by feed"
         ).fetchall()
     except duckdb.Error:
@@ -75,8 +75,8 @@ def _quarantine_report(db_file: Path) -> str:
         con.close()
     lines = ["Quarantined rows by feed and rule (first offending row):"]
     lines += [f"  {f:<26} {r:<24} {n:>8}  e.g. {first}" for f, r, n, first in rows]
-    lines += ["Share quarantined per feed:"]
-    lines += [f"  {f:<26} {q:>8} of {n:>9} = {s:.2%}" for f, n, q, s in share]
+    lines += ["Rows rejected by a rule per feed (quarantined minus superseded re-deliveries):"]
+    lines += [f"  {f:<26} {q - d:>8} of {n:>9} = {s:.2%}" for f, n, q, d, s in share]
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "mipa.commands",
     "mipa.export",
     "mipa.report.command",
+    "mipa.quality.command",
 ]
 
 

@@ -60,7 +60,14 @@ def run_all(args: argparse.Namespace) -> int:
         return 1
     from mipa.report import build_report
 
-    report = build_report(db, settings.project_dir() / "reports", lang=args.lang)
+    reports = settings.project_dir() / "reports"
+    report = build_report(db, reports, lang=args.lang)
+    # the quality gate's Data Docs go next to the report of the same run
+    from mipa.quality.command import run as validate
+
+    gate = validate(
+        argparse.Namespace(db=db, config=None, reports=reports, run=report.parent.name, reference_date=None)
+    )
     print(f"[mipa run] report: {report}", file=sys.stderr)
     print(report)
-    return 0
+    return gate

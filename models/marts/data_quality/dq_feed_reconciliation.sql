@@ -49,10 +49,16 @@ final as (
         rows_landed,
         rows_staged,
         rows_quarantined,
+        rows_superseded,
         case
             when rows_landed = 0 then 0.0
             else cast(rows_quarantined as double) / rows_landed
         end as quarantined_share,
+        -- superseded copies of re-delivered records are expected, not errors in the export
+        case
+            when rows_landed = 0 then 0.0
+            else cast(rows_quarantined - rows_superseded as double) / rows_landed
+        end as rejected_share,
         rows_landed = rows_staged + rows_quarantined as is_reconciled
 
     from counts
