@@ -18,7 +18,8 @@ with
         select
             '{{ feed }}' as feed,
             count(case when quarantine_rule is null then 1 end) as rows_staged,
-            count(quarantine_rule) as rows_quarantined
+            count(quarantine_rule) as rows_quarantined,
+            count(case when quarantine_rule = 'duplicate_record_id' then 1 end) as rows_superseded
 
         from {{ ref('int_dtenv__' ~ feed ~ '_validated') }}
 
@@ -33,7 +34,8 @@ counts as (
             {{ feed }}_landed.feed,
             {{ feed }}_landed.rows_landed,
             {{ feed }}_validated.rows_staged,
-            {{ feed }}_validated.rows_quarantined
+            {{ feed }}_validated.rows_quarantined,
+            {{ feed }}_validated.rows_superseded
 
         from {{ feed }}_landed
         inner join {{ feed }}_validated on {{ feed }}_landed.feed = {{ feed }}_validated.feed
