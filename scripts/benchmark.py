@@ -134,6 +134,8 @@ def bench_estimators(db: Path) -> None:
 
     mine = _time(lambda: callaway_santanna(panel, outcome="forced_departures", **common, n_boot=999, seed=cfg.seed), repeat=3)
     line("mipa csdid, one outcome, ATT(g,t) + 999 bootstrap draws", f"{mine:.3f} s")
+    simple = callaway_santanna(panel, outcome="forced_departures", **common, n_boot=999, seed=cfg.seed).overall()
+    line("  its simple ATT (SE), to compare with csdid's printout", f"{simple['estimate']:.4f} ({simple['std_error']:.4f})")
     try:
         from csdid.att_gt import ATTgt
     except ImportError:
