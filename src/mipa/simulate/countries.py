@@ -47,7 +47,7 @@ def load_aliases(path: Path | None = None) -> pd.DataFrame:
 
 
 def iso3_number(iso3: str) -> int:
-    """Stable integer for an ISO3 code (base 26), used to key per-country random streams."""
+    """Stable integer for an ISO3 code (base 37), used to key per-country random streams."""
     value = 0
     for ch in iso3.upper():
         value = value * 37 + (ord(ch) - 47 if ch.isdigit() else ord(ch) - 54)
