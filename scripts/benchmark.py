@@ -90,7 +90,7 @@ def bench_scale(root: Path, scale: int) -> None:
 
     db = root / f"mipa_x{scale}.duckdb"
     started = time.perf_counter()
-    result = build(raw, db, ["--select", "+fct_country_month", "--exclude", "tag:estimation"])
+    result = build(raw, db, ["--select", "+fct_country_month", "+dim_country", "--exclude", "tag:estimation"])
     panel = time.perf_counter() - started
     line(f"panel build on x{scale} (load + dbt build to fct_country_month, tests incl.)", f"{panel:.1f} s")
     line("  of which load (ingest, pseudonymisation)", f"{result.seconds_ingest:.1f} s")
