@@ -194,12 +194,6 @@ def test_panel_shape(default_panel):
     assert set(PARTNERS) <= set(default_panel["iso3"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calibration to Table 1 not reached yet (issue 2, in progress): standard deviations "
-    "and shares of zero months are too low, lead-time months too many; strict, so the marker "
-    "must go once calibration passes",
-)
 def test_calibration_matches_annex_table(default_panel):
     described = describe_panel(default_panel)
     failures = calibration_failures(described)

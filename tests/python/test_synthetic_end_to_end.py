@@ -44,11 +44,6 @@ def test_panel_shape_matches_the_annex(synthetic_db) -> None:
     assert abs(shape.loc[0, "countries"] - 86) <= 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="generator calibration to Table 1 not reached yet (issue 2, in progress); strict, "
-    "so the marker must go once the built panel matches",
-)
 @pytest.mark.parametrize("outcome", list(ANNEX_TABLE_1))
 def test_panel_is_calibrated_to_table_1(synthetic_db, outcome: str) -> None:
     _, db = synthetic_db

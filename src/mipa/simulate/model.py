@@ -297,9 +297,10 @@ def draw_country_params(choice: CountryChoice, countries: pd.DataFrame, cfg: dic
         size[body_idx] = float(c["median"]) * np.exp(float(c["sigma"]) * _stratified_normal(rng, m - n_tiny))
         size[members] = np.minimum(size[members], float(c["max"]))
         # the usual big origin countries get the big case loads (rank coupling)
-        major = np.isin(np.asarray(iso)[members], list(c.get("major", []))).astype(float)
-        if major.any():
-            size[members] = _rank_couple(size[members], major, float(c.get("major_rank_corr", 0.0)), rng)
+        codes = np.asarray(iso)[members]
+        prior = np.isin(codes, list(c.get("major", []))).astype(float) - np.isin(codes, list(c.get("minor", [])))
+        if prior.any():
+            size[members] = _rank_couple(size[members], prior, float(c.get("major_rank_corr", 0.0)), rng)
 
     cs = cal["confirm_share"]
     confirm = _beta(rng, float(cs["mean"]), float(cs["concentration"]), n)
@@ -355,6 +356,7 @@ def draw_country_params(choice: CountryChoice, countries: pd.DataFrame, cfg: dic
                 if key not in frame.columns:
                     raise KeyError(f"unknown override {key!r} for {code}")
                 frame.loc[code, key] = float(value)
+    frame["lead_mean"] *= float(lt.get("mean_multiplier", 1.0))
     # keep shares coherent: pending share >= 5 %, LP shares sum <= 1
     total = frame["confirm_share"] + frame["reject_share"]
     squeeze = np.where(total > 0.95, 0.95 / total, 1.0)
@@ -434,10 +436,12 @@ class Model:
         self.lp_noconf = float(calib["lp_without_confirmation"])
         self.unsup_after_lp = float(calib["unsupervised_after_lp"])
         self.unsup_after_rej = float(calib["unsupervised_after_rejection"])
+        self.unsup_floor = float(calib.get("unsupervised_floor", 0.0))
         noise = cfg["noise"]
         self.noise_small = float(noise["shape_small"])
         self.noise_big = float(noise["shape_big"])
         self.noise_half = float(noise["half_intensity"])
+        self.batch_half = float(noise.get("batch_half_intensity", 1e12))
         self.shape_mult = {k: float(v) for k, v in (noise.get("flow_shape_multiplier") or {}).items()}
         self.batches = {
             key: (float(v["share"]), float(v["month_prob"])) for key, v in (noise.get("batches") or {}).items()
@@ -464,7 +468,8 @@ class Model:
 
     def plan(self, iso3: str, rng: np.random.Generator) -> CountryPlan:
         p = self.params.loc[iso3]
-        g = self._factor(p, rng) * float(p["caseload"]) * self.scale
+        factor = self._factor(p, rng)
+        g = factor * float(p["caseload"]) * self.scale
         conf, lp = float(p["confirm_share"]), float(p["lp_share"])
         lp_level = g * conf * lp
         base = {
@@ -473,7 +478,8 @@ class Model:
             "lp_own": lp_level * (1 - p["lp_forced_share"] - p["lp_independent_share"]),
             "forced_own": g * p["own_departures"] * p["own_forced_share"],
             "indep_own": g * p["own_departures"] * (1 - p["own_forced_share"]),
-            "unsup_own": g * p["unsupervised_ratio"],
+            # a floor so every source country shows up in the feeds at least now and then
+            "unsup_own": g * p["unsupervised_ratio"] + factor * self.unsup_floor * self.scale,
             "conf_own": g * conf * (1 - lp),
             "rejections": g * p["reject_share"],
             "pending": g * p["pending_share"],
@@ -490,6 +496,7 @@ class Model:
             mu2=self.lead_slow_mu,
             sigma2=self.lead_slow_sigma,
         )
+        self._add_tails(base, lead_pre.kernel())
         start = self.starts.get(iso3, -1)
         plan = CountryPlan(iso3=iso3, own=base, lead_pre=lead_pre, lead_post=lead_pre, start_idx=start)
         if start < 0 or start >= self.cal.n:
@@ -497,6 +504,27 @@ class Model:
             return plan
         self._apply_effects(plan, base)
         return plan
+
+    def _add_tails(self, own: dict[str, np.ndarray], k_lead: np.ndarray) -> None:
+        """Cases still open at the export date: departures, LPs and decisions after the
+        window are not generated, so their upstream links (LPs, confirmations, requests
+        late in the window) are added as own flows ("not yet used / not yet decided"),
+        at the level of the last 12 months. Keeps every count stationary up to the end."""
+        n = self.cal.n
+        ahead = n - np.arange(n)  # months from m to the first month after the window
+
+        def survival(kernel: np.ndarray) -> np.ndarray:
+            tail = np.concatenate([np.cumsum(kernel[::-1])[::-1], [0.0]])
+            return tail[np.minimum(ahead, kernel.size)]
+
+        last = slice(n - 12, n)
+        dep = own["forced_lp"] + own["indep_lp"]
+        own["lp_own"] = own["lp_own"] + dep[last].mean() * survival(self.k_dep) * self.win
+        lp_total = own["lp_own"] + backshift(dep, self.k_dep)
+        conf_src = (1 - self.lp_noconf) * lp_total
+        own["conf_own"] = own["conf_own"] + conf_src[last].mean() * survival(self.k_lp) * self.win
+        decisions = own["conf_own"] + backshift(conf_src, self.k_lp) + own["rejections"]
+        own["pending"] = own["pending"] + decisions[last].mean() * survival(k_lead) * self.win
 
     def _effect(self, outcome: str, iso3: str) -> float:
         table = (self.cfg.get("effects") or {}).get(outcome) or {}
@@ -621,6 +649,8 @@ class Model:
             k = k * self.shape_mult.get(key, 1.0)
             noise = rng.gamma(k, 1.0 / k)
             batch_share, batch_prob = self.batches.get(key, (0.0, 1.0))
+            # batches weigh less in big flows (a charter is a small part of a big month)
+            batch_share = batch_share * self.batch_half / (lam + self.batch_half)
             in_batch = rng.random(cal.n) < batch_prob
             # mean-1 month factor: part of the flow comes in rare batches (identification
             # missions, charter flights, request campaigns)
