@@ -52,6 +52,16 @@ ATT_GT_COLUMNS = [
 ]
 
 
+def estimate_row(source: Any, aggregation: str, **values: Any) -> dict[str, Any]:
+    """One row of :data:`ESTIMATE_COLUMNS` from an inference result's attributes.
+
+    Columns given in ``values`` override the attribute of the same name (e.g. a method
+    that has no standard error passes ``std_error=np.nan``).
+    """
+    values["aggregation"] = aggregation
+    return {c: values[c] if c in values else getattr(source, c) for c in ESTIMATE_COLUMNS}
+
+
 def normal_ci(
     estimate: np.ndarray | float, std_error: np.ndarray | float, level: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -99,7 +99,7 @@ import numpy as np
 import pandas as pd
 
 from mipa.estimators import _ols
-from mipa.estimators.results import ESTIMATE_COLUMNS, DidResult
+from mipa.estimators.results import DidResult, estimate_row
 
 __all__ = [
     "Estimator",
@@ -458,20 +458,7 @@ class RandomizationResult:
 
     def row(self, aggregation: str = "simple") -> dict[str, Any]:
         """A row with the columns of :data:`mipa.estimators.results.ESTIMATE_COLUMNS`."""
-        out = {
-            "aggregation": aggregation,
-            "scope": self.scope,
-            "estimate": self.estimate,
-            "std_error": np.nan,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "p_value": self.p_value,
-            "n_obs": self.n_obs,
-            "n_clusters": self.n_clusters,
-            "n_treated_clusters": self.n_treated_clusters,
-            "inference": self.inference,
-        }
-        return {k: out[k] for k in ESTIMATE_COLUMNS}
+        return estimate_row(self, aggregation, std_error=np.nan)
 
 
 def _result(

@@ -81,7 +81,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mipa.estimators.results import ESTIMATE_COLUMNS
+from mipa.estimators.results import ESTIMATE_COLUMNS, estimate_row
 from mipa.inference.randomization import Estimator, PanelArrays
 
 __all__ = [
@@ -533,20 +533,7 @@ class SdidRow:
 
     def row(self, aggregation: str = "group") -> dict[str, Any]:
         """A row with the columns of :data:`mipa.estimators.results.ESTIMATE_COLUMNS`."""
-        out = {
-            "aggregation": aggregation,
-            "scope": self.scope,
-            "estimate": self.estimate,
-            "std_error": self.std_error,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "p_value": self.p_value,
-            "n_obs": self.n_obs,
-            "n_clusters": self.n_clusters,
-            "n_treated_clusters": self.n_treated_clusters,
-            "inference": self.inference,
-        }
-        return {k: out[k] for k in ESTIMATE_COLUMNS}
+        return estimate_row(self, aggregation)
 
 
 def _wald(est: float, se: float, alpha: float) -> tuple[float, float, float]:

@@ -123,7 +123,7 @@ from mipa.estimators.etwfe import (
     _unit_label_map,
 )
 from mipa.estimators.etwfe import _prepare as _etwfe_prepare
-from mipa.estimators.results import ESTIMATE_COLUMNS
+from mipa.estimators.results import estimate_row
 from mipa.estimators.twfe import _prepare as _twfe_prepare
 
 __all__ = [
@@ -578,20 +578,7 @@ class WildBootstrapResult:
 
     def row(self, aggregation: str = "simple") -> dict[str, Any]:
         """A row with the columns of :data:`mipa.estimators.results.ESTIMATE_COLUMNS`."""
-        out = {
-            "aggregation": aggregation,
-            "scope": self.scope,
-            "estimate": self.estimate,
-            "std_error": self.std_error,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "p_value": self.p_value,
-            "n_obs": self.n_obs,
-            "n_clusters": self.n_clusters,
-            "n_treated_clusters": self.n_treated_clusters,
-            "inference": self.inference,
-        }
-        return {k: out[k] for k in ESTIMATE_COLUMNS}
+        return estimate_row(self, aggregation)
 
 
 def wild_cluster_bootstrap(
