@@ -142,7 +142,7 @@ def test_feed_contract(default_run):
         dates = pd.to_datetime(df[DATE_COLS[feed]], format="%Y-%m-%d", errors="coerce")
         assert dates.notna().all()
         assert dates.max() <= pd.Timestamp("2025-12-31")
-        assert dates.min() >= pd.Timestamp("2014-01-01")
+        assert dates.min() >= pd.Period(load_config()["window"]["requests_from"], "M").to_timestamp()
         assert len(df) == summary.counts[feed]
     returns = read_feed(out, "returns")
     assert set(returns["departure_type"]) == {"forced", "independent", "unsupervised"}
@@ -243,8 +243,9 @@ def test_morocco_effect_is_visible(default_panel, tmp_path):
     # of the two DiDs is the planted effect up to sampling noise
     simulate(tmp_path, seed=DEFAULT_SEED, effect_scale=0.0)
     null = panel_from_feeds(tmp_path)
-    for outcome, effect, tol in (("forced_departures", 9.3, 2.0), ("laissez_passers", 16.1, 3.0),
-                                 ("confirmations", 17.5, 3.5), ("requests", 7.1, 4.0)):
+    # (tolerances ~2.5 sd of the difference of two independent realisations)
+    for outcome, effect, tol in (("forced_departures", 9.3, 2.5), ("laissez_passers", 16.1, 4.0),
+                                 ("confirmations", 17.5, 4.5), ("requests", 7.1, 7.0)):
         diff = did_check(default_panel, "MAR", "2022-06", outcome) - did_check(null, "MAR", "2022-06", outcome)
         assert diff == pytest.approx(effect, abs=tol), outcome
     truth = pd.read_csv(tmp_path / "truth.csv")

@@ -109,16 +109,21 @@ def inject(
     rng: np.random.Generator,
     cfg: dict,
     rate: float,
+    details: dict | None = None,
 ) -> dict[str, dict[str, int]]:
     """Add dirty rows to the chunk tables in place; returns the counts per feed and kind.
 
-    Each chunk gets a ``label`` array (0 clean, else LABEL[kind])."""
+    Each chunk gets a ``label`` array (0 clean, else LABEL[kind]). ``details`` (if given)
+    accumulates, per feed and kind, how many injected values were empty strings (a
+    warehouse may call those "missing" rather than "unparseable"/"unknown")."""
+    details = {} if details is None else details
     dcfg = cfg["dirty"]
     weights = {k: float(dcfg["weights"].get(k, 0.0)) for k in KINDS}
     spell = spellings.candidates(codes)
     width = counters.width
     report: dict[str, dict[str, int]] = {}
     for feed in sorted(chunks):
+        details.setdefault(feed, {})
         chunk = chunks[feed]
         table = chunk.table
         n = table.num_rows
@@ -152,11 +157,17 @@ def inject(
             src = rng.integers(0, n, k)
             part = pristine.take(pa.array(src))
             if kind == "bad_date":
-                part = _set(part, date_col, _choice(rng, list(dcfg["bad_dates"]), k))
+                values = _choice(rng, list(dcfg["bad_dates"]), k)
+                part = _set(part, date_col, values)
+                _tally_empty(details, feed, kind, values)
             elif kind == "unknown_nationality":
-                part = _set(part, "nationality", _choice(rng, list(dcfg["unknown_nationalities"]), k))
+                values = _choice(rng, list(dcfg["unknown_nationalities"]), k)
+                part = _set(part, "nationality", values)
+                _tally_empty(details, feed, kind, values)
             elif kind == "invalid_departure_type":
-                part = _set(part, "departure_type", _choice(rng, list(dcfg["invalid_departure_types"]), k))
+                values = _choice(rng, list(dcfg["invalid_departure_types"]), k)
+                part = _set(part, "departure_type", values)
+                _tally_empty(details, feed, kind, values)
             elif kind == "negative_lead_time":
                 before = chunk.extra["request_day"][src] - rng.integers(1, 366, k)
                 part = _set(part, date_col, iso_dates(before))
@@ -195,6 +206,13 @@ def inject(
         chunk.table = table
         chunk.extra["label"] = labels
     return report
+
+
+def _tally_empty(details: dict, feed: str, kind: str, values: pa.Array) -> None:
+    empty = int(pc.sum(pc.equal(values, "")).as_py() or 0)
+    entry = details[feed].setdefault(kind, {"empty": 0, "non_empty": 0})
+    entry["empty"] += empty
+    entry["non_empty"] += len(values) - empty
 
 
 def _set(table: pa.Table, column: str, values: pa.Array) -> pa.Table:

@@ -29,16 +29,32 @@ the downstream links (a convolution with the month-lag kernel of the lag distrib
 Planted effects
 ---------------
 For a partner country from its start month on, the expected panel value of outcome X
-moves by ``delta_X``: the extra (or fewer) forced departures are added to the departure
-flows; for LPs, confirmations and requests the *own* flow of that link absorbs the
-difference between the wanted change and the change already induced by the downstream
-links (compensation, also in the months before the start so there is no anticipation).
-Lead time: the lognormal part of the lead-time distribution of decisions taken from the
-start month on is rescaled so that its mean moves by ``delta_lead``. Where an own flow
-would have to become negative it is clipped at zero; the truth file reports the achieved
-expected effect (mean over the post-start panel months of E[Y | effects] - E[Y | none]),
-computed on the smooth intensities, i.e. in expectation over month noise and Poisson
-draws, conditional on the country's drawn parameters and trend.
+moves by ``delta_X``. Extra forced (and independent) departures get their own flows; the
+share ``forced_via_lp_share`` of them uses a laissez-passer. For LPs, confirmations and
+requests the *own* flow of that link absorbs the difference between the wanted change and
+the change already induced by the downstream links (compensation, also in the months
+before the start). Extra LPs and the LPs / confirmations behind extra departures are kept
+on or after the start date (their lags are drawn truncated), so nothing moves into the
+pre-period: no anticipation. Reductions thin the existing flows. Lead time: the non-zero
+part of the lead-time distribution of decisions taken from the start month on is rescaled
+so that its mean moves by ``delta_lead``. Where an own flow would have to become negative
+it is clipped at zero; the truth file reports the achieved expected effect (mean over the
+post-start panel months of E[Y | effects] - E[Y | none]), computed on the smooth
+intensities, i.e. in expectation over month noise and Poisson draws, conditional on the
+country's drawn parameters and trend.
+
+Open cases at the export date
+-----------------------------
+Departures, LPs and decisions after the window are not generated; the LPs, confirmations
+and requests that would precede them are added as own flows ("LP not yet used",
+"confirmation without LP yet", "request pending"), so every count stays stationary up to
+the last month instead of sagging.
+
+Noise
+-----
+Each own flow gets a mean-1 month factor: gamma noise whose shape grows with the flow's
+intensity (small flows bursty, big flows steady), mixed with rare batches (identification
+missions, charter flights, request campaigns) whose weight shrinks for big flows.
 """
 
 from __future__ import annotations

@@ -142,6 +142,7 @@ def simulate(
     spellings = Spellings(load_aliases()) if dirty else None
     clean_counts = {f: 0 for f in FEEDS}
     dirty_by_feed = {f: {k: 0 for k in KINDS} for f in FEEDS}
+    dirty_details: dict = {}
     try:
         for i, chunk in enumerate(chunks):
             events = [
@@ -154,7 +155,7 @@ def simulate(
                 clean_counts[feed] += part.table.num_rows
             if dirty:
                 rng = np.random.default_rng([seed, STREAM_DIRTY, i])
-                report = inject(feeds, chunk, spellings, counters, rng, cfg, rate)
+                report = inject(feeds, chunk, spellings, counters, rng, cfg, rate, dirty_details)
                 for feed, kinds in report.items():
                     for kind, n in kinds.items():
                         dirty_by_feed[feed][kind] += n
@@ -243,6 +244,8 @@ def simulate(
             "rate": rate if dirty else 0.0,
             "rows": dirty_rows if dirty else {},
             "by_feed": dirty_by_feed if dirty else {},
+            # of the injected bad values: how many were empty strings (missing) vs not
+            "empty_values": {f: dirty_details.get(f, {}) for f in FEEDS} if dirty else {},
             "redelivered_files": redelivered,
         },
     }
