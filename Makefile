@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED := false
 # the estimators do many small dense products; two BLAS threads on two cores only stall
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: install run build simulate report validate browser test test-fast lint bench clean
+.PHONY: install run build simulate report validate browser test test-fast lint bench montecarlo clean
 
 install: $(STAMP)
 
@@ -62,6 +62,10 @@ lint: install
 bench: install
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python scripts/benchmark.py
+
+# the full Monte Carlo behind seeds/inference_coverage.csv (~100 min on 2 cores; resumable)
+montecarlo: install
+	$(BIN)/python scripts/montecarlo.py --reps 500 --write-seed
 
 clean:
 	rm -rf target logs data/*.building.duckdb data/*.failed.duckdb

@@ -17,6 +17,8 @@ COMMAND_MODULES = [
     "mipa.export",
     "mipa.report.command",
     "mipa.quality.command",
+    "mipa.montecarlo.command",
+    "mipa.sensitivity.command",
 ]
 
 

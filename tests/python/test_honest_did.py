@@ -287,3 +287,16 @@ def test_input_validation() -> None:
         hd.original_ci([0.1, 0.2], np.array([[1.0, 0.5], [0.0, 1.0]]), 1, 1)
     with pytest.raises(ValueError):
         hd.original_ci([0.1, 0.2], np.eye(2), 1, 1, l_vec=[1, 0])
+
+
+def test_breakdown_values_by_hand() -> None:
+    """With Sigma -> 0 the sets are the identified sets, so the breakdown values follow from
+    them. Relative magnitudes, one pre and one post period: the set
+    [b_1 - Mbar |b_-1|, b_1 + Mbar |b_-1|] reaches 0 at Mbar = b_1 / |b_-1| = 1.1 / 0.4.
+    Smoothness, two pre periods (linear pre-trend through 0): the set 1.2 +/- M
+    (test_sd_identified_set_subtracts_linear_extrapolation) reaches 0 at M = 1.2."""
+    sigma = 1e-14 * np.array([[1.0, 0.2], [0.2, 1.0]])
+    assert hd.breakdown_value_rm([0.4, 1.1], sigma, 1, 1, tol=1e-4) == pytest.approx(2.75, abs=1e-4)
+    assert hd.breakdown_value_rm([-0.4, 1.1], sigma, 1, 1, tol=1e-4) == pytest.approx(2.75, abs=1e-4)
+    bd = hd.breakdown_value_sd([0.4, 0.2, 1.0], 1e-14 * np.eye(3), 2, 1, tol=1e-6, m_max=10.0, folded_normal="exact")
+    assert bd == pytest.approx(1.2, abs=1e-5)

@@ -170,3 +170,20 @@ def test_rejects_negative_outcome() -> None:
     d.loc[0, "y"] = -1.0
     with pytest.raises(ValueError, match="non-negative"):
         poisson_etwfe(d, **KW)
+
+
+def test_event_study_vcov_matches_poisson_etwfe_event_study() -> None:
+    """mipa.sensitivity.event_studies re-runs the fit for the full covariance of the
+    count-scale event study: its estimates and standard errors are poisson_etwfe's."""
+    from mipa.sensitivity.event_studies import poisson_event_study_vcov
+
+    d, _, log_mu = _design()
+    d["y"] = np.random.default_rng(7).poisson(np.exp(log_mu)).astype(float)
+    d.loc[d.u == 45, "y"] = 0.0  # an all-zero control: separation handled alike
+    res = poisson_etwfe(d, **KW, control_group="nevertreated")
+    es = poisson_event_study_vcov(d, **KW)
+    table = res.event_study.set_index("event_time").drop(-1)
+    np.testing.assert_array_equal(es.event_time, table.index.to_numpy())
+    np.testing.assert_allclose(es.estimate, table["estimate"], atol=1e-10)
+    np.testing.assert_allclose(np.sqrt(np.diag(es.vcov)), table["std_error"], rtol=1e-8)
+    assert es.settings["separation"]["all_zero_units"] == [45]

@@ -275,6 +275,8 @@ def _query(db: Path, sql: str) -> pd.DataFrame:
 def _close(a: float | None, b: float | None) -> bool:
     if a is None or (isinstance(a, float) and math.isnan(a)):
         return b is None or (isinstance(b, float) and math.isnan(b))
+    if b is not None and math.isinf(float(a)):
+        return float(a) == float(b)
     return b is not None and abs(float(a) - float(b)) <= TOL
 
 
@@ -362,14 +364,16 @@ def test_report_in_browser_shows_the_marts(browser, reports, report_db: Path) ->
         # the synthetic banner is shown, at the top and in every section
         assert page.locator(".banner-top").is_visible()
         assert page.locator(".banner-top").inner_text() == "Synthetic data — not the real DTenV feeds"
-        assert page.locator("section .section-banner").count() == page.locator("section").count() == 5
+        # data, trends, parallel trends, results, inference, sensitivity, robustness, run facts
+        assert page.locator("section .section-banner").count() == page.locator("section").count() == 8
 
         # result cells against did_estimates, to 1e-9
         cells = page.eval_on_selector_all("[data-kind=estimate][data-estimator]", "els => els.map(e => ({...e.dataset, text: e.textContent}))")
         marts = _query(report_db, "select * from marts.did_estimates")
         key = ["estimator", "outcome", "aggregation", "scope", "inference", "control_group"]
         indexed = marts.set_index(key).sort_index()
-        checked = 0
+        inference = _query(report_db, "select * from marts.did_inference")
+        checked = defaults = 0
         for cell in cells:
             if "value" not in cell:
                 assert cell["text"] == "—"
@@ -380,7 +384,19 @@ def test_report_in_browser_shows_the_marts(browser, reports, report_db: Path) ->
             for col, attr in (("ci_low", "ciLow"), ("ci_high", "ciHigh"), ("p_value", "pValue"), ("std_error", "stdError")):
                 if attr in cell:
                     assert _close(row[col], float(cell[attr])), (cell, col)
-            assert ("*" in cell["text"]) == (row["p_value"] < 0.05), cell
+            if "defaultInference" in cell:
+                # the cell shows the Monte Carlo-validated method's interval (did_inference); its
+                # star marks an interval that excludes zero
+                lo, hi = float(cell["defaultCiLow"]), float(cell["defaultCiHigh"])
+                assert ("*" in cell["text"].split("clustered")[0]) == (lo > 0 or hi < 0), cell
+                match = inference[(inference["estimator"] == cell["estimator"]) & (inference["outcome"] == cell["outcome"])
+                                  & (inference["scope"] == cell["scope"]) & inference["is_default_method"]]
+                assert len(match) == 1 and match["inference"].iloc[0] == cell["defaultInference"], cell
+                assert _close(match["estimate"].iloc[0], float(cell["defaultValue"])), cell
+                assert _close(match["ci_low"].iloc[0], lo) and _close(match["ci_high"].iloc[0], hi), cell
+                defaults += 1
+            else:
+                assert ("*" in cell["text"]) == (row["p_value"] < 0.05), cell
             checked += 1
         # every overall effect of the three estimators is on the page
         simple = marts[(marts["scope"] == "overall") & (marts["aggregation"] == "simple")]
@@ -393,6 +409,7 @@ def test_report_in_browser_shows_the_marts(browser, reports, report_db: Path) ->
         etwfe_rows = marts[(marts["estimator"] == "etwfe") & marts["scope"].isin(partners)]
         assert set(zip(etwfe_rows["scope"], etwfe_rows["outcome"], strict=True)) <= per_country
         assert checked >= 2 * len(simple)
+        assert defaults >= len(set(simple["outcome"]))  # ETWFE's default is not the clustered interval
 
         # N rows and the yearly table
         n_cells = page.eval_on_selector_all("[data-kind=n_obs][data-estimator]", "els => els.map(e => ({...e.dataset}))")

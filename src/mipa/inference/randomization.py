@@ -265,10 +265,14 @@ def imputation_estimator() -> Estimator:
 
     About 1 ms on 86 x 120 (a ``T x T`` solve), against ~100 ms for the regression.
     Requires no unit treated in the first period and an untreated cell in every period
-    (true with never-treated controls).
+    (true with never-treated controls). A panel whose treated units have no observed
+    cell after their start (a placebo control without a lead time after the start it was
+    given) gives NaN, which the placebo tests leave out.
     """
 
     def estimate(pa: PanelArrays) -> float:
+        if not (np.isfinite(pa.y) & (pa.treatment > 0)).any():
+            return np.nan
         return imputation_att(pa)[0]
 
     return estimate

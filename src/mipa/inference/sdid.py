@@ -586,6 +586,7 @@ def sdid_by_unit(
     max_iter: int = MAX_ITER,
     overall: bool = True,
     exhaustive: bool = False,
+    placebo_max_iter: int | None = None,
 ) -> list[SdidRow]:
     """SDID for each treated unit on its own start against the never-treated units.
 
@@ -598,8 +599,12 @@ def sdid_by_unit(
     treated unit could be run on the same control set. ``replications=0`` skips the
     standard errors; ``exhaustive=True`` uses every control once as the placebo unit for
     the unit rows (:func:`placebo_permutations`; ``N0`` placebo fits instead of
-    ``replications``, no seed). Rows are in the panel's (sorted) order of the treated units.
+    ``replications``, no seed). ``placebo_max_iter`` caps the Frank-Wolfe steps of the
+    placebo re-fits only (default ``max_iter``): they start from the fitted weights, and
+    the Monte Carlo needs thousands of them. Rows are in the panel's (sorted) order of the
+    treated units.
     """
+    placebo_iter = max_iter if placebo_max_iter is None else int(placebo_max_iter)
     rows: list[SdidRow] = []
     fits: list[tuple[int, _Block, SdidFit]] = []
     for k, j in enumerate(np.flatnonzero(pa.treated)):
@@ -613,7 +618,7 @@ def sdid_by_unit(
         se = np.nan
         if replications > 1:
             se = placebo_se(blk.Y, fit, replications=replications, seed=seed + k,
-                            exhaustive=exhaustive, max_iter=max_iter)
+                            exhaustive=exhaustive, max_iter=placebo_iter)
         lo, hi, p = _wald(fit.estimate, se, alpha)
         rows.append(
             SdidRow(
@@ -625,7 +630,7 @@ def sdid_by_unit(
         fits.append((j, blk, fit))
     if overall and fits:
         rows.append(_overall(pa, fits, rows, replications=replications, seed=seed,
-                             alpha=alpha, max_iter=max_iter))
+                             alpha=alpha, max_iter=placebo_iter))
     return rows
 
 

@@ -32,9 +32,10 @@ from mipa.report.data import (
     ReportData,
     load,
 )
-from mipa.report.figures import RenderedFigure, figure_specs, render
+from mipa.report.figures import FigureSpec, RenderedFigure, figure_specs, render
 from mipa.report.formatting import fmt_int, fmt_month_long, fmt_month_short
 from mipa.report.html import Section, heading, page, paragraph, render_dl, render_figure, render_table
+from mipa.report.parts import Part, load_marts, part_modules
 from mipa.report.tables import (
     Table,
     descriptive_table,
@@ -90,13 +91,15 @@ def build_tables(data: ReportData, lang: str) -> dict[str, Table]:
         "tableA3": descriptive_table(data.descriptive, lang=lang, outcomes=appendix,
                                      name="table_a3_descriptive_verified", caption_key="tableA3_caption"),
         "table2": effect_table(data.estimates, data.partners, lang=lang, estimator="etwfe", outcomes=MAIN_OUTCOMES,
-                               name="table_02_etwfe", caption_key="table2_caption", note_keys=["note_etwfe"]),
+                               name="table_02_etwfe", caption_key="table2_caption", note_keys=["note_etwfe"],
+                               inference=data.inference),
         "tableA1": effect_table(data.estimates, data.partners, lang=lang, estimator="csdid", outcomes=robust_order,
-                                name="table_a1_csdid", caption_key="tableA1_caption", note_keys=["note_csdid"]),
+                                name="table_a1_csdid", caption_key="tableA1_caption", note_keys=["note_csdid"],
+                                inference=data.inference),
         "tableA2": twfe_table(data.estimates, lang=lang, outcomes=robust_order),
         "tableA4": effect_table(data.estimates, data.partners, lang=lang, estimator="etwfe", outcomes=appendix,
                                 name="table_a4_etwfe_verified", caption_key="tableA4_caption",
-                                note_keys=["note_etwfe"]),
+                                note_keys=["note_etwfe"], inference=data.inference),
         "yearly": yearly_table(data.yearly, lang=lang, outcomes=YEARLY_OUTCOME_ORDER),
         "feeds": feeds_table(data.reconciliation, data.delivery_files, lang=lang),
         "quarantine": quarantine_table(data.quarantine, lang=lang),
@@ -135,6 +138,32 @@ def _source_facts(data: ReportData, lang: str) -> list[tuple[str, str]]:
         items.append((t("facts_covid"), f"{fmt_month_long(min(data.covid_months), lang)} – "
                                         f"{fmt_month_long(max(data.covid_months), lang)}"))
     return items
+
+
+def build_parts(db_path: Path, data: ReportData, lang: str) -> list[tuple[str, Part]]:
+    """The report parts (:mod:`mipa.report.parts`) with something to show, each with the
+    id of the section it follows."""
+    modules = part_modules()
+    marts = load_marts(db_path, [name for module in modules for name in module.MARTS])
+    out = []
+    for module in modules:
+        part = module.build(data, {k: v for k, v in marts.items() if k in module.MARTS}, lang)
+        if part is not None:
+            out.append((module.AFTER, part))
+    return out
+
+
+def part_section(part: Part, rendered: dict[str, RenderedFigure]) -> Section:
+    """A part's blocks as HTML: tables rendered, figures replaced by their drawings."""
+    section = Section(part.id, part.title, part.intro)
+    for block in part.blocks:
+        if isinstance(block, Table):
+            section.blocks.append(render_table(block))
+        elif isinstance(block, str):
+            section.blocks.append(block)
+        else:
+            section.blocks.append(render_figure(rendered[block.name]))
+    return section
 
 
 def build_sections(data: ReportData, lang: str, tables: dict[str, Table],
@@ -246,6 +275,12 @@ def build_report(db_path: Path, out_dir: Path, *, lang: str = "en", run_name: st
     try:
         tables = build_tables(data, lang)
         specs = figure_specs(data, lang)
+        parts = build_parts(Path(db_path), data, lang)
+        for _, part in parts:
+            specs[f"part:{part.id}"] = [b for b in part.blocks if isinstance(b, FigureSpec)]
+            for block in part.blocks:
+                if isinstance(block, Table):
+                    tables[block.name] = block
         total = sum(len(v) for v in specs.values())
         rendered: dict[str, list[RenderedFigure]] = {}
         done = 0
@@ -275,13 +310,22 @@ def build_report(db_path: Path, out_dir: Path, *, lang: str = "en", run_name: st
             source_text += f" (seed {data.generator_seed})"
         source = (f'<p class="source-line"><strong>{escape(t("facts_source"))}:</strong> '
                   f"{escape(source_text)} · {escape(data.db_name)}</p>")
+        sections = build_sections(data, lang, tables, rendered)
+        by_name = {f.spec.name: f for f in all_figures}
+        for after, part in parts:
+            ids = [sec.id for sec in sections]
+            # a part follows its section (and the parts placed there before it)
+            at = ids.index(after) + 1 if after in ids else len(sections) - 1
+            while at < len(sections) and sections[at].id in {p.id for _, p in parts}:
+                at += 1
+            sections.insert(at, part_section(part, by_name))
         html = page(
             lang=lang,
             title=t("title"),
             subtitle=t("subtitle"),
             source_line=source,
             synthetic=data.synthetic,
-            sections=build_sections(data, lang, tables, rendered),
+            sections=sections,
             footer=t("footer", version=version, database=data.db_name),
             version=version,
         )

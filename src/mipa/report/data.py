@@ -87,6 +87,9 @@ class ReportData:
     quarantine: pd.DataFrame  # feed x rule counts, with an example row
     delivery_files: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    # did_inference: every estimator x inference method, with the Monte Carlo's verdict
+    # (optional: older warehouses and warehouses built without estimation lack it)
+    inference: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def synthetic(self) -> bool:
@@ -273,6 +276,8 @@ def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
            from marts.dq_quarantined_rows group by all order by feed, n_rows desc, quarantine_rule""",
     )
     delivery_files = _df(con, "select * from landing.delivery_files order by feed, source_file")
+    inference = (_df(con, "select * from marts.did_inference order by estimator, inference, outcome, scope")
+                 if "marts.did_inference" in present else pd.DataFrame())
 
     return ReportData(
         db_name=db_path.name,
@@ -293,4 +298,5 @@ def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
         quarantine=quarantine,
         delivery_files=delivery_files,
         warnings=warnings,
+        inference=inference,
     )

@@ -7,6 +7,7 @@ Every function is pure (value in, text out), so the table tests can pin the layo
 from __future__ import annotations
 
 import datetime as dt
+import math
 import numbers
 from typing import Any
 
@@ -163,3 +164,26 @@ def fmt_value_attr(value: Any) -> str:
     except (TypeError, ValueError):
         return str(value)
     return repr(f)
+
+
+def _bound(value: Any, decimals: int, lang: str) -> str:
+    if is_missing(value):
+        return MISSING
+    if math.isinf(float(value)):
+        return "−∞" if float(value) < 0 else "∞"
+    return fmt_number(value, decimals, lang)
+
+
+def fmt_interval(estimate: Any, ci_low: Any, ci_high: Any, *, lang: str = "en", outcome: str | None = None,
+                 with_estimate: bool = True) -> str:
+    """``3.0* [2.2 3.7]`` for intervals that may be unbounded (``[-∞ ∞]``): the star marks an
+    interval that excludes zero (for test-inversion intervals there is no p-value to star)."""
+    if is_missing(estimate):
+        return MISSING
+    finite = [v for v in (estimate, ci_low, ci_high) if not is_missing(v) and math.isfinite(float(v))]
+    d = auto_decimals(*finite, outcome=outcome)
+    excludes_zero = not (is_missing(ci_low) or is_missing(ci_high)) and (float(ci_low) > 0 or float(ci_high) < 0)
+    interval = f"[{_bound(ci_low, d, lang)} {_bound(ci_high, d, lang)}]"
+    if not with_estimate:
+        return interval
+    return fmt_number(estimate, d, lang) + ("*" if excludes_zero else "") + " " + interval

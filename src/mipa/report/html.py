@@ -36,7 +36,8 @@ def render_cell(cell: Cell) -> str:
         attrs["rowspan"] = str(cell.rowspan)
     if cell.classes:
         attrs["class"] = " ".join(cell.classes)
-    return f"<{tag}{_attrs(attrs)}>{escape(cell.text)}</{tag}>"
+    sub = f'<br><span class="subtext">{escape(cell.subtext)}</span>' if cell.subtext else ""
+    return f"<{tag}{_attrs(attrs)}>{escape(cell.text)}{sub}</{tag}>"
 
 
 def _render_row(row: Row) -> str:
@@ -129,6 +130,7 @@ table.data-table thead th { border-top: 2px solid var(--ink); border-bottom: 1px
                             font-weight: bold; vertical-align: bottom; }
 table.data-table tbody tr:last-child th, table.data-table tbody tr:last-child td { border-bottom: 2px solid var(--ink); }
 table.data-table td.num { text-align: right; white-space: nowrap; }
+table.data-table .subtext { font-size: 0.82em; color: #5a5a5a; }
 table.data-table th[scope=row] { font-weight: normal; white-space: nowrap; }
 table.data-table tr.group th { background: var(--light); font-weight: bold; font-style: italic; }
 table.data-table tr.note-row td { font-size: 0.8rem; color: var(--warn); font-style: italic; white-space: normal; }

@@ -66,6 +66,10 @@ INFERENCE: dict[str, dict[str, str]] = {
         "driscoll_kraay": "Driscoll-Kraay",
         "multiplier_bootstrap": "Multiplier bootstrap",
         "analytic_influence_function": "Analytic (influence function)",
+        "wild_cluster_bootstrap_webb": "Wild cluster bootstrap (Webb)",
+        "randomization_conley_taber": "Randomization (Conley-Taber)",
+        "randomization_ferman_pinto": "Randomization (Ferman-Pinto)",
+        "sdid_placebo": "Placebo",
     },
     "nl": {
         "cluster_unit": "Geclusterd per land",
@@ -74,6 +78,10 @@ INFERENCE: dict[str, dict[str, str]] = {
         "driscoll_kraay": "Driscoll-Kraay",
         "multiplier_bootstrap": "Multiplier bootstrap",
         "analytic_influence_function": "Analytisch (influence function)",
+        "wild_cluster_bootstrap_webb": "Wild cluster bootstrap (Webb)",
+        "randomization_conley_taber": "Randomisatie (Conley-Taber)",
+        "randomization_ferman_pinto": "Randomisatie (Ferman-Pinto)",
+        "sdid_placebo": "Placebo",
     },
 }
 
@@ -216,6 +224,14 @@ TEXT: dict[str, dict[str, str]] = {
         "note_csdid": "95% confidence intervals in brackets, from the multiplier bootstrap.",
         "note_twfe": "Standard errors in parentheses, one row per inference method.",
         "note_star": "* p < 0.05.",
+        "note_default_interval": (
+            "Intervals that hold with six partners: each cell shows the estimate and 95% interval of the "
+            "estimator's default inference method ({overall} overall, Monte Carlo coverage {overall_coverage}; "
+            "{countries} per country, coverage {countries_coverage}); the smaller line below is the annex's "
+            "country-clustered interval (coverage {clustered_overall} overall, {clustered_countries} per "
+            "country). See 'Inference with six partner countries'."
+        ),
+        "clustered_short": "clustered",
         "note_yearly": "Coefficient (standard error); p-value in the next column. Standard errors clustered by country.",
         "note_not_estimated": "—: not estimated.",
         "col_coef_se": "Coefficient (SE)",
@@ -386,6 +402,14 @@ TEXT: dict[str, dict[str, str]] = {
         "note_csdid": "Tussen haakjes de 95%-betrouwbaarheidsintervallen, berekend met de multiplier bootstrap.",
         "note_twfe": "Standaardfouten tussen haakjes, één rij per methode.",
         "note_star": "* p < 0,05.",
+        "note_default_interval": (
+            "Intervallen die standhouden met zes partners: elke cel toont de schatting en het 95%-interval "
+            "van de standaard-inferentiemethode van de schatter ({overall} voor het totaal, Monte "
+            "Carlo-dekking {overall_coverage}; {countries} per land, dekking {countries_coverage}); de kleinere "
+            "regel eronder is het per land geclusterde interval van de bijlage (dekking {clustered_overall} "
+            "totaal, {clustered_countries} per land). Zie 'Inferentie met zes partnerlanden'."
+        ),
+        "clustered_short": "geclusterd",
         "note_yearly": "Coëfficiënt (standaardfout); p-waarde in de volgende kolom. Standaardfouten geclusterd per land.",
         "note_not_estimated": "—: niet geschat.",
         "col_coef_se": "Coëfficiënt (SE)",

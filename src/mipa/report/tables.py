@@ -23,6 +23,7 @@ from mipa.report.formatting import (
     fmt_estimate_ci,
     fmt_estimate_se,
     fmt_int,
+    fmt_interval,
     fmt_number,
     fmt_p_value,
     fmt_percent,
@@ -54,6 +55,7 @@ class Cell:
     rowspan: int = 1
     classes: tuple[str, ...] = ()
     attrs: dict[str, str] = field(default_factory=dict)
+    subtext: str = ""  # a second, smaller line (e.g. the annex's clustered interval)
 
 
 @dataclass
@@ -228,12 +230,54 @@ def partner_labels(partners: pd.DataFrame, lang: str) -> list[tuple[str, str]]:
 # Tables 2, A1, A4: overall and per-country effects with intervals
 
 
+def default_inference_row(inference: pd.DataFrame | None, *, estimator: str, outcome: str,
+                          scope: str) -> pd.Series | None:
+    """The did_inference row of the estimator's default (Monte Carlo-validated) method, or None."""
+    if inference is None or inference.empty:
+        return None
+    rows = inference[(inference["estimator"] == estimator) & (inference["outcome"] == outcome)
+                     & (inference["scope"] == scope) & inference["is_default_method"].astype(bool)]
+    return None if rows.empty else rows.iloc[0]
+
+
+def _method_coverage(inference: pd.DataFrame, estimator: str, *, overall: bool,
+                     default: bool) -> tuple[str | None, Any]:
+    """(method, Monte Carlo coverage) of the default method, or of the clustered one."""
+    rows = inference[(inference["estimator"] == estimator) & ((inference["scope"] == "overall") == overall)]
+    rows = rows[rows["is_default_method"].astype(bool)] if default else rows[rows["inference"] == "cluster_unit"]
+    if rows.empty:
+        return None, None
+    return rows["inference"].iloc[0], rows["mc_coverage"].iloc[0]
+
+
+def default_interval_note(inference: pd.DataFrame | None, estimator: str, lang: str) -> str | None:
+    """The note under a table whose cells show the default method's intervals."""
+    if inference is None or inference.empty or not (inference["estimator"] == estimator).any():
+        return None
+    m_all, c_all = _method_coverage(inference, estimator, overall=True, default=True)
+    m_cty, c_cty = _method_coverage(inference, estimator, overall=False, default=True)
+    _, cl_all = _method_coverage(inference, estimator, overall=True, default=False)
+    _, cl_cty = _method_coverage(inference, estimator, overall=False, default=False)
+    name = lambda m: MISSING if m is None else labels.inference(lang, m)  # noqa: E731
+    return labels.text(
+        lang, "note_default_interval", overall=name(m_all), overall_coverage=fmt_percent(c_all, 1, lang),
+        countries=name(m_cty), countries_coverage=fmt_percent(c_cty, 1, lang),
+        clustered_overall=fmt_percent(cl_all, 1, lang), clustered_countries=fmt_percent(cl_cty, 1, lang),
+    )
+
+
 def effect_table(
     estimates: pd.DataFrame, partners: pd.DataFrame, *, lang: str, estimator: str,
     outcomes: Sequence[str], name: str, caption_key: str, note_keys: Sequence[str],
+    inference: pd.DataFrame | None = None,
 ) -> Table:
     """Rows: the overall effect, then one row per partner country (illustrative), then N.
-    Columns: outcomes. Cells ``estimate* [ci_low ci_high]``."""
+    Columns: outcomes. Cells ``estimate* [ci_low ci_high]``.
+
+    With ``inference`` (the did_inference mart) a cell shows the estimate and interval of
+    the estimator's default inference method (the one the Monte Carlo validated) and,
+    on a smaller second line, the annex's interval from did_estimates; the cell's
+    ``data-*`` attributes keep the did_estimates row, ``data-default-*`` the default one."""
     t = lambda key, **kw: labels.text(lang, key, **kw)  # noqa: E731
     ncol = len(outcomes) + 1
     header = [Row([Cell("", header=True, scope="col"), *[Cell(h, header=True, scope="col") for h in _numbered(lang, outcomes)]])]
@@ -246,9 +290,30 @@ def effect_table(
             row = select_estimate(estimates, estimator=estimator, outcome=o, scope=scope)
             text = MISSING if row is None else fmt_estimate_ci(
                 row["estimate"], row["ci_low"], row["ci_high"], row["p_value"], lang=lang, outcome=o)
-            cells.append(Cell(text, classes=("num", "estimate"),
-                              attrs=_estimate_attrs(row, estimator=estimator, outcome=o, scope=scope)))
-            tidy.append(_tidy(name, scope, label, row, text, estimator, o, scope))
+            attrs = _estimate_attrs(row, estimator=estimator, outcome=o, scope=scope)
+            default = default_inference_row(inference, estimator=estimator, outcome=o, scope=scope)
+            subtext = ""
+            if default is not None and default["inference"] != (None if row is None else row["inference"]) \
+                    and not is_missing(default["estimate"]):
+                annex_text = text
+                text = fmt_interval(default["estimate"], default["ci_low"], default["ci_high"], lang=lang, outcome=o)
+                if row is not None:
+                    subtext = f"{labels.text(lang, 'clustered_short')} " + fmt_interval(
+                        row["estimate"], row["ci_low"], row["ci_high"], lang=lang, outcome=o, with_estimate=False)
+                attrs.update({
+                    "data-default-inference": str(default["inference"]),
+                    "data-default-value": fmt_value_attr(default["estimate"]),
+                    "data-default-ci-low": fmt_value_attr(default["ci_low"]),
+                    "data-default-ci-high": fmt_value_attr(default["ci_high"]),
+                    "data-default-mc-coverage": fmt_value_attr(default.get("mc_coverage")),
+                })
+            cells.append(Cell(text, classes=("num", "estimate"), attrs=attrs, subtext=subtext))
+            entry = _tidy(name, scope, label, row, text, estimator, o, scope)
+            if subtext:
+                entry.update(display_annex=annex_text, default_inference=default["inference"],
+                             default_estimate=default["estimate"], default_ci_low=default["ci_low"],
+                             default_ci_high=default["ci_high"], default_mc_coverage=default.get("mc_coverage"))
+            tidy.append(entry)
         return Row(cells, classes)
 
     body.append(Row([Cell(t("row_overall_group"), header=True, scope="rowgroup", colspan=ncol)], ("group",)))
@@ -269,9 +334,14 @@ def effect_table(
                             attrs=_value_attrs(kind="n_obs", estimator=estimator, outcome=o, scope="overall", value=n)))
     body.append(Row(n_cells, ("n-row",)))
     notes = [t(k) for k in note_keys] + [t("note_star"), f"{COUNTRY_MARK} {t('country_note')}"]
+    default_note = default_interval_note(inference, estimator, lang)
+    if default_note and any("default_inference" in row and row["default_inference"] for row in tidy):
+        notes.insert(0, default_note)
     if all(select_estimate(estimates, estimator=estimator, outcome=o, scope="overall") is None for o in outcomes):
         notes.insert(0, t("missing_estimates", estimator=labels.estimator(lang, estimator)))
-    return Table(name, t(caption_key), header, body, notes, pd.DataFrame(tidy, columns=TIDY_COLUMNS),
+    extra = [c for c in ("display_annex", "default_inference", "default_estimate", "default_ci_low",
+                         "default_ci_high", "default_mc_coverage") if any(c in row for row in tidy)]
+    return Table(name, t(caption_key), header, body, notes, pd.DataFrame(tidy, columns=TIDY_COLUMNS + extra),
                  classes=("results",))
 
 

@@ -1,0 +1,35 @@
+with
+
+source as (
+
+    select * from {{ ref('inference_coverage') }}
+
+),
+
+renamed as (
+
+    select
+        lower(trim(effects)) as planted_effects,
+        lower(trim(estimator)) as estimator,
+        lower(trim(inference)) as inference,
+        lower(trim(outcome)) as outcome,
+        case
+            when lower(trim(scope)) in ('overall', 'countries') then lower(trim(scope))
+            else upper(trim(scope))
+        end as scope,
+        cast(n_replications as integer) as n_replications,
+        cast(n_intervals as integer) as n_intervals,
+        cast(coverage as double) as coverage,
+        cast(coverage_mcse as double) as coverage_mcse,
+        cast(rejection_rate as double) as rejection_rate,
+        cast(median_width as double) as median_width,
+        cast(share_unbounded as double) as share_unbounded,
+        cast(bias as double) as bias,
+        cast(rmse as double) as rmse,
+        cast(wall_seconds as double) as wall_seconds
+
+    from source
+
+)
+
+select * from renamed

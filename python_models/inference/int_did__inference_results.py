@@ -1,0 +1,22 @@
+"""Every estimator x inference method x outcome on fct_country_month (thin wrapper; logic in
+mipa.inference.suite, the same function the Monte Carlo harness scores)."""
+
+import os
+
+from mipa.inference.suite import InferenceSettings, inference_results
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    settings = InferenceSettings(
+        wild_n_boot=int(dbt.config.get("wild_n_boot")),
+        n_placebo=int(dbt.config.get("n_placebo")),
+        cs_n_boot=int(dbt.config.get("cs_n_boot")),
+        wild_seed=int(dbt.config.get("seed")),
+        placebo_seed=int(dbt.config.get("seed")),
+        cs_seed=int(dbt.config.get("seed")),
+        sdid_seed=int(dbt.config.get("seed")),
+    )
+    # the outcomes run in parallel processes: SDID's placebo fits dominate the build's time
+    workers = int(os.environ.get("MIPA_ESTIMATION_WORKERS", os.cpu_count() or 1))
+    return inference_results(dbt.ref("fct_country_month").df(), settings, workers=workers)

@@ -1,0 +1,23 @@
+"""The robustness grid: every variant x outcome x estimator (thin wrapper; logic in
+mipa.sensitivity.robustness)."""
+
+from mipa.estimation import EstimationSettings
+from mipa.sensitivity.robustness import run_grid
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    settings = EstimationSettings(
+        n_boot=int(dbt.config.get("n_boot")),
+        seed=int(dbt.config.get("seed")),
+        etwfe_control_group=dbt.config.get("etwfe_control_group"),
+        cs_control_group=dbt.config.get("cs_control_group"),
+    )
+    return run_grid(
+        dbt.ref("fct_country_month").df(),
+        dbt.ref("stg_reference__partnerships").df(),
+        dbt.ref("dim_country").df(),
+        dbt.ref("country_neighbours").df(),
+        settings,
+        panel_variant=dbt.config.get("partnership_variant"),
+    )

@@ -1,0 +1,14 @@
+"""Event studies with leads and lags, joint pre-trend tests and HonestDiD bounds for every
+outcome of fct_country_month, as one long table (thin wrapper; logic in mipa.sensitivity.run)."""
+
+from mipa.sensitivity.run import SensitivitySettings, run_event_study_sensitivity
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    settings = SensitivitySettings(
+        seed=int(dbt.config.get("seed")),
+        n_placebo=int(dbt.config.get("n_placebo")),
+        n_band_draws=int(dbt.config.get("n_band_draws")),
+    )
+    return run_event_study_sensitivity(dbt.ref("fct_country_month").df(), settings)

@@ -1,0 +1,100 @@
+"""The full Monte Carlo behind the report's coverage column (benchmark-style: prints figures).
+
+Runs ``--reps`` replications (default 500) of the annex design twice, with the annex's
+per-country effects and with no effect, every estimator and inference method of the
+``did_inference`` mart on forced departures, and writes
+
+* ``reports/montecarlo/<effects>-<group>/``: replicates.parquet (resumable), summary.csv, run.json;
+* ``seeds/inference_coverage.csv``: the summary the report shows next to every interval
+  (with ``--write-seed``; the committed seed records the run's size and wall time).
+
+SDID runs as its own group: it costs ~8 s a replication against ~2 s for all the others
+together, so the two groups can be run (and resumed) separately:
+
+    python scripts/montecarlo.py --reps 500 --groups fast            # ~20 min on 2 cores
+    python scripts/montecarlo.py --reps 500 --groups sdid            # ~70 min on 2 cores
+    python scripts/montecarlo.py --groups "" --write-seed             # seed from finished runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUPS = {"fast": "etwfe,csdid,twfe", "sdid": "sdid"}
+DESIGNS = ("annex", "zero")
+SEED_COLUMNS = ["effects", "estimator", "inference", "outcome", "scope", "n_replications", "n_intervals", "coverage",
+                "coverage_mcse", "rejection_rate", "median_width", "share_unbounded", "bias", "rmse",
+                "wall_seconds"]
+
+
+def run_dir(effects: str, group: str) -> Path:
+    return ROOT / "reports" / "montecarlo" / f"{effects}-{group}"
+
+
+def run_group(effects: str, group: str, reps: int, workers: int | None) -> float:
+    """One design x estimator group through ``mipa montecarlo`` (resumes from its checkpoint)."""
+    cmd = [sys.executable, "-m", "mipa.cli", "montecarlo", "--reps", str(reps), "--effects", effects,
+           "--estimators", GROUPS[group], "--out", str(run_dir(effects, group))]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    return time.perf_counter() - started
+
+
+def collect(dirs: list[Path]) -> pd.DataFrame:
+    """The summaries of finished runs, each row with its run's wall time."""
+    frames = []
+    for folder in dirs:
+        facts = json.loads((folder / "run.json").read_text())
+        summary = pd.read_csv(folder / "summary.csv")
+        # a resumed run's run.json holds the last part's time; the first part's is in its log
+        summary["wall_seconds"] = float(facts.get("total_wall_seconds", facts["wall_seconds"]))
+        frames.append(summary)
+    return pd.concat(frames, ignore_index=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=500)
+    parser.add_argument("--groups", default="fast,sdid", help="comma-separated: fast, sdid (empty: run nothing)")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--write-seed", action="store_true",
+                        help="write seeds/inference_coverage.csv from every finished run folder")
+    parser.add_argument("--from", dest="sources", action="append", type=Path, default=None,
+                        help="run folders to collect (default: reports/montecarlo/<design>-<group> for all)")
+    args = parser.parse_args()
+    for group in [g for g in args.groups.split(",") if g]:
+        for effects in DESIGNS:
+            seconds = run_group(effects, group, args.reps, args.workers)
+            print(f"{effects:>6} {group:>4}: {args.reps} replications in {seconds / 60:.1f} min", flush=True)
+    dirs = args.sources or [run_dir(e, g) for g in GROUPS for e in DESIGNS]
+    dirs = [d for d in dirs if (d / "summary.csv").exists()]
+    if not dirs:
+        print("no finished Monte Carlo run found", file=sys.stderr)
+        return 1
+    table = collect(dirs)
+    shown = table[table["scope"].isin(["overall", "countries"])]
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        print(shown[["effects", "estimator", "inference", "scope", "n_intervals", "coverage", "rejection_rate",
+                     "median_width", "share_unbounded", "bias"]].round(3).to_string(index=False))
+    walls = table.drop_duplicates(["effects", "wall_seconds"])["wall_seconds"]
+    print(f"wall time of the runs: {walls.sum() / 60:.1f} min ({', '.join(f'{w / 60:.1f}' for w in walls)})")
+    if args.write_seed:
+        table.reindex(columns=SEED_COLUMNS).to_csv(ROOT / "seeds" / "inference_coverage.csv", index=False,
+                                                   float_format="%.6g", lineterminator="\n")
+        print("wrote seeds/inference_coverage.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+r"""Every estimator x inference method on one outcome of the panel, as one tidy table.
+
+The same function fills the ``did_inference`` mart (on the real or synthetic panel) and
+runs inside every Monte Carlo replication (:mod:`mipa.montecarlo`), so the coverage the
+harness measures is the coverage of exactly the intervals the marts and the report show.
+
+Methods (``inference`` column; ``scope`` = 'overall' or a partner's ISO3)
+-----------------------------------------------------------------------
+========== ====================================== ==============================================
+estimator  inference                              what
+========== ====================================== ==============================================
+etwfe      cluster_unit                           Wooldridge (2021) ETWFE, not-yet-treated
+                                                  controls; country-clustered SE (the annex's)
+etwfe      wild_cluster_bootstrap_webb            restricted wild cluster bootstrap-t, Webb
+                                                  weights, constant-effect null, interval by
+                                                  test inversion (MacKinnon & Webb 2018;
+                                                  :mod:`~mipa.inference.wild_bootstrap`)
+etwfe      randomization_conley_taber             placebo assignments of the treated starts to
+                                                  never-treated countries (Conley & Taber 2011)
+etwfe      randomization_ferman_pinto             the same with each placebo country's residuals
+                                                  rescaled to the treated country's pre-period
+                                                  scale (Ferman & Pinto 2019)
+csdid      multiplier_bootstrap                   Callaway & Sant'Anna (2021) doubly robust,
+                                                  never-treated controls, multiplier bootstrap
+twfe       cluster_unit / twoway_cluster /        classic TWFE coefficient with the annex's
+           driscoll_kraay                         standard errors
+twfe       wild_cluster_bootstrap_webb            restricted WCR for the TWFE coefficient
+sdid       sdid_placebo                           synthetic DiD per country (Arkhangelsky et al.
+                                                  2021) against never-treated countries,
+                                                  placebo SE (every control once); per
+                                                  country only
+========== ====================================== ==============================================
+
+Per country, ETWFE's clustered and WCR rows come from the regression with one cohort per
+country (``cohort="unit"``); the randomization rows from the panel of the never-treated
+countries plus that country alone (:func:`~mipa.inference.randomization.placebo_in_space`);
+on a balanced panel both are the imputation estimator's per-country mean (Borusyak et al.
+2024), so their estimates agree up to the other partners serving as not-yet-treated
+controls in the first.
+
+Randomization and WCR intervals are test inversions under a constant additive effect;
+a row whose test rejects no value within reach has an infinite bound (say so, never clip).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from mipa.estimators.csdid import callaway_santanna
+from mipa.estimators.etwfe import etwfe
+from mipa.estimators.results import ESTIMATE_COLUMNS
+from mipa.estimators.twfe import twfe
+from mipa.inference.randomization import (
+    PanelArrays,
+    conley_taber,
+    imputation_estimator,
+    placebo_in_space,
+)
+from mipa.inference.sdid import sdid_by_unit
+from mipa.inference.wild_bootstrap import etwfe_contrasts, twfe_contrast, wild_cluster_bootstrap
+
+# estimator x inference pairs this module can produce, in table order
+METHODS: tuple[tuple[str, str], ...] = (
+    ("etwfe", "cluster_unit"),
+    ("etwfe", "wild_cluster_bootstrap_webb"),
+    ("etwfe", "randomization_conley_taber"),
+    ("etwfe", "randomization_ferman_pinto"),
+    ("csdid", "multiplier_bootstrap"),
+    ("twfe", "cluster_unit"),
+    ("twfe", "twoway_cluster"),
+    ("twfe", "driscoll_kraay"),
+    ("twfe", "wild_cluster_bootstrap_webb"),
+    ("sdid", "sdid_placebo"),
+)
+__all__ = ["METHODS", "SUITE_COLUMNS", "InferenceSettings", "inference_results", "inference_table"]
+SUITE_COLUMNS = ["estimator", "inference", "outcome", "aggregation", "scope", "estimate", "std_error", "ci_low",
+                 "ci_high", "p_value", "n_obs", "n_clusters", "n_treated_clusters", "seconds"]
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """Draws, seeds and level of every method; written to the mart as JSON."""
+
+    alpha: float = 0.05
+    wild_n_boot: int = 999
+    wild_seed: int = 20260701
+    n_placebo: int = 999  # Conley-Taber overall: placebo assignments (all of them when fewer)
+    placebo_seed: int = 20260701
+    # per country every control is the placebo once (exact; synthdid samples these N0 with
+    # replacement); the overall SDID average is not run: ETWFE is the overall estimator of
+    # record, and its joint placebo doubles the cost of the Monte Carlo
+    sdid_exhaustive: bool = True
+    sdid_replications: int = 200  # used only when sdid_exhaustive is False
+    sdid_seed: int = 20260701
+    cs_n_boot: int = 999
+    cs_seed: int = 20260701
+    methods: tuple[tuple[str, str], ...] = METHODS
+
+    def as_json(self) -> str:
+        out = asdict(self)
+        out["methods"] = [f"{e}:{m}" for e, m in self.methods]
+        return json.dumps(out, sort_keys=True)
+
+
+def _timed_rows(frame: pd.DataFrame, estimator: str, seconds: float) -> pd.DataFrame:
+    out = frame.reindex(columns=ESTIMATE_COLUMNS).copy()
+    out.insert(0, "estimator", estimator)
+    out["seconds"] = seconds
+    return out
+
+
+def _wants(settings: InferenceSettings, estimator: str, inference: str | None = None) -> bool:
+    return any(e == estimator and (inference is None or m == inference) for e, m in settings.methods)
+
+
+def _etwfe_cluster(panel: pd.DataFrame, outcome: str, treated: Sequence[str], alpha: float) -> pd.DataFrame:
+    common = {"outcome": outcome, "unit": "iso3", "period": "period", "first_treat": "first_treat",
+              "control_group": "notyettreated", "alpha": alpha}
+    overall = etwfe(panel, **common).estimates
+    by_unit = etwfe(panel, **common, cohort="unit", unit_labels={u: u for u in treated}).estimates
+    return pd.concat([
+        overall[(overall["aggregation"] == "simple") & (overall["scope"] == "overall")],
+        by_unit[(by_unit["aggregation"] == "group") & by_unit["scope"].isin(list(treated))],
+    ])
+
+
+def _wild(panel: pd.DataFrame, outcome: str, treated: Sequence[str], s: InferenceSettings) -> pd.DataFrame:
+    contrasts = etwfe_contrasts(
+        panel, outcome=outcome, unit="iso3", period="period", first_treat="first_treat",
+        control_group="notyettreated", cohort="unit", unit_labels={u: u for u in treated},
+        rows=[("simple", "overall")] + [("group", u) for u in treated],
+    )
+    rows = []
+    for fc in contrasts:
+        res = wild_cluster_bootstrap(fc, n_boot=s.wild_n_boot, seed=s.wild_seed, alpha=s.alpha)
+        rows.append(res.row("simple" if fc.label == "overall" else "group"))
+    return pd.DataFrame(rows)
+
+
+def _randomization(pa: PanelArrays, s: InferenceSettings, rescale: bool) -> pd.DataFrame:
+    label = "randomization_ferman_pinto" if rescale else "randomization_conley_taber"
+    est = imputation_estimator()
+    results = [conley_taber(pa, est, n_placebo=s.n_placebo, seed=s.placebo_seed, alpha=s.alpha, rescale=rescale)]
+    results += [placebo_in_space(pa, est, u, alpha=s.alpha, rescale=rescale) for u in pa.units[pa.treated]]
+    rows = [r.row("simple" if r.scope == "overall" else "group") for r in results]
+    return pd.DataFrame(rows).assign(inference=label)
+
+
+def _csdid(panel: pd.DataFrame, outcome: str, treated: Sequence[str], s: InferenceSettings) -> pd.DataFrame:
+    common = {"outcome": outcome, "unit": "iso3", "period": "period", "first_treat": "first_treat",
+              "control_group": "nevertreated", "n_boot": s.cs_n_boot, "seed": s.cs_seed, "alpha": s.alpha}
+    overall = callaway_santanna(panel, **common).estimates
+    by_unit = callaway_santanna(panel, **common, cohort="unit", unit_labels={u: u for u in treated}).estimates
+    return pd.concat([
+        overall[(overall["aggregation"] == "simple") & (overall["scope"] == "overall")],
+        by_unit[(by_unit["aggregation"] == "group") & by_unit["scope"].isin(list(treated))],
+    ])
+
+
+def _twfe(panel: pd.DataFrame, outcome: str, s: InferenceSettings) -> pd.DataFrame:
+    frames = []
+    analytic = [m for e, m in s.methods if e == "twfe" and m != "wild_cluster_bootstrap_webb"]
+    if analytic:
+        res = twfe(panel, outcome=outcome, unit="iso3", period="period", treatments=("treated_now",), vcov="all",
+                   alpha=s.alpha).estimates
+        frames.append(res[res["inference"].isin(analytic)])
+    if _wants(s, "twfe", "wild_cluster_bootstrap_webb"):
+        fc = twfe_contrast(panel, outcome=outcome, unit="iso3", period="period", treatment="treated_now")
+        res = wild_cluster_bootstrap(fc, n_boot=s.wild_n_boot, seed=s.wild_seed, alpha=s.alpha)
+        frames.append(pd.DataFrame([res.row("simple")]))
+    return pd.concat(frames) if frames else pd.DataFrame(columns=ESTIMATE_COLUMNS)
+
+
+def _sdid(pa: PanelArrays, s: InferenceSettings) -> pd.DataFrame:
+    rows = sdid_by_unit(pa, replications=s.sdid_replications, seed=s.sdid_seed, alpha=s.alpha,
+                        exhaustive=s.sdid_exhaustive, overall=False, on_gaps="skip")
+    return pd.DataFrame([r.row("group") for r in rows])
+
+
+def inference_table(
+    panel: pd.DataFrame, outcome: str, settings: InferenceSettings | None = None
+) -> pd.DataFrame:
+    """Every method of ``settings.methods`` on ``outcome``: one row per method x scope.
+
+    ``panel``: long, one row per ``iso3`` x ``period`` (consecutive integers) with
+    ``first_treat`` (the start period, 0 = never treated in the window), as
+    :func:`mipa.estimation.prepare_panel` returns. Columns :data:`SUITE_COLUMNS`;
+    ``seconds`` is the wall time of the estimator call that produced the row (the
+    benchmark and the Monte Carlo report it; the marts drop it).
+    """
+    s = settings or InferenceSettings()
+    panel = panel.assign(treated_now=((panel["first_treat"] > 0) & (panel["period"] >= panel["first_treat"]))
+                         .astype(float))
+    treated = sorted(panel.loc[panel["first_treat"] > 0, "iso3"].unique().tolist())
+    pa = PanelArrays.from_frame(panel, outcome=outcome, unit="iso3", period="period", first_treat="first_treat")
+    jobs = [
+        ("etwfe", "cluster_unit", lambda: _etwfe_cluster(panel, outcome, treated, s.alpha)),
+        ("etwfe", "wild_cluster_bootstrap_webb", lambda: _wild(panel, outcome, treated, s)),
+        ("etwfe", "randomization_conley_taber", lambda: _randomization(pa, s, rescale=False)),
+        ("etwfe", "randomization_ferman_pinto", lambda: _randomization(pa, s, rescale=True)),
+        ("csdid", "multiplier_bootstrap", lambda: _csdid(panel, outcome, treated, s)),
+        ("twfe", None, lambda: _twfe(panel, outcome, s)),
+        ("sdid", "sdid_placebo", lambda: _sdid(pa, s)),
+    ]
+    frames = []
+    for estimator, inference, run in jobs:
+        if not _wants(s, estimator, inference):
+            continue
+        tick = time.perf_counter()
+        rows = run()
+        frames.append(_timed_rows(rows, estimator, time.perf_counter() - tick))
+    out = pd.concat(frames, ignore_index=True)
+    out.insert(2, "outcome", outcome)
+    order = {pair: k for k, pair in enumerate(METHODS)}
+    out["_order"] = [order.get((e, m), len(order)) for e, m in zip(out["estimator"], out["inference"], strict=True)]
+    out["_scope"] = out["scope"] != "overall"
+    out = out.sort_values(["_order", "_scope", "scope"], kind="mergesort").drop(columns=["_order", "_scope"])
+    return out.reindex(columns=SUITE_COLUMNS).reset_index(drop=True)
+
+
+def inference_results(
+    country_month: pd.DataFrame,
+    settings: InferenceSettings | None = None,
+    outcomes: Sequence[str] | None = None,
+    workers: int = 1,
+) -> pd.DataFrame:
+    """:func:`inference_table` for every outcome of ``fct_country_month``, for the mart.
+
+    Drops the timing column (it differs between runs) and adds ``run_settings`` (JSON), so
+    the same panel gives the same table. ``workers > 1`` runs the outcomes in that many
+    fresh processes (spawned, not forked: the caller may hold a database connection); the
+    result does not depend on it.
+    """
+    from mipa.estimation import OUTCOMES, prepare_panel
+
+    s = settings or InferenceSettings()
+    panel = prepare_panel(country_month)
+    todo = list(outcomes or OUTCOMES)
+    if workers > 1 and len(todo) > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
+            frames = list(pool.map(inference_table, [panel] * len(todo), todo, [s] * len(todo)))
+    else:
+        frames = [inference_table(panel, outcome, s) for outcome in todo]
+    out = pd.concat(frames, ignore_index=True).drop(columns=["seconds"])
+    out["run_settings"] = s.as_json()
+    return out

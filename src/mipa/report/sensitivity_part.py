@@ -1,0 +1,554 @@
+"""Report part: pre-trend tests, event studies with leads, HonestDiD bounds, Poisson ETWFE.
+
+Reads the sensitivity marts (``models/marts/sensitivity``, computed by
+:mod:`mipa.sensitivity.run`) and ``did_estimates`` for the linear ETWFE next to the
+Poisson one; computes nothing but layout. Contract: :mod:`mipa.report.parts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from mipa.report import labels
+from mipa.report.data import COUNT_OUTCOMES, MAIN_OUTCOMES, OUTCOME_ORDER, ReportData
+from mipa.report.figures import (
+    BLUE,
+    GREY,
+    ORANGE,
+    VERMILION,
+    FigureSpec,
+    LocaleFormatter,
+    _grid,
+    _new_figure,
+    _style_axes,
+)
+from mipa.report.formatting import MISSING, auto_decimals, fmt_estimate_ci, fmt_number, fmt_p_value, is_missing, star
+from mipa.report.html import heading, paragraph
+from mipa.report.parts import Part, local_text
+from mipa.report.tables import Cell, Row, Table, partner_labels, select_estimate
+
+MARTS: tuple[str, ...] = (
+    "marts.did_pretrend_tests",
+    "marts.did_event_study_leads_lags",
+    "marts.did_honest_bounds",
+    "marts.did_poisson_estimates",
+    "marts.did_estimates",
+)
+AFTER = "results"
+
+PRETREND = "marts.did_pretrend_tests"
+EVENTS = "marts.did_event_study_leads_lags"
+HONEST = "marts.did_honest_bounds"
+POISSON = "marts.did_poisson_estimates"
+ESTIMATES = "marts.did_estimates"
+
+# rows of the pre-trend table: (estimator, covariance source), in reading order
+PRETREND_ROWS: tuple[tuple[str, str], ...] = (
+    ("etwfe", "cluster_unit"),
+    ("csdid", "analytic_influence_function"),
+    ("twfe", "cluster_unit"),
+    ("poisson_etwfe", "cluster_unit"),
+    ("csdid", "placebo_rescaled"),
+)
+# event studies drawn here: the main report has ETWFE (not-yet-treated, no leads) and CS;
+# CS with a universal base equals never-treated ETWFE on balanced outcomes, so it is left out
+FIGURE_ESTIMATORS: tuple[str, ...] = ("etwfe", "twfe", "poisson_etwfe")
+HONEST_COLOURS = {"etwfe": BLUE, "csdid": ORANGE}
+SEPARATED_MARK = "‡"
+# x position of the original interval, left of the Mbar / M grid positions 0, 1, ... in the
+# HonestDiD figures
+ORIGINAL_X = -1.2
+
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Sensitivity: pre-trends, robust bounds and Poisson",
+        "intro": (
+            "Do the partner countries' outcomes move with the controls' before the partnerships "
+            "start, how wrong may parallel trends be before the conclusions change, and what does "
+            "a count model say? Event studies with leads and lags, joint tests of the leads, "
+            "bounds after Rambachan & Roth (2023) and Poisson extended TWFE (Wooldridge 2023)."
+        ),
+        "sub_pretrends": "Joint tests of the pre-treatment effects",
+        "intro_pretrends": (
+            "The leads are the event-study effects 24 to 2 months before the start, relative to "
+            "the month before it; the test asks whether they are all zero. With one partner "
+            "country per start month, clustered covariances leave out the partner's own noise "
+            "and reject almost always; the placebo reference gives the partners' start months "
+            "to control countries instead."
+        ),
+        "table_pretrend_caption": "Table S1. Joint tests of the pre-treatment effects (p-values)",
+        "row_etwfe_cluster_unit": "Extended TWFE (never-treated controls), clustered",
+        "row_csdid_analytic_influence_function": "Callaway & Sant'Anna (universal base), influence function",
+        "row_twfe_cluster_unit": "Classic TWFE, clustered",
+        "row_poisson_etwfe_cluster_unit": "Poisson extended TWFE, clustered",
+        "row_csdid_placebo_rescaled": "Callaway & Sant'Anna, placebo reference",
+        "note_pretrend_window": "Leads {first} to {last} months; Wald statistic W = b'V⁻¹b on as many degrees of freedom as leads; p-value from the chi-square distribution, for the placebo row the share of {n_placebo} placebo assignments with a larger W.",
+        "note_pretrend_placebo": "Placebo reference (Conley & Taber 2011; Ferman & Pinto 2019): controls stand in for the partners, their noise rescaled to the partner's; exact when the partners behave like rescaled controls before the start.",
+        "note_pretrend_power": "A test that does not reject is weak evidence: with one partner per start month the placebo test has little power, and a violation that all countries of a partner's size share (e.g. a proportional shock such as COVID, which moves large countries more in numbers) is part of its reference. Table S2 asks how large a violation would have to be.",
+        "note_pretrend_star": "* p < 0.05: the leads are jointly different from zero.",
+        "sub_events": "Event studies with leads and lags",
+        "intro_events": (
+            "Effects by months since the start, relative to the month before it, with pointwise "
+            "95% intervals and uniform 95% bands (sup-t) over months -24 to 24. Leads far from "
+            "zero speak against parallel trends."
+        ),
+        "fig_event_caption": "Figure {number}. Event study: {estimator}",
+        "fig_event_alt": "Event-study effects with leads and lags, months -24 to 24, for {outcomes}, with pointwise intervals and uniform bands.",
+        "fig_event_note": "Country-clustered covariance; with one partner per start month the intervals are too narrow (see Table S1).",
+        "fig_event_poisson_note": "Effects on the count scale (events per country-month). Open markers: an all-zero partner cell is behind the estimate; its interval is unreliable.",
+        "est_etwfe": "extended TWFE, never-treated controls",
+        "est_twfe": "classic TWFE with relative-month dummies",
+        "est_poisson_etwfe": "Poisson extended TWFE (count scale)",
+        "sub_honest": "How large a violation of parallel trends overturns the conclusion?",
+        "intro_honest": (
+            "Target: the average effect over the first twelve months, from quarterly event "
+            "studies relative to the quarter before the start (three pre quarters). Relative "
+            "magnitudes: after the start the trend difference may change per quarter by up to "
+            "Mbar times the largest change before it. Smoothness: its slope may change by up to "
+            "M per quarter (M in standard deviations of the pre-quarter effects). The breakdown "
+            "value is the smallest Mbar or M whose 95% set contains zero."
+        ),
+        "table_honest_caption": "Table S2. First-year average effect under violations of parallel trends",
+        "col_outcome_estimator": "Outcome, estimator",
+        "col_original": "Parallel trends: estimate [95% CI]",
+        "col_rm": "Relative magnitudes, Mbar = {mbar}: 95% set",
+        "col_rm_breakdown": "Breakdown Mbar",
+        "col_sd": "Smoothness, M = {m} sd: 95% set",
+        "col_sd_breakdown": "Breakdown M (sd)",
+        "short_etwfe": "extended TWFE",
+        "short_csdid": "Callaway & Sant'Anna",
+        "note_honest_methods": "Rambachan & Roth (2023): relative magnitudes by the conditional least-favourable hybrid (C-LF), smoothness by the fixed-length interval (FLCI), as R HonestDiD. 0 as breakdown: the interval already contains zero without any violation.",
+        "note_honest_limit": "> {limit}: no breakdown up to the largest value searched.",
+        "note_honest_cov": "Country-clustered covariances (one partner per start month): the intervals are too narrow; the bounds' width comes mostly from the allowed violation.",
+        "fig_honest_rm_caption": "Figure {number}. Sensitivity to relative magnitudes (Mbar)",
+        "fig_honest_sd_caption": "Figure {number}. Sensitivity to smoothness (M)",
+        "fig_honest_alt": "95% sets of the first-year average effect for {outcomes} as the allowed violation grows, for extended TWFE and Callaway & Sant'Anna, with the breakdown values marked.",
+        "fig_honest_note": "Leftmost interval: parallel trends exact (original). Dashed lines: breakdown values.",
+        "axis_mbar": "Mbar",
+        "axis_m": "M (sd of pre-period quarters)",
+        "axis_first_year": "First-year average effect",
+        "tick_original": "orig.",
+        "legend_breakdown": "Breakdown value",
+        "sub_poisson": "Poisson extended TWFE for the counts",
+        "intro_poisson": (
+            "A count model with multiplicative effects, reported on the count scale as the linear "
+            "model (average partial effects). The annex dropped Poisson because countries without "
+            "any event after the start fall out of the fit; here they stay in: an all-zero partner "
+            "cell keeps its boundary effect (minus its counterfactual mean) and is flagged."
+        ),
+        "table_poisson_caption": "Table S3. Poisson and linear extended TWFE (not-yet-treated controls)",
+        "col_poisson": "Poisson: overall [95% CI]",
+        "col_linear": "Linear: overall [95% CI]",
+        "note_poisson_countries": "Per-country effects are illustrative (one partner country each). {mark} an all-zero partner cell is behind the estimate (standard error unreliable).",
+        "note_poisson_zero": "{outcome}: {n} countries without any event in the window carry no information under Poisson and are left out of the fit; {post}.",
+        "note_poisson_post_none": "no partner country is zero in every month after its start",
+        "note_poisson_post": "zero in every month after the start, kept: {countries}",
+    },
+    "nl": {
+        "title": "Gevoeligheid: pre-trends, robuuste grenzen en Poisson",
+        "intro": (
+            "Bewegen de uitkomsten van de partnerlanden vóór de start van de partnerschappen mee "
+            "met die van de controlelanden, hoe sterk mogen parallelle trends geschonden zijn "
+            "voordat de conclusies omslaan, en wat zegt een model voor aantallen? Event studies "
+            "met voor- en naperiode, gezamenlijke toetsen van de voorperiode, grenzen volgens "
+            "Rambachan & Roth (2023) en Poisson extended TWFE (Wooldridge 2023)."
+        ),
+        "sub_pretrends": "Gezamenlijke toetsen van de effecten vóór de start",
+        "intro_pretrends": (
+            "De voorperiode-effecten zijn de effecten 24 tot 2 maanden vóór de start, ten opzichte "
+            "van de maand vóór de start; de toets vraagt of ze alle nul zijn. Met één partnerland "
+            "per startmaand laten geclusterde covariantiematrices de eigen ruis van het "
+            "partnerland weg en verwerpen ze vrijwel altijd; de placeboreferentie geeft de "
+            "startmaanden van de partnerlanden in plaats daarvan aan controlelanden."
+        ),
+        "table_pretrend_caption": "Tabel S1. Gezamenlijke toetsen van de effecten vóór de start (p-waarden)",
+        "row_etwfe_cluster_unit": "Extended TWFE (nooit behandelde controles), geclusterd",
+        "row_csdid_analytic_influence_function": "Callaway & Sant'Anna (vaste basisperiode), influence function",
+        "row_twfe_cluster_unit": "Klassieke TWFE, geclusterd",
+        "row_poisson_etwfe_cluster_unit": "Poisson extended TWFE, geclusterd",
+        "row_csdid_placebo_rescaled": "Callaway & Sant'Anna, placeboreferentie",
+        "note_pretrend_window": "Voorperiode {first} tot {last} maanden; Wald-statistiek W = b'V⁻¹b met evenveel vrijheidsgraden als maanden; p-waarde uit de chi-kwadraatverdeling, voor de placeborij het aandeel van {n_placebo} placebotoewijzingen met een grotere W.",
+        "note_pretrend_placebo": "Placeboreferentie (Conley & Taber 2011; Ferman & Pinto 2019): controlelanden nemen de plaats in van de partnerlanden, hun ruis herschaald naar die van het partnerland; exact als de partnerlanden zich vóór de start gedragen als herschaalde controlelanden.",
+        "note_pretrend_power": "Niet verwerpen is zwak bewijs: met één partnerland per startmaand heeft de placebotoets weinig onderscheidend vermogen, en een schending die alle landen van de omvang van een partnerland delen (bijvoorbeeld een evenredige schok zoals corona, die grote landen in aantallen sterker raakt) zit in de referentie zelf. Tabel S2 vraagt hoe groot een schending zou moeten zijn.",
+        "note_pretrend_star": "* p < 0,05: de effecten vóór de start wijken gezamenlijk af van nul.",
+        "sub_events": "Event studies met voor- en naperiode",
+        "intro_events": (
+            "Effecten per maand sinds de start, ten opzichte van de maand vóór de start, met "
+            "puntsgewijze 95%-intervallen en uniforme 95%-banden (sup-t) over maand -24 tot 24. "
+            "Effecten vóór de start ver van nul pleiten tegen parallelle trends."
+        ),
+        "fig_event_caption": "Figuur {number}. Event study: {estimator}",
+        "fig_event_alt": "Event-study-effecten met voor- en naperiode, maand -24 tot 24, voor {outcomes}, met puntsgewijze intervallen en uniforme banden.",
+        "fig_event_note": "Covariantie geclusterd per land; met één partnerland per startmaand zijn de intervallen te smal (zie tabel S1).",
+        "fig_event_poisson_note": "Effecten in aantallen (gebeurtenissen per land en maand). Open markering: achter de schatting zit een cel van een partnerland met alleen nullen; het interval is onbetrouwbaar.",
+        "est_etwfe": "extended TWFE, nooit behandelde controles",
+        "est_twfe": "klassieke TWFE met dummies per maand sinds de start",
+        "est_poisson_etwfe": "Poisson extended TWFE (aantallen)",
+        "sub_honest": "Hoe grote schending van parallelle trends keert de conclusie om?",
+        "intro_honest": (
+            "Doel: het gemiddelde effect over de eerste twaalf maanden, uit event studies per "
+            "kwartaal ten opzichte van het kwartaal vóór de start (drie kwartalen voorperiode). "
+            "Relatieve grootte: na de start mag het trendverschil per kwartaal hoogstens Mbar "
+            "maal de grootste verandering vóór de start veranderen. Gladheid: de helling mag per "
+            "kwartaal hoogstens M veranderen (M in standaarddeviaties van de kwartaaleffecten "
+            "vóór de start). De omslagwaarde is de kleinste Mbar of M waarvan de 95%-verzameling "
+            "nul bevat."
+        ),
+        "table_honest_caption": "Tabel S2. Gemiddeld effect in het eerste jaar bij schending van parallelle trends",
+        "col_outcome_estimator": "Uitkomst, schatter",
+        "col_original": "Parallelle trends: schatting [95%-BI]",
+        "col_rm": "Relatieve grootte, Mbar = {mbar}: 95%-verzameling",
+        "col_rm_breakdown": "Omslagwaarde Mbar",
+        "col_sd": "Gladheid, M = {m} sd: 95%-verzameling",
+        "col_sd_breakdown": "Omslagwaarde M (sd)",
+        "short_etwfe": "extended TWFE",
+        "short_csdid": "Callaway & Sant'Anna",
+        "note_honest_methods": "Rambachan & Roth (2023): relatieve grootte met de conditionele least-favourable hybride (C-LF), gladheid met het interval met vaste lengte (FLCI), zoals R HonestDiD. Omslagwaarde 0: het interval bevat zonder schending al nul.",
+        "note_honest_limit": "> {limit}: geen omslag tot de grootste doorzochte waarde.",
+        "note_honest_cov": "Covarianties geclusterd per land (één partnerland per startmaand): de intervallen zijn te smal; de breedte van de grenzen komt vooral van de toegestane schending.",
+        "fig_honest_rm_caption": "Figuur {number}. Gevoeligheid voor relatieve grootte (Mbar)",
+        "fig_honest_sd_caption": "Figuur {number}. Gevoeligheid voor gladheid (M)",
+        "fig_honest_alt": "95%-verzamelingen van het gemiddelde effect in het eerste jaar voor {outcomes} bij een groeiende toegestane schending, voor extended TWFE en Callaway & Sant'Anna, met de omslagwaarden gemarkeerd.",
+        "fig_honest_note": "Meest linkse interval: exacte parallelle trends (origineel). Stippellijnen: omslagwaarden.",
+        "axis_mbar": "Mbar",
+        "axis_m": "M (sd van de kwartalen vóór de start)",
+        "axis_first_year": "Gemiddeld effect eerste jaar",
+        "tick_original": "orig.",
+        "legend_breakdown": "Omslagwaarde",
+        "sub_poisson": "Poisson extended TWFE voor de aantallen",
+        "intro_poisson": (
+            "Een model voor aantallen met multiplicatieve effecten, gerapporteerd in aantallen "
+            "zoals het lineaire model (gemiddelde marginale effecten). De annex liet Poisson vallen "
+            "omdat landen zonder enige gebeurtenis na de start uit de schatting vallen; hier "
+            "blijven ze erin: een cel van een partnerland met alleen nullen houdt zijn randeffect "
+            "(min het contrafeitelijke gemiddelde) en wordt gemarkeerd."
+        ),
+        "table_poisson_caption": "Tabel S3. Poisson en lineaire extended TWFE (nog niet behandelde controles)",
+        "col_poisson": "Poisson: totaal [95%-BI]",
+        "col_linear": "Lineair: totaal [95%-BI]",
+        "note_poisson_countries": "Effecten per land zijn illustratief (telkens één partnerland). {mark} achter de schatting zit een cel van een partnerland met alleen nullen (standaardfout onbetrouwbaar).",
+        "note_poisson_zero": "{outcome}: {n} landen zonder enige gebeurtenis in de periode bevatten onder Poisson geen informatie en vallen buiten de schatting; {post}.",
+        "note_poisson_post_none": "geen partnerland is nul in elke maand na de start",
+        "note_poisson_post": "nul in elke maand na de start, behouden: {countries}",
+    },
+}
+
+
+def _t(lang: str, key: str, **values: object) -> str:
+    return local_text(LABELS, lang, key, **values)
+
+
+def _header(texts: Sequence[str]) -> Row:
+    return Row([Cell(t, header=True, scope="col") for t in texts])
+
+
+def _num(text: str, **attrs: Any) -> Cell:
+    return Cell(text, classes=("num",), attrs={f"data-{k.replace('_', '-')}": str(v) for k, v in attrs.items()
+                                               if not is_missing(v)})
+
+
+# ---------------------------------------------------------------------------------------
+# Table S1: pre-trend tests
+
+
+def pretrend_table(tests: pd.DataFrame, lang: str) -> Table:
+    """Rows: estimator and covariance; columns: outcomes; cells: p-value (star if < 0.05)."""
+    outcomes = [o for o in OUTCOME_ORDER if o in set(tests["outcome"])]
+    header = [_header(["", *[labels.outcome(lang, o) for o in outcomes]])]
+    body = []
+    for estimator, source in PRETREND_ROWS:
+        rows = tests[(tests["estimator"] == estimator) & (tests["vcov_source"] == source)]
+        if rows.empty:
+            continue
+        cells = [Cell(_t(lang, f"row_{estimator}_{source}"), header=True, scope="row")]
+        for o in outcomes:
+            r = rows[rows["outcome"] == o]
+            if r.empty:
+                cells.append(_num(MISSING))
+                continue
+            r = r.iloc[0]
+            cells.append(_num(fmt_p_value(r["p_value"], lang) + star(r["p_value"]),
+                              value=repr(float(r["p_value"])), statistic=repr(float(r["statistic"])),
+                              df=int(r["df"])))
+        body.append(Row(cells))
+    first = int(tests["first_lead"].min())
+    last = int(tests["last_lead"].max())
+    placebo = tests.loc[tests["vcov_source"] == "placebo_rescaled", "n_placebo"]
+    n_placebo = int(placebo.max()) if len(placebo) and not is_missing(placebo.max()) else 0
+    notes = [_t(lang, "note_pretrend_window", first=first, last=last, n_placebo=n_placebo),
+             _t(lang, "note_pretrend_placebo"), _t(lang, "note_pretrend_power"), _t(lang, "note_pretrend_star")]
+    data = tests[["estimator", "vcov_source", "outcome", "first_lead", "last_lead", "statistic", "df", "p_value",
+                  "f_statistic", "p_value_f", "n_clusters", "n_placebo"]].reset_index(drop=True)
+    return Table("table_s1_pretrend_tests", _t(lang, "table_pretrend_caption"), header, body, notes, data,
+                 classes=("results",))
+
+
+# ---------------------------------------------------------------------------------------
+# event-study figures
+
+
+def event_figure(events: pd.DataFrame, lang: str, estimator: str, number: str, synthetic: bool) -> FigureSpec:
+    ev = events[events["estimator"] == estimator]
+    outcomes = [o for o in OUTCOME_ORDER if o in set(ev["outcome"])]
+    name_key = f"est_{estimator}"
+
+    def draw() -> Figure:
+        nrows, ncols = _grid(len(outcomes))
+        fig = _new_figure(10, 2.5 * nrows + 0.6, synthetic, lang)
+        axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharex=True)).ravel()
+        for ax, o in zip(axes, outcomes, strict=False):
+            rows = ev[ev["outcome"] == o].sort_values("event_time")
+            x = rows["event_time"].to_numpy(float)
+            ax.fill_between(x, rows["band_low"].to_numpy(float), rows["band_high"].to_numpy(float),
+                            color=BLUE, alpha=0.13, lw=0)
+            ax.fill_between(x, rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float),
+                            color=BLUE, alpha=0.3, lw=0)
+            ax.plot(x, rows["estimate"].to_numpy(float), color=BLUE, lw=1, marker="o", markersize=1.8)
+            sep = rows["inference"].eq("cluster_unit_separated").to_numpy()
+            if sep.any():
+                ax.plot(x[sep], rows["estimate"].to_numpy(float)[sep], ls="none", marker="o", markersize=3.5,
+                        markerfacecolor="white", markeredgecolor=VERMILION, markeredgewidth=0.8)
+            ax.axhline(0, color="black", lw=0.7)
+            ax.axvline(-0.5, color=VERMILION, ls="--", lw=0.9)
+            ax.set_title(labels.outcome(lang, o), loc="left")
+            _style_axes(ax, lang)
+            ax.xaxis.set_major_formatter(LocaleFormatter(lang))
+        for ax in axes[len(outcomes):]:
+            ax.set_visible(False)
+        for i, ax in enumerate(axes[: len(outcomes)]):
+            if i >= len(outcomes) - ncols:
+                ax.set_xlabel(labels.text(lang, "axis_event_time"))
+                ax.tick_params(labelbottom=True)
+            if i % ncols == 0:
+                ax.set_ylabel(labels.text(lang, "axis_effect"))
+        handles = [
+            Line2D([], [], color=BLUE, lw=1, marker="o", markersize=3, label=labels.text(lang, "legend_estimate")),
+            Patch(color=BLUE, alpha=0.3, lw=0, label=labels.text(lang, "legend_ci")),
+            Patch(color=BLUE, alpha=0.13, lw=0, label=labels.text(lang, "legend_band")),
+            Line2D([], [], color=VERMILION, ls="--", lw=0.9, label=labels.text(lang, "legend_start")),
+        ]
+        fig.legend(handles=handles, loc="outside upper center", ncols=len(handles))
+        return fig
+
+    notes = [_t(lang, "fig_event_note")]
+    if estimator == "poisson_etwfe":
+        notes.insert(0, _t(lang, "fig_event_poisson_note"))
+    return FigureSpec(
+        name=f"figure_s{number}_event_study_{estimator}",
+        number=f"S{number}",
+        caption=_t(lang, "fig_event_caption", number=f"S{number}", estimator=_t(lang, name_key)),
+        alt=_t(lang, "fig_event_alt", outcomes=", ".join(labels.outcome(lang, o).lower() for o in outcomes)),
+        draw=draw,
+        notes=notes,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Table S2 and figures: HonestDiD
+
+
+def _interval(lo: Any, hi: Any, lang: str, outcome: str) -> str:
+    if is_missing(lo) or is_missing(hi):
+        return MISSING
+    d = auto_decimals(lo, hi, outcome=outcome)
+    return f"[{fmt_number(lo, d, lang)} {fmt_number(hi, d, lang)}]"
+
+
+def _breakdown(value: Any, limit: Any, lang: str) -> str:
+    if is_missing(value):
+        return MISSING if is_missing(limit) else "> " + fmt_number(limit, 0 if float(limit).is_integer() else 1, lang)
+    return fmt_number(value, 2, lang)
+
+
+def _honest_row(bounds: pd.DataFrame, restriction: str, multiple: float) -> pd.Series | None:
+    rows = bounds[(bounds["restriction"] == restriction) & np.isclose(bounds["parameter_multiple"], multiple)]
+    return None if rows.empty else rows.iloc[0]
+
+
+def honest_table(bounds: pd.DataFrame, lang: str, *, mbar: float = 1.0, m: float = 1.0) -> Table:
+    """Per outcome and estimator: original interval, the sets at ``Mbar = mbar`` and
+    ``M = m`` sd, and both breakdown values."""
+    header = [_header([_t(lang, "col_outcome_estimator"), _t(lang, "col_original"),
+                       _t(lang, "col_rm", mbar=_tick(mbar, lang)), _t(lang, "col_rm_breakdown"),
+                       _t(lang, "col_sd", m=_tick(m, lang)), _t(lang, "col_sd_breakdown")])]
+    body = []
+    for o in [o for o in MAIN_OUTCOMES if o in set(bounds["outcome"])]:
+        for estimator in ("etwfe", "csdid"):
+            b = bounds[(bounds["outcome"] == o) & (bounds["estimator"] == estimator)]
+            if b.empty:
+                continue
+            orig, rm, sd = _honest_row(b, "original", 0.0), _honest_row(b, "relative_magnitude", mbar), \
+                _honest_row(b, "smoothness", m)
+            label = f"{labels.outcome(lang, o)}, {_t(lang, f'short_{estimator}')}"
+            cells = [Cell(label, header=True, scope="row")]
+            cells.append(_num(MISSING if orig is None else fmt_estimate_ci(
+                orig["estimate"], orig["ci_low"], orig["ci_high"], None, lang=lang, outcome=o)))
+            cells.append(_num(MISSING if rm is None else _interval(rm["ci_low"], rm["ci_high"], lang, o)))
+            cells.append(_num(MISSING if rm is None else _breakdown(rm["breakdown_value"], rm["breakdown_limit"], lang),
+                              value=None if rm is None else rm["breakdown_value"]))
+            cells.append(_num(MISSING if sd is None else _interval(sd["ci_low"], sd["ci_high"], lang, o)))
+            cells.append(_num(MISSING if sd is None else _breakdown(
+                sd["breakdown_multiple"], None if is_missing(sd["breakdown_limit"]) else
+                sd["breakdown_limit"] / sd["m_unit"], lang), value=None if sd is None else sd["breakdown_multiple"]))
+            body.append(Row(cells))
+    notes = [_t(lang, "note_honest_methods"), _t(lang, "note_honest_cov")]
+    data = bounds[["estimator", "outcome", "restriction", "method", "parameter", "parameter_multiple", "m_unit",
+                   "estimate", "std_error", "ci_low", "ci_high", "contains_zero", "breakdown_value",
+                   "breakdown_multiple", "breakdown_limit"]].reset_index(drop=True)
+    return Table("table_s2_honest_bounds", _t(lang, "table_honest_caption"), header, body, notes, data,
+                 classes=("results",))
+
+
+def _tick(value: float, lang: str) -> str:
+    """``0``, ``0.5``, ``0.25``: as few decimals as the grid value needs."""
+    decimals = next(d for d in (0, 1, 2, 3) if abs(round(value, d) - value) < 1e-9)
+    return fmt_number(value, decimals, lang)
+
+
+def honest_figure(bounds: pd.DataFrame, lang: str, restriction: str, number: str, synthetic: bool) -> FigureSpec:
+    """Intervals against the allowed violation (equally spaced grid positions, the original
+    interval left of them), ETWFE and CS side by side, breakdown values as dashed lines."""
+    outcomes = [o for o in MAIN_OUTCOMES if o in set(bounds["outcome"])]
+    estimators = [e for e in ("etwfe", "csdid") if e in set(bounds["estimator"])]
+    rm = restriction == "relative_magnitude"
+    grid = sorted(set(bounds.loc[bounds["restriction"] == restriction, "parameter_multiple"]))
+    positions = np.arange(len(grid), dtype=float)
+
+    def draw() -> Figure:
+        nrows, ncols = _grid(len(outcomes))
+        fig = _new_figure(10, 2.6 * nrows + 0.6, synthetic, lang)
+        axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+        for ax, o in zip(axes, outcomes, strict=False):
+            for k, est in enumerate(estimators):
+                b = bounds[(bounds["outcome"] == o) & (bounds["estimator"] == est)]
+                colour = HONEST_COLOURS[est]
+                shift = (k - (len(estimators) - 1) / 2) * 0.16
+                rows = [*b[b["restriction"] == "original"].itertuples(),
+                        *b[b["restriction"] == restriction].sort_values("parameter_multiple").itertuples()]
+                for r in rows:
+                    x = ORIGINAL_X if r.restriction == "original" else float(np.interp(r.parameter_multiple, grid,
+                                                                                        positions))
+                    ax.plot([x + shift, x + shift], [r.ci_low, r.ci_high], color=colour, lw=2.4,
+                            solid_capstyle="butt")
+                bd = b.loc[b["restriction"] == restriction, "breakdown_multiple"]
+                if len(bd) and not is_missing(bd.iloc[0]) and float(bd.iloc[0]) <= grid[-1]:
+                    ax.axvline(float(np.interp(float(bd.iloc[0]), grid, positions)), color=colour, ls="--", lw=0.9)
+            ax.axhline(0, color="black", lw=0.7)
+            ax.axvline(ORIGINAL_X / 2 - 0.25, color=GREY, lw=0.5)
+            ax.set_title(labels.outcome(lang, o), loc="left")
+            _style_axes(ax, lang)
+            ax.set_xticks([ORIGINAL_X, *positions])
+            ax.set_xticklabels([_t(lang, "tick_original"), *[_tick(t, lang) for t in grid]])
+            ax.set_xlabel(_t(lang, "axis_mbar" if rm else "axis_m"))
+            ax.grid(axis="x", visible=False)
+        for ax in axes[len(outcomes):]:
+            ax.set_visible(False)
+        for i, ax in enumerate(axes[: len(outcomes)]):
+            if i % ncols == 0:
+                ax.set_ylabel(_t(lang, "axis_first_year"))
+        handles = [Line2D([], [], color=HONEST_COLOURS[e], lw=2.4, label=_t(lang, f"short_{e}")) for e in estimators]
+        handles.append(Line2D([], [], color=GREY, ls="--", lw=0.9, label=_t(lang, "legend_breakdown")))
+        fig.legend(handles=handles, loc="outside upper center", ncols=len(handles))
+        return fig
+
+    key = "fig_honest_rm_caption" if rm else "fig_honest_sd_caption"
+    return FigureSpec(
+        name=f"figure_s{number}_honest_{restriction}",
+        number=f"S{number}",
+        caption=_t(lang, key, number=f"S{number}"),
+        alt=_t(lang, "fig_honest_alt", outcomes=", ".join(labels.outcome(lang, o).lower() for o in outcomes)),
+        draw=draw,
+        notes=[_t(lang, "fig_honest_note")],
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Table S3: Poisson ETWFE
+
+
+def poisson_table(poisson: pd.DataFrame, estimates: pd.DataFrame, partners: pd.DataFrame, lang: str) -> Table:
+    """Rows: count outcomes; columns: Poisson and linear overall effect, then Poisson per partner."""
+    outcomes = [o for o in COUNT_OUTCOMES if o in set(poisson["outcome"])]
+    countries = partner_labels(partners, lang) if len(partners) else []
+    header = [_header(["", _t(lang, "col_poisson"), _t(lang, "col_linear"), *[label for _, label in countries]])]
+    body, tidy, notes = [], [], []
+    for o in outcomes:
+        p = poisson[poisson["outcome"] == o]
+        cells = [Cell(labels.outcome(lang, o), header=True, scope="row")]
+        overall = p[(p["scope"] == "overall") & (p["aggregation"] == "simple")]
+        row = overall.iloc[0] if len(overall) else None
+        cells.append(_num(MISSING if row is None else fmt_estimate_ci(
+            row["estimate"], row["ci_low"], row["ci_high"], row["p_value"], lang=lang, outcome=o)
+            + (SEPARATED_MARK if row is not None and row["inference"] == "cluster_unit_separated" else ""),
+            value=None if row is None else repr(float(row["estimate"]))))
+        linear = select_estimate(estimates, estimator="etwfe", outcome=o, scope="overall") if not estimates.empty else None
+        cells.append(_num(MISSING if linear is None else fmt_estimate_ci(
+            linear["estimate"], linear["ci_low"], linear["ci_high"], linear["p_value"], lang=lang, outcome=o),
+            value=None if linear is None else repr(float(linear["estimate"]))))
+        tidy.append({"outcome": o, "scope": "overall", "model": "poisson_etwfe",
+                     **({} if row is None else {c: row[c] for c in ("estimate", "std_error", "ci_low", "ci_high",
+                                                                     "p_value", "inference")})})
+        if linear is not None:
+            tidy.append({"outcome": o, "scope": "overall", "model": "etwfe",
+                         **{c: linear[c] for c in ("estimate", "std_error", "ci_low", "ci_high", "p_value",
+                                                   "inference")}})
+        for iso3, _ in countries:
+            c = p[p["scope"] == iso3]
+            r = c.iloc[0] if len(c) else None
+            text = MISSING
+            if r is not None:
+                d = 0 if abs(float(r["estimate"])) >= 100 else (1 if abs(float(r["estimate"])) >= 1 else 2)
+                text = fmt_number(r["estimate"], d, lang) + star(r["p_value"])
+                text += SEPARATED_MARK if r["inference"] == "cluster_unit_separated" else ""
+                tidy.append({"outcome": o, "scope": iso3, "model": "poisson_etwfe",
+                             **{k: r[k] for k in ("estimate", "std_error", "ci_low", "ci_high", "p_value",
+                                                  "inference")}})
+            cells.append(_num(text, value=None if r is None else repr(float(r["estimate"]))))
+        body.append(Row(cells))
+        if row is not None:
+            post = row["zero_post_countries"]
+            post_text = (_t(lang, "note_poisson_post_none") if is_missing(post)
+                         else _t(lang, "note_poisson_post", countries=post))
+            notes.append(_t(lang, "note_poisson_zero", outcome=labels.outcome(lang, o),
+                            n=int(row["n_all_zero_countries"]), post=post_text))
+    notes = [_t(lang, "note_poisson_countries", mark=SEPARATED_MARK), labels.text(lang, "note_star"), *notes]
+    return Table("table_s3_poisson_etwfe", _t(lang, "table_poisson_caption"), header, body, notes,
+                 pd.DataFrame(tidy), classes=("results",))
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def build(data: ReportData, marts: dict[str, pd.DataFrame], lang: str) -> Part | None:
+    """The sensitivity section, or None when the warehouse has none of its marts."""
+    have = {k for k in (PRETREND, EVENTS, HONEST, POISSON) if k in marts and not marts[k].empty}
+    if not have:
+        return None
+    blocks: list[Any] = []
+    number = 1
+    if PRETREND in have:
+        blocks += [heading(3, _t(lang, "sub_pretrends")), paragraph(_t(lang, "intro_pretrends")),
+                   pretrend_table(marts[PRETREND], lang)]
+    if EVENTS in have:
+        blocks += [heading(3, _t(lang, "sub_events")), paragraph(_t(lang, "intro_events"))]
+        for estimator in FIGURE_ESTIMATORS:
+            if (marts[EVENTS]["estimator"] == estimator).any():
+                blocks.append(event_figure(marts[EVENTS], lang, estimator, str(number), data.synthetic))
+                number += 1
+    if HONEST in have:
+        blocks += [heading(3, _t(lang, "sub_honest")), paragraph(_t(lang, "intro_honest")),
+                   honest_table(marts[HONEST], lang)]
+        for restriction in ("relative_magnitude", "smoothness"):
+            blocks.append(honest_figure(marts[HONEST], lang, restriction, str(number), data.synthetic))
+            number += 1
+    if POISSON in have:
+        blocks += [heading(3, _t(lang, "sub_poisson")), paragraph(_t(lang, "intro_poisson")),
+                   poisson_table(marts[POISSON], marts.get(ESTIMATES, pd.DataFrame()), data.partners, lang)]
+    return Part("sensitivity", _t(lang, "title"), _t(lang, "intro"), blocks)

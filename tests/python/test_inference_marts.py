@@ -1,0 +1,118 @@
+"""did_inference on the synthetic warehouse: every method, consistent with did_estimates,
+one default per estimator and scope, chosen by the documented rule from the Monte Carlo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from mipa.inference.suite import METHODS
+
+pytestmark = pytest.mark.slow
+
+SEED = Path(__file__).resolve().parents[2] / "seeds" / "inference_coverage.csv"
+PARTNERS = {"MAR", "TUR", "EGY", "NGA", "IRQ", "TUN"}
+COUNTS = ["forced_departures", "laissez_passers", "confirmations", "requests", "verified_departures"]
+
+
+def _read(db: Path, sql: str) -> pd.DataFrame:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def inference(synthetic_warehouse) -> pd.DataFrame:
+    return _read(synthetic_warehouse[1], "select * from marts.did_inference")
+
+
+def test_every_method_every_outcome(inference):
+    for outcome, rows in inference.groupby("outcome"):
+        assert set(zip(rows["estimator"], rows["inference"], strict=True)) == set(METHODS), outcome
+        for (estimator, method), grp in rows.groupby(["estimator", "inference"]):
+            scopes = set(grp["scope"])
+            if estimator in ("twfe",):
+                assert scopes == {"overall"}
+            elif estimator == "sdid":
+                assert scopes == PARTNERS
+            else:
+                assert scopes == PARTNERS | {"overall"}, (estimator, method)
+    # SDID needs a balanced block: it runs on the counts, not on lead time (months without a value)
+    sdid = inference[inference["estimator"] == "sdid"]
+    assert sdid[sdid["outcome"].isin(COUNTS)]["estimate"].notna().all()
+    assert sdid[sdid["outcome"] == "lead_time_days"]["estimate"].isna().all()
+
+
+def test_clustered_rows_equal_did_estimates(inference, synthetic_warehouse):
+    """The suite's ETWFE-clustered and TWFE rows are the did_estimates rows (same estimators)."""
+    est = _read(synthetic_warehouse[1], "select * from marts.did_estimates")
+    for estimator, aggregation in (("etwfe", "simple"), ("twfe", "simple")):
+        mine = inference[(inference["estimator"] == estimator) & (inference["inference"] == "cluster_unit")
+                         & (inference["scope"] == "overall")].set_index("outcome")
+        theirs = est[(est["estimator"] == estimator) & (est["inference"] == "cluster_unit")
+                     & (est["scope"] == "overall") & (est["aggregation"] == aggregation)].set_index("outcome")
+        for col in ("estimate", "ci_low", "ci_high"):
+            np.testing.assert_allclose(mine.loc[theirs.index, col], theirs[col], rtol=1e-9, err_msg=estimator)
+    # the overall randomization estimate is the imputation estimator = ETWFE not-yet-treated
+    # (exactly on a balanced panel: the counts, not lead time)
+    counts = inference[inference["outcome"].isin(COUNTS)]
+    ri = counts[(counts["inference"] == "randomization_ferman_pinto") & (counts["scope"] == "overall")]
+    cl = counts[(counts["estimator"] == "etwfe") & (counts["inference"] == "cluster_unit")
+                & (counts["scope"] == "overall")]
+    np.testing.assert_allclose(ri.set_index("outcome")["estimate"].sort_index(),
+                               cl.set_index("outcome")["estimate"].sort_index(), rtol=1e-8)
+
+
+def test_randomization_intervals_are_wider_than_clustered_for_morocco(inference):
+    """With one treated country the clustered interval only sees the regression's residual
+    noise; the placebo interval sees how much a single country's estimate moves."""
+    rows = inference[(inference["scope"] == "MAR") & (inference["outcome"] == "forced_departures")]
+    width = (rows["ci_high"] - rows["ci_low"]).groupby(rows["inference"]).first()
+    assert width["randomization_ferman_pinto"] > 3 * width["cluster_unit"]
+
+
+def test_default_method_follows_the_documented_rule(inference):
+    """Recompute int_inference__method_choice's rule in pandas from the seed."""
+    seed = pd.read_csv(SEED)
+    kinds = seed[seed["scope"].isin(["overall", "countries"])]
+    annex = kinds[kinds["effects"] == "annex"].set_index(["estimator", "inference", "scope"])
+    zero = kinds[kinds["effects"] == "zero"].set_index(["estimator", "inference", "scope"])
+    table = annex[["coverage", "median_width"]].join(zero["rejection_rate"].rename("size"))
+    table["meets"] = table["coverage"].between(0.93, 0.97) & table["size"].between(0.03, 0.07)
+    table["distance"] = (table["coverage"] - 0.95).abs() + (table["size"] - 0.05).abs()
+    expected = {}
+    for (estimator, scope), grp in table.reset_index().groupby(["estimator", "scope"]):
+        grp = grp.assign(width_key=np.where(grp["meets"], grp["median_width"], np.inf))
+        best = grp.sort_values(["meets", "width_key", "distance", "median_width", "inference"],
+                               ascending=[False, True, True, True, True]).iloc[0]
+        expected[(estimator, scope)] = best["inference"]
+    defaults = inference[inference["is_default_method"]]
+    for (estimator, outcome, scope), grp in defaults.groupby(["estimator", "outcome", "scope"]):
+        assert len(grp) == 1
+        kind = "overall" if scope == "overall" else "countries"
+        assert grp["inference"].iloc[0] == expected[(estimator, kind)], (estimator, outcome, scope)
+    assert inference.groupby(["estimator", "outcome", "scope"])["is_default_method"].sum().eq(1).all()
+
+
+def test_report_shows_default_and_clustered_intervals(synthetic_warehouse, tmp_path):
+    from mipa.report import build_report
+
+    index = build_report(synthetic_warehouse[1], tmp_path / "reports", lang="en")
+    html = index.read_text(encoding="utf-8")
+    for name in ("table_i1_overall_inference", "table_i2_country_inference", "table_i3_montecarlo",
+                 "figure_i1_coverage"):
+        assert f'id="{name}"' in html or f"{name}.png" in html, name
+    table2 = pd.read_csv(index.parent / "table_02_etwfe.csv")
+    overall = table2[(table2["scope"] == "overall") & (table2["outcome"] == "forced_departures")].iloc[0]
+    inf = _read(synthetic_warehouse[1], """select * from marts.did_inference where estimator = 'etwfe'
+               and outcome = 'forced_departures' and scope = 'overall' and is_default_method""").iloc[0]
+    if inf["inference"] != "cluster_unit":
+        assert overall["default_inference"] == inf["inference"]
+        assert overall["default_ci_low"] == pytest.approx(inf["ci_low"], rel=1e-12)
+        assert "clustered [" in html
