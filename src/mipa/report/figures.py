@@ -321,6 +321,45 @@ def coefficient_figure(data: ReportData, lang: str, outcomes: Sequence[str] = MA
 # event studies
 
 
+def draw_event_study_panel(ax, rows: pd.DataFrame, lang: str, outcome: str) -> None:
+    """One outcome's event study: estimates, pointwise interval, uniform band where given,
+    zero line and the start (between -1 and 0)."""
+    x = rows["event_time"].to_numpy(float)
+    band = rows[["band_low", "band_high"]].notna().all(axis=1).to_numpy()
+    if band.any():
+        ax.fill_between(x, rows["band_low"].to_numpy(float), rows["band_high"].to_numpy(float),
+                        where=band, color=BLUE, alpha=0.13, lw=0, step=None)
+    ax.fill_between(x, rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float), color=BLUE, alpha=0.3, lw=0)
+    ax.plot(x, rows["estimate"].to_numpy(float), color=BLUE, lw=1, marker="o", markersize=1.8)
+    ax.axhline(0, color="black", lw=0.7)
+    ax.axvline(-0.5, color=VERMILION, ls="--", lw=0.9)
+    ax.set_title(labels.outcome(lang, outcome), loc="left")
+    _style_axes(ax, lang)
+    ax.xaxis.set_major_formatter(LocaleFormatter(lang))
+
+
+def finish_event_study_grid(fig: Figure, axes: Sequence, n_used: int, ncols: int, lang: str, has_band: bool,
+                            extra_handles: Sequence = ()) -> None:
+    """Hide unused panels, label the outer axes, add the legend above the grid."""
+    for ax in axes[n_used:]:
+        ax.set_visible(False)
+    for i, ax in enumerate(axes[:n_used]):
+        if i >= n_used - ncols:
+            ax.set_xlabel(labels.text(lang, "axis_event_time"))
+            ax.tick_params(labelbottom=True)
+        if i % ncols == 0:
+            ax.set_ylabel(labels.text(lang, "axis_effect"))
+    handles = [
+        Line2D([], [], color=BLUE, lw=1, marker="o", markersize=3, label=labels.text(lang, "legend_estimate")),
+        Patch(color=BLUE, alpha=0.3, lw=0, label=labels.text(lang, "legend_ci")),
+    ]
+    if has_band:
+        handles.append(Patch(color=BLUE, alpha=0.13, lw=0, label=labels.text(lang, "legend_band")))
+    handles.append(Line2D([], [], color=VERMILION, ls="--", lw=0.9, label=labels.text(lang, "legend_start")))
+    handles += list(extra_handles)
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles))
+
+
 def event_study_figure(data: ReportData, lang: str, estimator: str, number: str) -> FigureSpec:
     ev = data.event_study[(data.event_study["estimator"] == estimator) & (data.event_study["scope"] == "overall")]
     outcomes = [o for o in OUTCOME_ORDER if o in set(ev["outcome"])]
@@ -340,35 +379,8 @@ def event_study_figure(data: ReportData, lang: str, estimator: str, number: str)
 
                 prefs = [i for i in PREFERRED_INFERENCE.get(estimator, ()) if i in infs]
                 rows = rows[rows["inference"] == (prefs[0] if prefs else infs[0])]
-            x = rows["event_time"].to_numpy(float)
-            band = rows[["band_low", "band_high"]].notna().all(axis=1).to_numpy()
-            if band.any():
-                ax.fill_between(x, rows["band_low"].to_numpy(float), rows["band_high"].to_numpy(float),
-                                where=band, color=BLUE, alpha=0.13, lw=0, step=None)
-            ax.fill_between(x, rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float),
-                            color=BLUE, alpha=0.3, lw=0)
-            ax.plot(x, rows["estimate"].to_numpy(float), color=BLUE, lw=1, marker="o", markersize=1.8)
-            ax.axhline(0, color="black", lw=0.7)
-            ax.axvline(-0.5, color=VERMILION, ls="--", lw=0.9)
-            ax.set_title(labels.outcome(lang, o), loc="left")
-            _style_axes(ax, lang)
-            ax.xaxis.set_major_formatter(LocaleFormatter(lang))
-        for ax in axes[len(outcomes):]:
-            ax.set_visible(False)
-        for i, ax in enumerate(axes[: len(outcomes)]):
-            if i >= len(outcomes) - ncols:
-                ax.set_xlabel(labels.text(lang, "axis_event_time"))
-                ax.tick_params(labelbottom=True)
-            if i % ncols == 0:
-                ax.set_ylabel(labels.text(lang, "axis_effect"))
-        handles = [
-            Line2D([], [], color=BLUE, lw=1, marker="o", markersize=3, label=labels.text(lang, "legend_estimate")),
-            Patch(color=BLUE, alpha=0.3, lw=0, label=labels.text(lang, "legend_ci")),
-        ]
-        if has_band:
-            handles.append(Patch(color=BLUE, alpha=0.13, lw=0, label=labels.text(lang, "legend_band")))
-        handles.append(Line2D([], [], color=VERMILION, ls="--", lw=0.9, label=labels.text(lang, "legend_start")))
-        fig.legend(handles=handles, loc="outside upper center", ncols=len(handles))
+            draw_event_study_panel(ax, rows, lang, o)
+        finish_event_study_grid(fig, axes, len(outcomes), ncols, lang, has_band)
         return fig
 
     return FigureSpec(

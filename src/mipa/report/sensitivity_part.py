@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
 from mipa.report import labels
 from mipa.report.data import COUNT_OUTCOMES, MAIN_OUTCOMES, OUTCOME_ORDER, ReportData
@@ -24,10 +23,11 @@ from mipa.report.figures import (
     ORANGE,
     VERMILION,
     FigureSpec,
-    LocaleFormatter,
     _grid,
     _new_figure,
     _style_axes,
+    draw_event_study_panel,
+    finish_event_study_grid,
 )
 from mipa.report.formatting import MISSING, auto_decimals, fmt_estimate_ci, fmt_number, fmt_p_value, is_missing, star
 from mipa.report.html import heading, paragraph
@@ -305,36 +305,14 @@ def event_figure(events: pd.DataFrame, lang: str, estimator: str, number: str, s
         axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharex=True)).ravel()
         for ax, o in zip(axes, outcomes, strict=False):
             rows = ev[ev["outcome"] == o].sort_values("event_time")
-            x = rows["event_time"].to_numpy(float)
-            ax.fill_between(x, rows["band_low"].to_numpy(float), rows["band_high"].to_numpy(float),
-                            color=BLUE, alpha=0.13, lw=0)
-            ax.fill_between(x, rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float),
-                            color=BLUE, alpha=0.3, lw=0)
-            ax.plot(x, rows["estimate"].to_numpy(float), color=BLUE, lw=1, marker="o", markersize=1.8)
+            draw_event_study_panel(ax, rows, lang, o)
+            # separated cells (no event after the start): the effect is minus the counterfactual mean
             sep = rows["inference"].eq("cluster_unit_separated").to_numpy()
             if sep.any():
-                ax.plot(x[sep], rows["estimate"].to_numpy(float)[sep], ls="none", marker="o", markersize=3.5,
-                        markerfacecolor="white", markeredgecolor=VERMILION, markeredgewidth=0.8)
-            ax.axhline(0, color="black", lw=0.7)
-            ax.axvline(-0.5, color=VERMILION, ls="--", lw=0.9)
-            ax.set_title(labels.outcome(lang, o), loc="left")
-            _style_axes(ax, lang)
-            ax.xaxis.set_major_formatter(LocaleFormatter(lang))
-        for ax in axes[len(outcomes):]:
-            ax.set_visible(False)
-        for i, ax in enumerate(axes[: len(outcomes)]):
-            if i >= len(outcomes) - ncols:
-                ax.set_xlabel(labels.text(lang, "axis_event_time"))
-                ax.tick_params(labelbottom=True)
-            if i % ncols == 0:
-                ax.set_ylabel(labels.text(lang, "axis_effect"))
-        handles = [
-            Line2D([], [], color=BLUE, lw=1, marker="o", markersize=3, label=labels.text(lang, "legend_estimate")),
-            Patch(color=BLUE, alpha=0.3, lw=0, label=labels.text(lang, "legend_ci")),
-            Patch(color=BLUE, alpha=0.13, lw=0, label=labels.text(lang, "legend_band")),
-            Line2D([], [], color=VERMILION, ls="--", lw=0.9, label=labels.text(lang, "legend_start")),
-        ]
-        fig.legend(handles=handles, loc="outside upper center", ncols=len(handles))
+                ax.plot(rows["event_time"].to_numpy(float)[sep], rows["estimate"].to_numpy(float)[sep], ls="none",
+                        marker="o", markersize=3.5, markerfacecolor="white", markeredgecolor=VERMILION,
+                        markeredgewidth=0.8)
+        finish_event_study_grid(fig, axes, len(outcomes), ncols, lang, has_band=True)
         return fig
 
     notes = [_t(lang, "fig_event_note")]
