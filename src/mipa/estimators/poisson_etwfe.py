@@ -303,6 +303,73 @@ def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
+@dataclass(frozen=True)
+class SaturatedCellsFit:
+    """The Poisson fit of one cell per treated (cohort, period) with unit and period effects,
+    on the rows left after separation, with the count-scale cell effects and their gradients.
+
+    Shared by :func:`poisson_etwfe` and the event-study covariance of
+    :mod:`mipa.sensitivity.event_studies`, so both use the same sample, design and factor.
+    """
+
+    sep: _Separation
+    active: np.ndarray  # rows in the fit
+    separated: np.ndarray  # cells with an all-zero outcome (effect = minus the counterfactual mean)
+    zero_base: np.ndarray  # cells whose unit has no untreated events (counterfactual 0)
+    u_act: np.ndarray
+    n_u_act: int
+    t_levels: np.ndarray
+    c_levels: np.ndarray
+    c_pos: np.ndarray
+    z_all: sparse.csr_matrix
+    z0_all: sparse.csr_matrix
+    fit: PoissonFEFit
+    n_obs: int
+    small_sample_factor: float  # as mipa.estimators.etwfe: (n-1)/(n-K) G/(G-1), K = cells + periods
+    att: np.ndarray
+    grad: np.ndarray
+    base_mean: np.ndarray
+
+
+def fit_saturated_cells(
+    y_all: np.ndarray, unit_codes: np.ndarray, period_codes: np.ndarray, n_periods: int, cell_idx: np.ndarray,
+    cells: pd.DataFrame, unit_values: np.ndarray, period_values: np.ndarray, *, tol: float = 1e-10,
+) -> SaturatedCellsFit:
+    """Separation check, design (period dummies with the first active period as base, one
+    dummy per cell), Poisson fit and count-scale cell effects (W2023 eq. 6.8)."""
+    n_cells = len(cells)
+    sep = _detect_separation(y_all, unit_codes, period_codes, cell_idx, unit_values, period_values)
+    act = sep.active
+    if not act.any():
+        raise ValueError("every row is separated (all-zero outcome): nothing to estimate")
+    separated = np.zeros(n_cells, dtype=bool)
+    separated[sep.zero_cells] = True
+    zero_base = np.zeros(n_cells, dtype=bool)
+    zero_base[sep.zero_baseline_cells] = True
+    u_act, n_u_act = _ols.factorize(unit_codes[act])
+    t_levels = np.unique(period_codes[act])
+    t_pos = np.full(n_periods, -1, dtype=np.int64)
+    t_pos[t_levels[1:]] = np.arange(t_levels.size - 1)
+    c_levels = np.unique(cell_idx[act & (cell_idx >= 0)])
+    c_pos = np.full(n_cells, -1, dtype=np.int64)
+    c_pos[c_levels] = t_levels.size - 1 + np.arange(c_levels.size)
+    n_par = t_levels.size - 1 + c_levels.size
+    z_all = _row_design(period_codes, cell_idx, t_pos, c_pos, n_par)
+    z0_all = _row_design(period_codes, np.full(cell_idx.size, -1), t_pos, c_pos, n_par)
+    fit = poisson_fe_fit(y_all[act], u_act, z_all[act], tol=tol)
+    n_obs = int(act.sum())
+    k = c_levels.size + t_levels.size
+    q = (n_obs - 1) / (n_obs - k) * n_u_act / (n_u_act - 1)
+    att, grad, base_mean = _cell_effects(
+        fit, y_all, act, unit_codes, u_act, period_codes, cell_idx, z_all, z0_all, cells, separated, zero_base,
+    )
+    return SaturatedCellsFit(
+        sep=sep, active=act, separated=separated, zero_base=zero_base, u_act=u_act, n_u_act=int(n_u_act),
+        t_levels=t_levels, c_levels=c_levels, c_pos=c_pos, z_all=z_all, z0_all=z0_all, fit=fit, n_obs=n_obs,
+        small_sample_factor=float(q), att=att, grad=grad, base_mean=base_mean,
+    )
+
+
 # --------------------------------------------------------------------------- main
 def poisson_etwfe(
     panel: pd.DataFrame,
@@ -356,39 +423,14 @@ def poisson_etwfe(
     if not (cells["event_time"] >= 0).any():
         raise ValueError("no observed post-treatment rows of treated units")
 
-    sep = _detect_separation(y_all, unit_codes, period_codes, cell_idx, unit_values, period_values)
-    act = sep.active
-    if not act.any():
-        raise ValueError("every row is separated (all-zero outcome): nothing to estimate")
-    separated = np.zeros(n_cells, dtype=bool)
-    separated[sep.zero_cells] = True
-    zero_base = np.zeros(n_cells, dtype=bool)
-    zero_base[sep.zero_baseline_cells] = True
+    sc = fit_saturated_cells(y_all, unit_codes, period_codes, n_periods, cell_idx, cells, unit_values,
+                             period_values, tol=tol)
+    sep, act, separated, zero_base = sc.sep, sc.active, sc.separated, sc.zero_base
+    g, t_levels, c_levels, c_pos, fit = sc.n_u_act, sc.t_levels, sc.c_levels, sc.c_pos, sc.fit
 
-    # design over the rows in the fit: period dummies (first active period = 0), cell dummies
-    u_act, n_u_act = _ols.factorize(unit_codes[act])
-    t_levels = np.unique(period_codes[act])
-    t_pos = np.full(n_periods, -1, dtype=np.int64)
-    t_pos[t_levels[1:]] = np.arange(t_levels.size - 1)
-    c_levels = np.unique(cell_idx[act & (cell_idx >= 0)])
-    c_pos = np.full(n_cells, -1, dtype=np.int64)
-    c_pos[c_levels] = t_levels.size - 1 + np.arange(c_levels.size)
-    n_par = t_levels.size - 1 + c_levels.size
-    z_all = _row_design(period_codes, cell_idx, t_pos, c_pos, n_par)
-    z0_all = _row_design(period_codes, np.full(cell_idx.size, -1), t_pos, c_pos, n_par)
-    fit = poisson_fe_fit(y_all[act], u_act, z_all[act], tol=tol)
-
-    # small-sample factor as mipa.estimators.etwfe: K = cells + periods
-    n_obs = int(act.sum())
-    g = n_u_act
-    k = c_levels.size + t_levels.size
-    q = (n_obs - 1) / (n_obs - k) * g / (g - 1)
+    n_obs, q = sc.n_obs, sc.small_sample_factor
     v = q * fit.vcov_raw
-
-    att, grad, base_mean = _cell_effects(
-        fit, y_all, act, unit_codes, u_act, period_codes, cell_idx, z_all, z0_all,
-        cells, separated, zero_base,
-    )
+    att, grad, base_mean = sc.att, sc.grad, sc.base_mean
     v_cells = grad @ v @ grad.T
     v_cells = (v_cells + v_cells.T) / 2
 

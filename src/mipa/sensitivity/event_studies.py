@@ -213,31 +213,10 @@ def poisson_event_study_vcov(
     unit_values = np.sort(df[unit].unique())
     period_values = np.sort(df[period].unique())
     cell_idx, cells = _cells(df, unit=unit, period=period, cohort="group", control_group=control_group)
-    n_cells = len(cells)
-    sep = _pois._detect_separation(y_all, unit_codes, period_codes, cell_idx, unit_values, period_values)
-    act = sep.active
-    separated = np.zeros(n_cells, dtype=bool)
-    separated[sep.zero_cells] = True
-    zero_base = np.zeros(n_cells, dtype=bool)
-    zero_base[sep.zero_baseline_cells] = True
-
-    u_act, n_u_act = _ols.factorize(unit_codes[act])
-    t_levels = np.unique(period_codes[act])
-    t_pos = np.full(n_periods, -1, dtype=np.int64)
-    t_pos[t_levels[1:]] = np.arange(t_levels.size - 1)
-    c_levels = np.unique(cell_idx[act & (cell_idx >= 0)])
-    c_pos = np.full(n_cells, -1, dtype=np.int64)
-    c_pos[c_levels] = t_levels.size - 1 + np.arange(c_levels.size)
-    n_par = t_levels.size - 1 + c_levels.size
-    z_all = _pois._row_design(period_codes, cell_idx, t_pos, c_pos, n_par)
-    z0_all = _pois._row_design(period_codes, np.full(cell_idx.size, -1), t_pos, c_pos, n_par)
-    fit = _pois.poisson_fe_fit(y_all[act], u_act, z_all[act])
-    n_obs = int(act.sum())
-    q = (n_obs - 1) / (n_obs - (c_levels.size + t_levels.size)) * n_u_act / (n_u_act - 1)
-    att, grad, _ = _pois._cell_effects(
-        fit, y_all, act, unit_codes, u_act, period_codes, cell_idx, z_all, z0_all,
-        cells, separated, zero_base,
-    )
+    sc = _pois.fit_saturated_cells(y_all, unit_codes, period_codes, n_periods, cell_idx, cells, unit_values,
+                                   period_values)
+    sep, separated, zero_base, fit = sc.sep, sc.separated, sc.zero_base, sc.fit
+    n_obs, q, n_u_act, att, grad = sc.n_obs, sc.small_sample_factor, sc.n_u_act, sc.att, sc.grad
     v_cells = grad @ (q * fit.vcov_raw) @ grad.T
     labels = {k: _label(k) for k in pd.unique(cells["key"])}
     _, _, ev_meta, w_ev = _aggregation_matrix(cells, labels)
