@@ -224,9 +224,10 @@ TEXT: dict[str, dict[str, str]] = {
         "note_csdid": "95% confidence intervals in brackets, from the multiplier bootstrap.",
         "note_twfe": "Standard errors in parentheses, one row per inference method.",
         "note_star": "* p < 0.05.",
+        "note_etwfe_estimator": "Extended two-way fixed effects difference-in-differences (Wooldridge), not-yet-treated controls.",
         "note_default_interval": (
-            "Intervals that hold with six partners: each cell shows the estimate and 95% interval of the "
-            "estimator's default inference method ({overall} overall, Monte Carlo coverage {overall_coverage}; "
+            "Brackets: the 95% interval of the estimator's default inference method, chosen by Monte Carlo at "
+            "this design ({overall} overall, Monte Carlo coverage {overall_coverage}; "
             "{countries} per country, coverage {countries_coverage}); the smaller line below is the annex's "
             "country-clustered interval (coverage {clustered_overall} overall, {clustered_countries} per "
             "country). See 'Inference with six partner countries'."
@@ -402,9 +403,10 @@ TEXT: dict[str, dict[str, str]] = {
         "note_csdid": "Tussen haakjes de 95%-betrouwbaarheidsintervallen, berekend met de multiplier bootstrap.",
         "note_twfe": "Standaardfouten tussen haakjes, één rij per methode.",
         "note_star": "* p < 0,05.",
+        "note_etwfe_estimator": "Extended two-way fixed effects difference-in-differences (Wooldridge), nog niet behandelde landen als controle.",
         "note_default_interval": (
-            "Intervallen die standhouden met zes partners: elke cel toont de schatting en het 95%-interval "
-            "van de standaard-inferentiemethode van de schatter ({overall} voor het totaal, Monte "
+            "Tussen haakjes: het 95%-interval van de standaard-inferentiemethode van de schatter, gekozen met "
+            "een Monte Carlo bij dit ontwerp ({overall} voor het totaal, Monte "
             "Carlo-dekking {overall_coverage}; {countries} per land, dekking {countries_coverage}); de kleinere "
             "regel eronder is het per land geclusterde interval van de bijlage (dekking {clustered_overall} "
             "totaal, {clustered_countries} per land). Zie 'Inferentie met zes partnerlanden'."

@@ -336,6 +336,9 @@ def effect_table(
     notes = [t(k) for k in note_keys] + [t("note_star"), f"{COUNTRY_MARK} {t('country_note')}"]
     default_note = default_interval_note(inference, estimator, lang)
     if default_note and any("default_inference" in row and row["default_inference"] for row in tidy):
+        # the brackets no longer hold the clustered interval: describe the estimator only
+        notes = [t(f"{k}_estimator") if f"{k}_estimator" in labels.TEXT[lang] else t(k) for k in note_keys]
+        notes += [t("note_star"), f"{COUNTRY_MARK} {t('country_note')}"]
         notes.insert(0, default_note)
     if all(select_estimate(estimates, estimator=estimator, outcome=o, scope="overall") is None for o in outcomes):
         notes.insert(0, t("missing_estimates", estimator=labels.estimator(lang, estimator)))
