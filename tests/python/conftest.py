@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from mipa.contract import FEEDS
@@ -21,6 +22,15 @@ def write_csv(path: Path, header: Iterable[str], rows: Iterable[Iterable[object]
         writer.writerow(list(header))
         writer.writerows(rows)
     return path
+
+
+def read_frame(db: Path, sql: str) -> pd.DataFrame:
+    """The result of ``sql`` on the database at ``db``, opened read-only, as a DataFrame."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import read_frame
 
 from mipa.inference.suite import METHODS
 
@@ -19,17 +19,9 @@ PARTNERS = {"MAR", "TUR", "EGY", "NGA", "IRQ", "TUN"}
 COUNTS = ["forced_departures", "laissez_passers", "confirmations", "requests", "verified_departures"]
 
 
-def _read(db: Path, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
 def inference(synthetic_warehouse) -> pd.DataFrame:
-    return _read(synthetic_warehouse[1], "select * from marts.did_inference")
+    return read_frame(synthetic_warehouse[1], "select * from marts.did_inference")
 
 
 def test_every_method_every_outcome(inference):
@@ -51,7 +43,7 @@ def test_every_method_every_outcome(inference):
 
 def test_clustered_rows_equal_did_estimates(inference, synthetic_warehouse):
     """The suite's ETWFE-clustered and TWFE rows are the did_estimates rows (same estimators)."""
-    est = _read(synthetic_warehouse[1], "select * from marts.did_estimates")
+    est = read_frame(synthetic_warehouse[1], "select * from marts.did_estimates")
     for estimator, aggregation in (("etwfe", "simple"), ("twfe", "simple")):
         mine = inference[(inference["estimator"] == estimator) & (inference["inference"] == "cluster_unit")
                          & (inference["scope"] == "overall")].set_index("outcome")
@@ -110,7 +102,7 @@ def test_report_shows_default_and_clustered_intervals(synthetic_warehouse, tmp_p
         assert f'id="{name}"' in html or f"{name}.png" in html, name
     table2 = pd.read_csv(index.parent / "table_02_etwfe.csv")
     overall = table2[(table2["scope"] == "overall") & (table2["outcome"] == "forced_departures")].iloc[0]
-    inf = _read(synthetic_warehouse[1], """select * from marts.did_inference where estimator = 'etwfe'
+    inf = read_frame(synthetic_warehouse[1], """select * from marts.did_inference where estimator = 'etwfe'
                and outcome = 'forced_departures' and scope = 'overall' and is_default_method""").iloc[0]
     if inf["inference"] != "cluster_unit":
         assert overall["default_inference"] == inf["inference"]

@@ -17,9 +17,9 @@ import os
 import re
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
+from conftest import read_frame
 
 from mipa import settings
 from mipa.report import labels
@@ -264,14 +264,6 @@ def reports(report_db: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     return {lang: build_report(report_db, out, lang=lang, run_name=f"test-{lang}") for lang in ("en", "nl")}
 
 
-def _query(db: Path, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
-
-
 def _close(a: float | None, b: float | None) -> bool:
     if a is None or (isinstance(a, float) and math.isnan(a)):
         return b is None or (isinstance(b, float) and math.isnan(b))
@@ -369,10 +361,10 @@ def test_report_in_browser_shows_the_marts(browser, reports, report_db: Path) ->
 
         # result cells against did_estimates, to 1e-9
         cells = page.eval_on_selector_all("[data-kind=estimate][data-estimator]", "els => els.map(e => ({...e.dataset, text: e.textContent}))")
-        marts = _query(report_db, "select * from marts.did_estimates")
+        marts = read_frame(report_db, "select * from marts.did_estimates")
         key = ["estimator", "outcome", "aggregation", "scope", "inference", "control_group"]
         indexed = marts.set_index(key).sort_index()
-        inference = _query(report_db, "select * from marts.did_inference")
+        inference = read_frame(report_db, "select * from marts.did_inference")
         checked = defaults = 0
         for cell in cells:
             if "value" not in cell:
@@ -403,8 +395,8 @@ def test_report_in_browser_shows_the_marts(browser, reports, report_db: Path) ->
         shown = {(c["estimator"], c["outcome"]) for c in cells if c.get("scope") == "overall" and "value" in c}
         assert set(zip(simple["estimator"], simple["outcome"], strict=True)) <= shown
         # and every partner country's ETWFE effect
-        partners = _query(report_db, "select iso3 from marts.dim_country where mipa_start_month is not null "
-                                     "and is_panel_country")["iso3"]
+        partners = read_frame(report_db, "select iso3 from marts.dim_country where mipa_start_month is not null "
+                                         "and is_panel_country")["iso3"]
         per_country = {(c["scope"], c["outcome"]) for c in cells if c["estimator"] == "etwfe" and "value" in c}
         etwfe_rows = marts[(marts["estimator"] == "etwfe") & marts["scope"].isin(partners)]
         assert set(zip(etwfe_rows["scope"], etwfe_rows["outcome"], strict=True)) <= per_country
@@ -418,14 +410,14 @@ def test_report_in_browser_shows_the_marts(browser, reports, report_db: Path) ->
                 n = marts[(marts["estimator"] == cell["estimator"]) & (marts["outcome"] == cell["outcome"])
                           & (marts["scope"] == "overall")]["n_obs"]
                 assert int(cell["value"]) in set(n.astype(int)), cell
-        yearly = _query(report_db, "select * from marts.did_yearly").set_index(["outcome", "treatment"])
+        yearly = read_frame(report_db, "select * from marts.did_yearly").set_index(["outcome", "treatment"])
         ycells = page.eval_on_selector_all("[data-kind=yearly]", "els => els.map(e => ({...e.dataset}))")
         assert len(ycells) == len(yearly)
         for cell in ycells:
             row = yearly.loc[(cell["outcome"], cell["treatment"])]
             assert _close(row["estimate"], float(cell["value"])) and _close(row["std_error"], float(cell["stdError"]))
         # Table 1 against the descriptive mart
-        stats = _query(report_db, "select * from marts.mart_panel__descriptive_statistics").set_index("outcome")
+        stats = read_frame(report_db, "select * from marts.mart_panel__descriptive_statistics").set_index("outcome")
         dcells = page.eval_on_selector_all("#table_01_descriptive td[data-column]", "els => els.map(e => ({...e.dataset}))")
         assert dcells
         for cell in dcells:

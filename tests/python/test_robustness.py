@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import read_frame
 
 from mipa import settings
 from mipa.estimation import OUTCOMES, EstimationSettings, prepare_panel
@@ -320,17 +320,9 @@ def test_neighbour_seed_covers_the_partners_with_valid_codes(neighbours) -> None
 # on the synthetic warehouse (slow)
 
 
-def _read(db: Path, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
 def warehouse_grid(synthetic_warehouse: tuple[Path, Path]) -> pd.DataFrame:
-    return _read(synthetic_warehouse[1], "select * from marts.did_robustness")
+    return read_frame(synthetic_warehouse[1], "select * from marts.did_robustness")
 
 
 @pytest.mark.slow
@@ -345,7 +337,7 @@ def test_mart_has_one_row_per_variant_outcome_and_estimator(warehouse_grid, part
 
 @pytest.mark.slow
 def test_baseline_rows_equal_did_estimates(warehouse_grid, synthetic_warehouse) -> None:
-    estimates = _read(synthetic_warehouse[1], """
+    estimates = read_frame(synthetic_warehouse[1], """
         select * from marts.did_estimates
         where aggregation = 'simple' and scope = 'overall' and estimator in ('etwfe', 'csdid')
           and inference in ('cluster_unit', 'multiplier_bootstrap')""")
@@ -384,7 +376,7 @@ def test_forced_departures_variants_stay_near_the_planted_average(warehouse_grid
     raw, db = synthetic_warehouse
     truth = pd.read_csv(raw / "truth.csv")
     truth = truth[truth["outcome"] == "forced_departures"].set_index("iso3")["planted_effect"]
-    post = _read(db, "select iso3, count(*) as n from marts.fct_country_month where mipa = 1 group by iso3")
+    post = read_frame(db, "select iso3, count(*) as n from marts.fct_country_month where mipa = 1 group by iso3")
     post = post.set_index("iso3")["n"]
     planted = float((truth[post.index] * post).sum() / post.sum())
     rows = warehouse_grid[warehouse_grid["outcome"] == "forced_departures"]

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import read_frame
 from scipy import stats
 
 from mipa.estimation import prepare_panel
@@ -138,17 +138,9 @@ def warehouse(synthetic_warehouse: tuple[Path, Path]) -> tuple[Path, Path]:
     return synthetic_warehouse
 
 
-def _read(db: Path, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
 def panel(warehouse) -> pd.DataFrame:
-    return prepare_panel(_read(warehouse[1], "select * from marts.fct_country_month"))
+    return prepare_panel(read_frame(warehouse[1], "select * from marts.fct_country_month"))
 
 
 SENSITIVITY_MARTS = {
@@ -162,7 +154,7 @@ SENSITIVITY_MARTS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("mart", list(SENSITIVITY_MARTS))
 def test_sensitivity_marts_exist_with_their_grain(warehouse, mart: str) -> None:
-    frame = _read(warehouse[1], f"select * from marts.{mart}")
+    frame = read_frame(warehouse[1], f"select * from marts.{mart}")
     keys = SENSITIVITY_MARTS[mart]
     assert len(frame) > 0
     assert not frame.duplicated(keys).any()
@@ -171,7 +163,7 @@ def test_sensitivity_marts_exist_with_their_grain(warehouse, mart: str) -> None:
 
 @pytest.mark.slow
 def test_event_studies_cover_the_window_for_every_estimator(warehouse) -> None:
-    ev = _read(warehouse[1], "select * from marts.did_event_study_leads_lags")
+    ev = read_frame(warehouse[1], "select * from marts.did_event_study_leads_lags")
     counts = ev.groupby(["estimator", "outcome"]).event_time.agg(["min", "max", "nunique"])
     assert (counts["min"] == -24).all() and (counts["max"] == 24).all() and (counts["nunique"] == 49).all()
     # every estimator on every outcome, Poisson on the counts only
@@ -183,7 +175,7 @@ def test_event_studies_cover_the_window_for_every_estimator(warehouse) -> None:
 
 @pytest.mark.slow
 def test_clustered_pretrend_statistic_is_the_library_wald(warehouse, panel) -> None:
-    tests = _read(warehouse[1], "select * from marts.did_pretrend_tests")
+    tests = read_frame(warehouse[1], "select * from marts.did_pretrend_tests")
     row = tests[(tests.estimator == "etwfe") & (tests.outcome == "forced_departures")].iloc[0]
     es = etwfe_event_study_vcov(panel, outcome="forced_departures", **KW, control_group="nevertreated")
     sub = es.select(list(range(-24, -1)))
@@ -199,7 +191,7 @@ def test_pretrend_tests_on_the_default_synthetic_data(warehouse) -> None:
     tests reject on every outcome. The placebo-referenced test does not reject
     systematically: the synthetic feeds plant no pre-trend beyond what the common shocks
     (COVID, seasonality) do to countries of the partners' size."""
-    tests = _read(warehouse[1], "select * from marts.did_pretrend_tests")
+    tests = read_frame(warehouse[1], "select * from marts.did_pretrend_tests")
     clustered = tests[tests.vcov_source != "placebo_rescaled"]
     assert (clustered.p_value < 1e-6).all()
     placebo = tests[tests.vcov_source == "placebo_rescaled"]
@@ -232,8 +224,8 @@ def test_placebo_pretrend_test_rejects_a_planted_pretrend(panel) -> None:
 def test_honest_bounds_original_row_is_the_event_study_by_hand(warehouse) -> None:
     """The target is mean(months 0..11) - mean(months -3, -2, -1 = 0) of the event study;
     the original interval is estimate +/- z * std_error."""
-    ev = _read(warehouse[1], "select * from marts.did_event_study_leads_lags")
-    bounds = _read(warehouse[1], "select * from marts.did_honest_bounds")
+    ev = read_frame(warehouse[1], "select * from marts.did_event_study_leads_lags")
+    bounds = read_frame(warehouse[1], "select * from marts.did_honest_bounds")
     z = stats.norm.ppf(0.975)
     for (estimator, outcome), b in bounds.groupby(["estimator", "outcome"]):
         e = ev[(ev.estimator == estimator) & (ev.outcome == outcome)].set_index("event_time").estimate
@@ -248,7 +240,7 @@ def test_honest_bounds_original_row_is_the_event_study_by_hand(warehouse) -> Non
 
 @pytest.mark.slow
 def test_honest_bounds_widen_and_break_down_where_zero_enters(warehouse) -> None:
-    bounds = _read(warehouse[1], "select * from marts.did_honest_bounds")
+    bounds = read_frame(warehouse[1], "select * from marts.did_honest_bounds")
     for _, b in bounds.groupby(["estimator", "outcome"]):
         orig = b[b.restriction == "original"].iloc[0]
         rm = b[b.restriction == "relative_magnitude"].sort_values("parameter")
@@ -281,12 +273,12 @@ def test_honest_bounds_widen_and_break_down_where_zero_enters(warehouse) -> None
 @pytest.mark.slow
 def test_poisson_mart_recovers_morocco_and_drops_no_country(warehouse) -> None:
     raw, db = warehouse
-    poisson = _read(db, "select * from marts.did_poisson_estimates")
+    poisson = read_frame(db, "select * from marts.did_poisson_estimates")
     truth = pd.read_csv(raw / "truth.csv").set_index(["iso3", "outcome"]).planted_effect
     mar = poisson[(poisson.scope == "MAR") & (poisson.outcome == "forced_departures")].iloc[0]
     # the mart is the library's fit (poisson_etwfe, checked against pyfixest's fepois in
     # test_poisson_etwfe.py) on the warehouse panel
-    fit = poisson_etwfe(prepare_panel(_read(db, "select * from marts.fct_country_month")),
+    fit = poisson_etwfe(prepare_panel(read_frame(db, "select * from marts.fct_country_month")),
                         outcome="forced_departures", **KW)
     overall = poisson[(poisson.scope == "overall") & (poisson.outcome == "forced_departures")
                       & (poisson.aggregation == "simple")].iloc[0]
@@ -294,14 +286,14 @@ def test_poisson_mart_recovers_morocco_and_drops_no_country(warehouse) -> None:
     assert overall.std_error == pytest.approx(fit.overall("simple").std_error, rel=1e-8)
     assert mar.estimate == pytest.approx(truth["MAR", "forced_departures"], abs=1.0)
     assert mar.ci_low < truth["MAR", "forced_departures"] + 1.0
-    countries = _read(db, "select count(distinct iso3) as n from marts.fct_country_month").n.iloc[0]
+    countries = read_frame(db, "select count(distinct iso3) as n from marts.fct_country_month").n.iloc[0]
     assert ((poisson.n_clusters + poisson.n_all_zero_countries) == countries).all()
     partners = set(truth.index.get_level_values("iso3"))
     for outcome in sens.COUNT_OUTCOMES:
         rows = poisson[poisson.outcome == outcome]
         assert partners <= set(rows.scope)
         # the listed all-zero countries are exactly those without any event in the window
-        zero = _read(db, f"select iso3 from marts.fct_country_month group by iso3 having sum({outcome}) = 0")
+        zero = read_frame(db, f"select iso3 from marts.fct_country_month group by iso3 having sum({outcome}) = 0")
         listed = rows.all_zero_countries.iloc[0]
         assert sorted(zero.iso3) == ([] if listed is None else listed.split(", "))
 
