@@ -1242,18 +1242,9 @@ def sensitivity_sd(
     return pd.DataFrame(rows)
 
 
-def _bisect_breakdown(
-    contains_zero: Callable[[float], bool], start: float, tol: float, limit: float
-) -> float:
-    """Smallest ``x >= 0`` with ``contains_zero(x)`` (assumed monotone): doubling from
-    ``start`` until the set contains 0 (``inf`` beyond ``limit``), then bisection to ``tol``."""
-    if contains_zero(0.0):
-        return 0.0
-    lo, hi = 0.0, start
-    while not contains_zero(hi):
-        if hi >= limit:
-            return np.inf
-        lo, hi = hi, min(2 * hi, limit)
+def bisect_threshold(contains_zero: Callable[[float], bool], lo: float, hi: float, tol: float) -> float:
+    """Narrow ``(lo, hi]`` (``contains_zero(lo)`` false, ``contains_zero(hi)`` true; assumed
+    monotone) to width ``tol`` by bisection; the upper end."""
     while hi - lo > tol:
         mid = (lo + hi) / 2
         if contains_zero(mid):
@@ -1261,6 +1252,28 @@ def _bisect_breakdown(
         else:
             lo = mid
     return hi
+
+
+def expand_and_bisect(
+    contains_zero: Callable[[float], bool], lo: float, hi: float, tol: float, limit: float
+) -> float:
+    """Smallest ``x > lo`` with ``contains_zero(x)`` (``contains_zero(lo)`` false): doubling
+    ``hi`` until the set contains 0 (``inf`` beyond ``limit``), then :func:`bisect_threshold`."""
+    while not contains_zero(hi):
+        if hi >= limit:
+            return np.inf
+        lo, hi = hi, min(2 * hi, limit)
+    return bisect_threshold(contains_zero, lo, hi, tol)
+
+
+def _bisect_breakdown(
+    contains_zero: Callable[[float], bool], start: float, tol: float, limit: float
+) -> float:
+    """Smallest ``x >= 0`` with ``contains_zero(x)`` (assumed monotone): doubling from
+    ``start`` until the set contains 0 (``inf`` beyond ``limit``), then bisection to ``tol``."""
+    if contains_zero(0.0):
+        return 0.0
+    return expand_and_bisect(contains_zero, 0.0, start, tol, limit)
 
 
 def breakdown_value_rm(

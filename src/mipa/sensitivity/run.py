@@ -364,18 +364,8 @@ def bracketed_breakdown(
             break
         lo = float(value)
     else:
-        hi = max(2 * float(grid[-1]), tol)
-        while not contains_zero(hi):
-            if hi >= limit:
-                return float(np.inf)
-            lo, hi = hi, min(2 * hi, limit)
-    while hi - lo > tol:
-        mid = (lo + hi) / 2
-        if contains_zero(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+        return float(hd.expand_and_bisect(contains_zero, lo, max(2 * float(grid[-1]), tol), tol, limit))
+    return hd.bisect_threshold(contains_zero, lo, hi, tol)
 
 
 def honest_rows(estimator: str, outcome: str, es: EventStudyVcov, settings: SensitivitySettings) -> pd.DataFrame:
