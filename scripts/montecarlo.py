@@ -30,9 +30,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = {"fast": "etwfe,csdid,twfe", "sdid": "sdid"}
-DESIGNS = ("annex", "zero")
+DESIGNS = ("annex", "homogeneous", "zero")
 SEED_COLUMNS = ["effects", "estimator", "inference", "outcome", "scope", "n_replications", "n_intervals", "coverage",
-                "coverage_mcse", "rejection_rate", "median_width", "share_unbounded", "bias", "rmse",
+                "coverage_mcse", "rejection_rate", "median_width", "oracle_width", "share_unbounded", "bias", "rmse",
                 "wall_seconds"]
 
 

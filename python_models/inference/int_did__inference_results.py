@@ -17,6 +17,7 @@ def model(dbt, session):
         cs_seed=int(dbt.config.get("seed")),
         sdid_seed=int(dbt.config.get("seed")),
     )
-    # the outcomes run in parallel processes: SDID's placebo fits dominate the build's time
-    workers = int(os.environ.get("MIPA_ESTIMATION_WORKERS", os.cpu_count() or 1))
+    # dbt already runs two models at a time on two cores (profiles.yml threads): one more
+    # process pool here would put more busy processes than cores; opt in with the variable
+    workers = int(os.environ.get("MIPA_ESTIMATION_WORKERS", "1"))
     return inference_results(dbt.ref("fct_country_month").df(), settings, workers=workers)

@@ -8,12 +8,13 @@ and seed included), so the same panel gives the same tables.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
+from mipa.estimability import NotEstimable, attempt, finalize_status, status_columns
 from mipa.estimators.csdid import callaway_santanna
 from mipa.estimators.etwfe import etwfe
 from mipa.estimators.results import DidResult
@@ -59,6 +60,9 @@ RESULT_COLUMNS = [
     "n_clusters",
     "n_treated_clusters",
     "inference",
+    "status",
+    "reason",
+    "reason_detail",
     "run_settings",
 ]
 
@@ -171,49 +175,134 @@ def result_rows(
     return out
 
 
+def diagnose_scope(panel: pd.DataFrame, outcome: str, scope: str) -> NotEstimable:
+    """Why ``scope`` ('overall' or a partner's ISO3) has no estimate on ``outcome``, read
+    off the prepared panel: no treated country, no observed month after (or before) the
+    start, or, when the data show neither, that the estimator gave none."""
+    treated = panel[panel["first_treat"] > 0]
+    who = "any partner country"
+    if scope != "overall":
+        treated = treated[treated["iso3"] == scope]
+        who = scope
+        if treated.empty:
+            return NotEstimable("no_treated_units", f"{scope} has no partnership start inside the panel window")
+    if treated.empty:
+        return NotEstimable("no_treated_units", "no partner country starts inside the panel window")
+    observed = treated[outcome].notna().to_numpy()
+    post = (treated["period"] >= treated["first_treat"]).to_numpy()
+    if not (observed & post).any():
+        return NotEstimable("no_post_treatment_data", f"{outcome} of {who} is not observed in any month from the start on")
+    if not (observed & ~post).any():
+        return NotEstimable("no_pre_treatment_data", f"{outcome} of {who} is not observed in any month before the start")
+    return NotEstimable("no_estimate_for_scope", f"the estimator returned no {outcome} estimate for {who}")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One estimator run on one outcome, and the estimate rows it must produce."""
+
+    estimator: str
+    control_group: str
+    per_country: bool
+    aggregations: tuple[str, ...]
+    inferences: tuple[str, ...]
+
+    def expected(self, treated: Sequence[str]) -> list[tuple[str, str, str]]:
+        """(aggregation, scope, inference) of every row the marts must hold for this run."""
+        scopes = list(treated) if self.per_country else ["overall"]
+        return [(a, sc, i) for a in self.aggregations for sc in scopes for i in self.inferences]
+
+
+def run_specs(settings: EstimationSettings) -> tuple[RunSpec, ...]:
+    """The five runs behind ``did_estimates``: ETWFE and CS overall and per country, TWFE."""
+    staggered = ("simple", "group", "dynamic", "calendar")
+    cs_inference = "multiplier_bootstrap" if settings.n_boot > 0 else "analytic_influence_function"
+    return (
+        RunSpec("etwfe", settings.etwfe_control_group, False, staggered, ("cluster_unit",)),
+        RunSpec("etwfe", settings.etwfe_control_group, True, ("group",), ("cluster_unit",)),
+        RunSpec("csdid", settings.cs_control_group, False, staggered, (cs_inference,)),
+        RunSpec("csdid", settings.cs_control_group, True, ("group",), (cs_inference,)),
+        RunSpec("twfe", "all", False, ("simple",), ("cluster_unit", "twoway_cluster", "driscoll_kraay")),
+    )
+
+
+def _run(spec: RunSpec, panel: pd.DataFrame, outcome: str, settings: EstimationSettings) -> DidResult:
+    common = {"outcome": outcome, "unit": "iso3", "period": "period", "first_treat": "first_treat"}
+    per_country = {"cohort": "unit", "unit_labels": dict(zip(panel["iso3"], panel["iso3"], strict=True))}
+    extra = per_country if spec.per_country else {}
+    if spec.estimator == "etwfe":
+        return etwfe(panel, **common, control_group=spec.control_group, alpha=settings.alpha, **extra)
+    if spec.estimator == "csdid":
+        return callaway_santanna(
+            panel, **common, control_group=spec.control_group, base_period=settings.cs_base_period,
+            anticipation=settings.cs_anticipation, n_boot=settings.n_boot, seed=settings.seed,
+            alpha=settings.alpha, **extra,
+        )
+    return twfe(panel, outcome=outcome, unit="iso3", period="period", treatments=("mipa",), vcov="all",
+                alpha=settings.alpha)
+
+
 def estimate_outcome(panel: pd.DataFrame, outcome: str, settings: EstimationSettings) -> list[DidResult]:
     """Every estimator on one outcome: overall (cohort) and per-country (unit) runs.
 
     Unbalanced outcomes (``lead_time_days`` is NULL in months without confirmations):
     ETWFE and TWFE drop the missing country-months from the regression; Callaway &
     Sant'Anna uses, for each ATT(g,t), the countries observed in both periods of the 2x2.
+    Raises :class:`~mipa.estimability.NotEstimable` when a run has no estimate at all
+    (:func:`run_monthly` turns that into rows with a reason).
     """
-    labels = dict(zip(panel["iso3"], panel["iso3"], strict=True))
-    common = {"outcome": outcome, "unit": "iso3", "period": "period", "first_treat": "first_treat"}
-    cs_options = {
-        "control_group": settings.cs_control_group,
-        "base_period": settings.cs_base_period,
-        "anticipation": settings.cs_anticipation,
-        "n_boot": settings.n_boot,
-        "seed": settings.seed,
-        "alpha": settings.alpha,
-    }
-    return [
-        etwfe(panel, **common, control_group=settings.etwfe_control_group, alpha=settings.alpha),
-        etwfe(panel, **common, control_group=settings.etwfe_control_group, cohort="unit",
-              unit_labels=labels, alpha=settings.alpha),
-        callaway_santanna(panel, **common, **cs_options),
-        callaway_santanna(panel, **common, **cs_options, cohort="unit", unit_labels=labels),
-        twfe(panel, outcome=outcome, unit="iso3", period="period", treatments=("mipa",), vcov="all",
-             alpha=settings.alpha),
-    ]
+    return [_run(spec, panel, outcome, settings) for spec in run_specs(settings)]
+
+
+def complete_rows(
+    rows: pd.DataFrame,
+    expected: Sequence[tuple[str, str, str]],
+    failure: NotEstimable | None,
+    panel: pd.DataFrame,
+    outcome: str,
+    fill: dict[str, object],
+) -> pd.DataFrame:
+    """Add a not-estimable row for every expected (aggregation, scope, inference) that
+    ``rows`` lacks: with the run's own failure when the whole run failed, else with the
+    reason :func:`diagnose_scope` reads off the panel. ``fill`` holds the constant columns
+    (estimator, outcome, control group, ...)."""
+    have = set(zip(rows.get("aggregation", []), rows.get("scope", []), rows.get("inference", []), strict=True))
+    extra = []
+    for aggregation, scope, inference in expected:
+        if (aggregation, scope, inference) in have:
+            continue
+        why = failure if failure is not None else diagnose_scope(panel, outcome, scope)
+        extra.append({**fill, "aggregation": aggregation, "scope": scope, "inference": inference,
+                      **status_columns(why)})
+    if not extra:
+        return rows
+    frames = [f for f in (rows, pd.DataFrame(extra)) if len(f)]
+    return pd.concat(frames, ignore_index=True)
 
 
 def run_monthly(country_month: pd.DataFrame, settings: EstimationSettings | None = None) -> pd.DataFrame:
-    """All estimators x all outcomes on ``fct_country_month``, as one long table."""
+    """All estimators x all outcomes on ``fct_country_month``, as one long table.
+
+    Every (estimator, outcome, aggregation, scope, inference) of :func:`run_specs` gets a
+    row: a run that cannot be estimated (a data condition, :mod:`mipa.estimability`)
+    leaves rows with a NULL estimate and the reason, and every other run is computed.
+    """
     settings = settings or EstimationSettings()
     panel = prepare_panel(country_month)
     months = _period_to_month(panel)
-    treated = set(panel.loc[panel["first_treat"] > 0, "iso3"])
+    treated = sorted(set(panel.loc[panel["first_treat"] > 0, "iso3"]))
     frames = []
     for outcome in settings.outcomes:
-        etwfe_all, etwfe_unit, cs_all, cs_unit, classic = estimate_outcome(panel, outcome, settings)
-        frames.append(result_rows(etwfe_all, months=months, settings=settings, scopes=["overall"]))
-        frames.append(result_rows(etwfe_unit, months=months, settings=settings, scopes=treated))
-        frames.append(result_rows(cs_all, months=months, settings=settings, scopes=["overall"]))
-        frames.append(result_rows(cs_unit, months=months, settings=settings, scopes=treated))
-        frames.append(result_rows(classic, months=months, settings=settings))
-    return pd.concat(frames, ignore_index=True)
+        for spec in run_specs(settings):
+            result, failure = attempt(lambda spec=spec, outcome=outcome: _run(spec, panel, outcome, settings))
+            scopes = treated if spec.per_country else (None if spec.estimator == "twfe" else ["overall"])
+            rows = (result_rows(result, months=months, settings=settings, scopes=scopes) if result is not None
+                    else pd.DataFrame(columns=RESULT_COLUMNS))
+            fill = {"result_table": "estimate", "estimator": spec.estimator, "outcome": outcome,
+                    "control_group": spec.control_group, "run_settings": settings.as_json()}
+            frames.append(complete_rows(rows, spec.expected(treated), failure, panel, outcome, fill))
+    out = pd.concat(frames, ignore_index=True).reindex(columns=RESULT_COLUMNS)
+    return finalize_status(out)
 
 
 def run_yearly(country_year: pd.DataFrame) -> pd.DataFrame:

@@ -465,7 +465,9 @@ def test_sdid_by_unit_rows_overall_and_gaps() -> None:
     pa = ri.PanelArrays.from_frame(p, **KW)
     rows = sdid.sdid_by_unit(pa, replications=20, max_iter=2000)
     frame = sdid.rows_frame(rows)
-    assert list(frame.columns) == ESTIMATE_COLUMNS
+    assert list(frame.columns)[:len(ESTIMATE_COLUMNS)] == ESTIMATE_COLUMNS
+    assert {"status", "reason", "reason_detail"} <= set(frame.columns)
+    assert (frame["status"] == "estimated").all() and frame["reason"].isna().all()
     assert frame["scope"].tolist() == ["U000", "U001", "U002", "overall"]
     assert (frame["inference"] == "sdid_placebo").all()
     w = np.array([13, 9, 9]) / 31  # post periods
@@ -478,7 +480,9 @@ def test_sdid_by_unit_rows_overall_and_gaps() -> None:
     gappy = p[~((p["unit"] == "U010") & (p["period"] == 5))]
     pa_g = ri.PanelArrays.from_frame(gappy, **KW)
     skipped = sdid.sdid_by_unit(pa_g, replications=0)
-    assert all(np.isnan(r.estimate) and "missing" in r.reason for r in skipped)
+    assert [r.scope for r in skipped] == ["U000", "U001", "U002", "overall"]
+    assert all(np.isnan(r.estimate) and r.status == "not_estimable" for r in skipped)
+    assert all(r.reason == "no_control_units" and "missing" in r.reason_detail for r in skipped[:3])
     dropped = sdid.sdid_by_unit(pa_g, replications=0, on_gaps="drop_controls")
     assert dropped[0].dropped_controls == ("U010",) and np.isfinite(dropped[0].estimate)
 

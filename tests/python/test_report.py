@@ -365,7 +365,7 @@ def test_report_in_browser_shows_the_marts(browser, reports, report_db: Path) ->
         key = ["estimator", "outcome", "aggregation", "scope", "inference", "control_group"]
         indexed = marts.set_index(key).sort_index()
         inference = read_frame(report_db, "select * from marts.did_inference")
-        checked = defaults = 0
+        checked = defaults = no_valid = 0
         for cell in cells:
             if "value" not in cell:
                 assert cell["text"] == "—"
@@ -387,6 +387,10 @@ def test_report_in_browser_shows_the_marts(browser, reports, report_db: Path) ->
                 assert _close(match["estimate"].iloc[0], float(cell["defaultValue"])), cell
                 assert _close(match["ci_low"].iloc[0], lo) and _close(match["ci_high"].iloc[0], hi), cell
                 defaults += 1
+            elif cell.get("validInterval") == "false":
+                # no method is valid at this design: the estimate alone, never a star, and the words
+                assert "*" not in cell["text"] and "no valid interval at this design" in cell["text"], cell
+                no_valid += 1
             else:
                 assert ("*" in cell["text"]) == (row["p_value"] < 0.05), cell
             checked += 1
@@ -401,7 +405,8 @@ def test_report_in_browser_shows_the_marts(browser, reports, report_db: Path) ->
         etwfe_rows = marts[(marts["estimator"] == "etwfe") & marts["scope"].isin(partners)]
         assert set(zip(etwfe_rows["scope"], etwfe_rows["outcome"], strict=True)) <= per_country
         assert checked >= 2 * len(simple)
-        assert defaults >= len(set(simple["outcome"]))  # ETWFE's default is not the clustered interval
+        # every overall ETWFE cell shows the validated default's interval or says that none is valid
+        assert defaults + no_valid >= len(set(simple["outcome"]))
 
         # N rows and the yearly table
         n_cells = page.eval_on_selector_all("[data-kind=n_obs][data-estimator]", "els => els.map(e => ({...e.dataset}))")
@@ -443,7 +448,9 @@ def test_report_in_dutch(browser, reports) -> None:
             assert term in text, term
         etwfe = page.eval_on_selector_all("#table_02_etwfe td[data-kind=estimate][data-value]",
                                           "els => els.map(e => e.textContent)")
-        assert etwfe and all(re.match(r"^-?\d[\d.]*(,\d+)?\*? \[", t) for t in etwfe), etwfe
+        # an interval in brackets, or (no valid interval at this design) the estimate and the words
+        assert etwfe and all(re.match(r"^-?\d[\d.]*(,\d+)?(\*? \[|geen geldig interval bij dit ontwerp)", t)
+                             for t in etwfe), etwfe
         assert any("," in t for t in etwfe)  # decimal comma
         assert not any(re.search(r"\d\.\d+ \[", t) for t in etwfe)  # no decimal point
         _screenshot(page, "report-nl.png")

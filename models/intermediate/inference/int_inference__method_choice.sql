@@ -1,10 +1,14 @@
 -- Which inference method the report shows by default, per estimator and scope kind
 -- (overall effect, per-country effects), from the Monte Carlo in inference_coverage.
--- A method meets the goal when its 95% intervals covered the planted effect in 93-97% of
--- the replications with the annex's effects and rejected a zero effect in 3-7% of them
--- without one. Among those the narrowest wins; when none meets it, the one closest to the
--- goal: smallest |coverage - 0.95| + |size - 0.05| (both halves of the goal count alike, so
--- neither an interval that over-rejects nor one too wide to ever reject wins by default).
+-- A method qualifies only when, at the annex's design, its 95% intervals covered the
+-- planted effect in 93-97% of the replications both with the annex's per-country effects
+-- and with a homogeneous effect, rejected a zero effect in 3-7% of them without one, and
+-- its median width is at most 1.5 times the oracle interval's (estimate +- 1.96 x the
+-- estimator's sampling sd in the same Monte Carlo). Among qualifiers the narrowest is the
+-- default. When none qualifies there is no default: the marts say so and the report shows
+-- the estimate with its measured coverage and "no valid interval at this design". A design
+-- that was not run (no homogeneous or oracle figure) cannot qualify a method.
+-- preference_rank still orders every method (closest to the goal first) for the tables.
 
 with
 
@@ -19,6 +23,13 @@ with_effects as (
 
     select * from coverage
     where planted_effects = 'annex'
+
+),
+
+homogeneous as (
+
+    select * from coverage
+    where planted_effects = 'homogeneous'
 
 ),
 
@@ -37,15 +48,25 @@ joined as (
         with_effects.outcome as measured_on_outcome,
         with_effects.scope as scope_kind,
         with_effects.n_replications,
+        with_effects.n_intervals,
         with_effects.coverage,
         with_effects.coverage_mcse,
         with_effects.median_width,
+        with_effects.oracle_width,
         with_effects.share_unbounded,
+        homogeneous.coverage as coverage_homogeneous,
         without_effects.coverage as coverage_under_null,
         without_effects.rejection_rate as size_under_null,
+        without_effects.n_intervals as n_intervals_under_null,
         with_effects.wall_seconds
 
     from with_effects
+    left join homogeneous
+        on
+            with_effects.estimator = homogeneous.estimator
+            and with_effects.inference = homogeneous.inference
+            and with_effects.outcome = homogeneous.outcome
+            and with_effects.scope = homogeneous.scope
     left join without_effects
         on
             with_effects.estimator = without_effects.estimator
@@ -59,12 +80,21 @@ scored as (
 
     select
         *,
+        {{ wilson_bound('coverage', 'n_intervals', -1) }} as coverage_ci_low,
+        {{ wilson_bound('coverage', 'n_intervals', 1) }} as coverage_ci_high,
+        {{ wilson_bound('size_under_null', 'n_intervals_under_null', -1) }} as size_ci_low,
+        {{ wilson_bound('size_under_null', 'n_intervals_under_null', 1) }} as size_ci_high,
+        median_width / nullif(oracle_width, 0) as width_to_oracle,
         coalesce(
             coverage between 0.93 and 0.97
-            and size_under_null between 0.03 and 0.07,
+            and coverage_homogeneous between 0.93 and 0.97
+            and size_under_null between 0.03 and 0.07
+            and median_width <= 1.5 * oracle_width,
             false
         ) as meets_coverage_goal,
-        abs(coverage - 0.95) + coalesce(abs(size_under_null - 0.05), 1) as distance_from_goal
+        abs(coverage - 0.95)
+        + coalesce(abs(coverage_homogeneous - 0.95), 0)
+        + coalesce(abs(size_under_null - 0.05), 1) as distance_from_goal
 
     from joined
 
@@ -82,7 +112,8 @@ ranked as (
                 distance_from_goal asc,
                 median_width asc,
                 inference asc
-        ) as preference_rank
+        ) as preference_rank,
+        bool_or(meets_coverage_goal) over (partition by estimator, scope_kind) as has_valid_method
 
     from scored
 
@@ -98,12 +129,20 @@ final as (
         n_replications,
         coverage,
         coverage_mcse,
+        coverage_ci_low,
+        coverage_ci_high,
+        coverage_homogeneous,
         coverage_under_null,
         size_under_null,
+        size_ci_low,
+        size_ci_high,
         median_width,
+        oracle_width,
+        width_to_oracle,
         share_unbounded,
         meets_coverage_goal,
-        preference_rank = 1 as is_default_method,
+        preference_rank = 1 and meets_coverage_goal as is_default_method,
+        has_valid_method,
         preference_rank,
         distance_from_goal,
         wall_seconds

@@ -24,6 +24,9 @@ final as (
         cast(n_treated_clusters as bigint) as n_treated_clusters,
         inference,
         control_group,
+        cast(status as varchar) as status,
+        cast(reason as varchar) as reason,
+        cast(reason_detail as varchar) as reason_detail,
         run_settings
 
     from results

@@ -22,6 +22,9 @@ final as (
         band_high,
         inference,
         control_group,
+        cast(status as varchar) as status,
+        cast(reason as varchar) as reason,
+        cast(reason_detail as varchar) as reason_detail,
         run_settings
 
     from results

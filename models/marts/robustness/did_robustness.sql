@@ -32,6 +32,9 @@ final as (
         cast(n_treated_clusters as bigint) as n_treated_clusters,
         cast(n_control_clusters as bigint) as n_control_clusters,
         inference,
+        cast(status as varchar) as status,
+        cast(reason as varchar) as reason,
+        cast(reason_detail as varchar) as reason_detail,
         run_settings
 
     from grid

@@ -25,6 +25,9 @@ final as (
         inference,
         cast(n_clusters as bigint) as n_clusters,
         cast(note as varchar) as note,
+        cast(status as varchar) as status,
+        cast(reason as varchar) as reason,
+        cast(reason_detail as varchar) as reason_detail,
         run_settings
 
     from results

@@ -31,6 +31,9 @@ final as (
         pre_window,
         post_window,
         vcov_source,
+        cast(status as varchar) as status,
+        cast(reason as varchar) as reason,
+        cast(reason_detail as varchar) as reason_detail,
         run_settings
 
     from results

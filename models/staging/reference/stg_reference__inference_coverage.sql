@@ -23,6 +23,7 @@ renamed as (
         cast(coverage_mcse as double) as coverage_mcse,
         cast(rejection_rate as double) as rejection_rate,
         cast(median_width as double) as median_width,
+        cast(oracle_width as double) as oracle_width,
         cast(share_unbounded as double) as share_unbounded,
         cast(bias as double) as bias,
         cast(rmse as double) as rmse,

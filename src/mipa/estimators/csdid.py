@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mipa.estimability import NotEstimable, finalize_status
 from mipa.estimators._csdid_twobytwo import (
     CellEstimationError,
     drdid_panel,
@@ -365,7 +366,7 @@ def _prepare(panel: pd.DataFrame, outcome: str, unit: str, period: str, first_tr
         latest = float(np.max(g))
         keep_t = tlist < latest - anticipation
         if not keep_t.any():
-            raise ValueError("no never-treated units and no period before the last cohort")
+            raise NotEstimable("no_control_units", "no never-treated units and no period before the last cohort")
         tlist, y = tlist[keep_t], y[:, keep_t]
         if x is not None:
             x = x[:, keep_t, :]
@@ -395,9 +396,9 @@ def _prepare(panel: pd.DataFrame, outcome: str, unit: str, period: str, first_tr
 
     treated = np.isfinite(g) & (g != (control_only_g if control_only_g is not None else np.nan))
     if not treated.any():
-        raise ValueError("no treated units left to estimate effects for")
+        raise NotEstimable("no_treated_units", "no treated unit with an untreated period is left")
     if len(tlist) < 2:
-        raise ValueError("need at least two periods")
+        raise NotEstimable("too_few_pre_periods", "need at least two periods")
     return _Data(unit_ids, tlist, y, x, g, control_only_g, dropped, notes)
 
 
@@ -582,7 +583,7 @@ def _aggregate(data: _Data, cohorts: _Cohorts, cells: _Cells) -> _Agg:
 
     post_ok = valid & cells.post
     if not post_ok.any():
-        raise ValueError("no post-treatment ATT(g,t) cell could be estimated")
+        raise NotEstimable("no_post_treatment_data", "no post-treatment ATT(g,t) cell could be estimated")
 
     cols_w: list[np.ndarray] = []
     cols_v: list[np.ndarray] = []
@@ -781,7 +782,8 @@ def _assemble(data: _Data, cohorts: _Cohorts, cells: _Cells, aggs: _Agg, boot: _
         "n_clusters": n,
         "n_treated_clusters": [n_treated_of(aggs.cell_sets[j]) for j in rows],
         "inference": label,
-    })[ESTIMATE_COLUMNS]
+    })
+    estimates = finalize_status(estimates)[ESTIMATE_COLUMNS]
 
     ev = np.flatnonzero(is_event)
     lo, hi, _ = normal_ci(aggs.est[ev], se_agg[ev], level)

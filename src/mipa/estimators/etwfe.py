@@ -76,6 +76,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from mipa.estimability import NotEstimable, status_columns
 from mipa.estimators import _ols
 from mipa.estimators.results import (
     ATT_GT_COLUMNS,
@@ -139,14 +140,14 @@ def _prepare(
     never = np.isinf(df["_g"])
     if not never.any():
         if control_group == "nevertreated":
-            raise ValueError("no never-treated units: use control_group='notyettreated'")
+            raise NotEstimable("no_control_units", "no never-treated country is observed: use not-yet-treated controls")
         # The last cohort is the control group until it is treated (R etwfe's gref).
         last = df["_g"].max()
         df = df[df[period] < last].copy()
         df.loc[df["_g"] == last, "_g"] = np.inf
         info["last_cohort_as_control"] = _plain(last)
     if not np.isfinite(df["_g"]).any():
-        raise ValueError("no treated units with an untreated period in the sample")
+        raise NotEstimable("no_treated_units", "no treated unit has an observed untreated period")
     return df.reset_index(drop=True), info
 
 
@@ -189,6 +190,8 @@ def _cells(
         ref_t = np.where(pos >= 0, periods[np.clip(pos, 0, None)], -np.inf)
         ref[treated] = ref_t
         in_cell = treated & (t != ref)
+    if not in_cell.any():
+        raise NotEstimable("no_post_treatment_data", "no observed row of a treated unit falls in a treatment cell")
     key = df[unit].to_numpy() if cohort == "unit" else g
     cell_frame = pd.DataFrame(
         {"key": key[in_cell], "g": g[in_cell], "period": t[in_cell], "u": df[unit].to_numpy()[in_cell]}
@@ -295,20 +298,25 @@ def _cell_gradient(
 
 
 def _rows_weights(cells: pd.DataFrame, mask: np.ndarray) -> np.ndarray:
-    """Weights over all cells: rows share within ``mask``, zero elsewhere."""
+    """Weights over all cells: rows share within ``mask``, zero elsewhere; all NaN when
+    ``mask`` is empty (the aggregate has no identified cell)."""
     w = np.where(mask, cells["n_obs"].to_numpy(dtype=float), 0.0)
     total = w.sum()
-    return w / total if total > 0 else w
+    return w / total if total > 0 else np.full(len(w), np.nan)
 
 
 def _aggregation_matrix(
-    cells: pd.DataFrame, labels: Mapping[Any, str]
+    cells: pd.DataFrame, labels: Mapping[Any, str], identified: np.ndarray | None = None
 ) -> tuple[list[dict[str, Any]], np.ndarray, list[dict[str, Any]], np.ndarray]:
     """Weight matrices for the estimates table and the event-study table.
 
     Returns (estimate row meta, W_est) and (event row meta, W_event), each ``W`` of
-    shape ``rows x n_cells``; a row's effect is ``W @ att``.
+    shape ``rows x n_cells``; a row's effect is ``W @ att``. Cells not ``identified``
+    (their dummy is collinear with the fixed effects) get weight 0: every aggregate is
+    over the identified cells, and a row with none is all NaN. Each meta row counts the
+    cells it left out (``cells_left_out``).
     """
+    ident = np.ones(len(cells), dtype=bool) if identified is None else np.asarray(identified, dtype=bool)
     post = cells["event_time"].to_numpy() >= 0
     meta: list[dict[str, Any]] = []
     W: list[np.ndarray] = []
@@ -323,10 +331,15 @@ def _aggregation_matrix(
         return int((np.asarray(incidence[mask].sum(axis=0)).ravel() > 0).sum())
 
     def add(agg: str, scope: str, w: np.ndarray, mask: np.ndarray) -> None:
-        meta.append({"aggregation": agg, "scope": scope, "n_treated_clusters": units_of(mask)})
+        meta.append({"aggregation": agg, "scope": scope, "n_treated_clusters": units_of(mask & ident),
+                     "cells_left_out": int((mask & ~ident).sum())})
         W.append(w)
 
-    add("simple", "overall", _rows_weights(cells, post), post)
+    def mean_of(rows: list[np.ndarray]) -> np.ndarray:
+        usable = [w for w in rows if np.isfinite(w).all()]
+        return np.vstack(usable).mean(axis=0) if usable else np.full(len(cells), np.nan)
+
+    add("simple", "overall", _rows_weights(cells, post & ident), post)
 
     keys = cells["key"].to_numpy()
     group_rows: list[np.ndarray] = []
@@ -335,12 +348,16 @@ def _aggregation_matrix(
         m = post & (keys == k)
         if not m.any():
             continue
-        w = _rows_weights(cells, m)
+        w = _rows_weights(cells, m & ident)
         add("group", labels[k], w, m)
-        group_rows.append(w)
-        group_units.append(units_of(m))
-    pi = np.asarray(group_units, dtype=float)
-    add("group", "overall", (pi / pi.sum()) @ np.vstack(group_rows), post)
+        if np.isfinite(w).all():
+            group_rows.append(w)
+            group_units.append(units_of(m & ident))
+    if group_rows:
+        pi = np.asarray(group_units, dtype=float)
+        add("group", "overall", (pi / pi.sum()) @ np.vstack(group_rows), post)
+    else:
+        add("group", "overall", np.full(len(cells), np.nan), post)
 
     e = cells["event_time"].to_numpy()
     ev_meta: list[dict[str, Any]] = []
@@ -348,18 +365,18 @@ def _aggregation_matrix(
     for ei in np.unique(e):
         m = e == ei
         ev_meta.append({"event_time": int(ei)})
-        ev_W.append(_rows_weights(cells, m))
-    ev_post = np.vstack([w for mt, w in zip(ev_meta, ev_W, strict=True) if mt["event_time"] >= 0])
-    add("dynamic", "overall", ev_post.mean(axis=0), post)
+        ev_W.append(_rows_weights(cells, m & ident))
+    add("dynamic", "overall", mean_of([w for mt, w in zip(ev_meta, ev_W, strict=True) if mt["event_time"] >= 0]),
+        post)
 
     t = cells["period"].to_numpy()
     cal = []
     for ti in np.unique(t[post]):
         m = post & (t == ti)
-        w = _rows_weights(cells, m)
+        w = _rows_weights(cells, m & ident)
         add("calendar", _label(ti), w, m)
         cal.append(w)
-    add("calendar", "overall", np.vstack(cal).mean(axis=0), post)
+    add("calendar", "overall", mean_of(cal), post)
     return meta, np.vstack(W), ev_meta, np.vstack(ev_W)
 
 
@@ -425,7 +442,7 @@ def etwfe(
     cell_idx, cells = _cells(df, unit=unit, period=period, cohort=cohort, control_group=control_group)
     n_cells = len(cells)
     if not (cells["event_time"] >= 0).any():
-        raise ValueError("no observed post-treatment rows of treated units")
+        raise NotEstimable("no_post_treatment_data", f"{outcome} is not observed after any start")
     cohort_key = df[unit].to_numpy() if cohort == "unit" else df["_g"].to_numpy()
     X, desc, xbar_cell = _design(
         df, cell_idx, n_cells, period=period, covariates=covariates, cohort_key=cohort_key
@@ -444,14 +461,17 @@ def etwfe(
         lab_map = _unit_label_map(cells["key"], unit_labels)
     else:
         lab_map = {k: _label(k) for k in pd.unique(cells["key"])}
-    meta, W, ev_meta, W_ev = _aggregation_matrix(cells, lab_map)
+    meta, W, ev_meta, W_ev = _aggregation_matrix(cells, lab_map, identified=ok)
 
     df_t = vinfo.df
     n_obs = fit.n_obs
+    # unidentified cells carry weight 0; zero-fill them so 0 * NaN does not spread
+    att_0 = np.where(ok, att, 0.0)
+    V_0 = np.where(np.isfinite(V_cells), V_cells, 0.0)
 
     # estimates
-    est = W @ att
-    se = np.sqrt(((W @ V_cells) * W).sum(axis=1))
+    est = W @ att_0
+    se = np.sqrt(((W @ V_0) * W).sum(axis=1))
     lo, hi, p = _ols.wald_ci(est, se, df=df_t, alpha=alpha)
     estimates = pd.DataFrame(meta)
     estimates["estimate"] = est
@@ -462,11 +482,12 @@ def etwfe(
     estimates["n_obs"] = n_obs
     estimates["n_clusters"] = vinfo.n_clusters
     estimates["inference"] = INFERENCE
+    estimates = _with_status(estimates, cells, ok, lab_map if cohort == "unit" else None)
     estimates = estimates[ESTIMATE_COLUMNS]
 
     # event study
-    ev = W_ev @ att
-    ev_se = np.sqrt(((W_ev @ V_cells) * W_ev).sum(axis=1))
+    ev = W_ev @ att_0
+    ev_se = np.sqrt(((W_ev @ V_0) * W_ev).sum(axis=1))
     ev_lo, ev_hi, _ = _ols.wald_ci(ev, ev_se, df=df_t, alpha=alpha)
     event_study = pd.DataFrame(
         {
@@ -537,6 +558,31 @@ def etwfe(
         att_gt=att_gt,
         settings=settings,
     )
+
+
+def _with_status(
+    estimates: pd.DataFrame, cells: pd.DataFrame, identified: np.ndarray, unit_labels: Mapping[Any, str] | None
+) -> pd.DataFrame:
+    """Status columns: rows over no identified cell are not estimable; rows that left
+    unidentified cells out say how many and which."""
+    missing = cells.loc[~identified]
+    names = [
+        f"{unit_labels[k] if unit_labels is not None else _label(g)}@{_label(p)}"
+        for k, g, p in zip(missing["key"], missing["g"], missing["period"], strict=True)
+    ]
+    listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    status = []
+    for left_out, value in zip(estimates.pop("cells_left_out"), estimates["estimate"], strict=True):
+        if not np.isfinite(value):
+            failure = NotEstimable("not_identified", "no cell of this aggregate is identified (collinear with the "
+                                   "fixed effects: no comparison country observed in its months)")
+            status.append(status_columns(failure))
+        elif left_out:
+            status.append(status_columns(None, f"{left_out} unidentified cell(s) left out of the aggregate "
+                                               f"(cohort@period): {listed}"))
+        else:
+            status.append(status_columns(None))
+    return pd.concat([estimates.reset_index(drop=True), pd.DataFrame(status)], axis=1)
 
 
 def _unit_label_map(

@@ -25,6 +25,9 @@ ESTIMATE_COLUMNS = [
     "n_clusters",  # clusters behind the standard error
     "n_treated_clusters",  # treated clusters behind the estimate
     "inference",  # how std_error / CI were obtained
+    "status",  # 'estimated' | 'not_estimable' (mipa.estimability)
+    "reason",  # a key of mipa.estimability.REASONS, or None
+    "reason_detail",  # the reason in words, for this row
 ]
 
 EVENT_STUDY_COLUMNS = [
@@ -59,7 +62,11 @@ def estimate_row(source: Any, aggregation: str, **values: Any) -> dict[str, Any]
     that has no standard error passes ``std_error=np.nan``).
     """
     values["aggregation"] = aggregation
-    return {c: values[c] if c in values else getattr(source, c) for c in ESTIMATE_COLUMNS}
+    optional = {"status", "reason", "reason_detail"}
+    return {
+        c: values[c] if c in values else (getattr(source, c, None) if c in optional else getattr(source, c))
+        for c in ESTIMATE_COLUMNS
+    }
 
 
 def normal_ci(

@@ -41,6 +41,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from mipa.estimability import NotEstimable, attempt, finalize_status, status_columns
 from mipa.estimators import _ols
 from mipa.estimators.results import ESTIMATE_COLUMNS, DidResult
 
@@ -65,6 +66,9 @@ YEARLY_COLUMNS = [
     "p_value",
     "n_obs",
     "n_clusters",
+    "status",
+    "reason",
+    "reason_detail",
 ]
 
 
@@ -90,6 +94,11 @@ def _prepare(
     if not keep.all():
         info["dropped_singleton_rows"] = int((~keep).sum())
         df = df[keep].reset_index(drop=True)
+    if df.empty:
+        raise NotEstimable("no_post_treatment_data", f"{outcome} has no row left after dropping missing months "
+                           "and singletons")
+    if not (df[list(treatments)].to_numpy(dtype=float) != 0).any():
+        raise NotEstimable("no_post_treatment_data", f"{outcome} is not observed in any treated month")
     return df, info
 
 
@@ -181,13 +190,16 @@ def twfe(
                     "n_clusters": vi.n_clusters,
                     "n_treated_clusters": treated_units[k],
                     "inference": method,
+                    **({} if fit.kept[k] else {
+                        "status": "not_estimable", "reason": "not_identified",
+                        "reason_detail": f"{name} is collinear with the country and period fixed effects"}),
                 }
             )
     return DidResult(
         estimator="twfe",
         outcome=outcome,
         control_group="all",
-        estimates=pd.DataFrame(rows, columns=ESTIMATE_COLUMNS),
+        estimates=finalize_status(pd.DataFrame(rows).reindex(columns=ESTIMATE_COLUMNS))[ESTIMATE_COLUMNS],
         settings=settings,
     )
 
@@ -218,10 +230,13 @@ def yearly_twfe(
     groups = [[tr] for tr in treatments] if separate else [list(treatments)]
     for y in outcomes:
         for trs in groups:
-            res = twfe(
+            res, failure = attempt(lambda y=y, trs=trs: twfe(
                 panel, outcome=y, unit=unit, period=period, treatments=trs,
                 vcov="cluster_unit", alpha=alpha,
-            )
+            ))
+            if res is None:
+                out += [{"outcome": y, "treatment": tr, **status_columns(failure)} for tr in trs]
+                continue
             for k, row in res.estimates.reset_index(drop=True).iterrows():
                 out.append(
                     {

@@ -98,6 +98,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from mipa.estimability import NotEstimable
 from mipa.estimators import _ols
 from mipa.estimators.results import DidResult, estimate_row
 
@@ -252,7 +253,7 @@ def imputation_att(pa: PanelArrays) -> tuple[float, np.ndarray]:
     tau = np.where(D & obs, pa.y - a[:, None] - g[None, :], np.nan)
     cells = D & obs
     if not cells.any():
-        raise ValueError("no observed treated cell")
+        raise NotEstimable("no_post_treatment_data", "no observed treated cell")
     n_cells = cells.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_unit = np.where(cells, tau, 0.0).sum(axis=1) / n_cells
@@ -422,7 +423,7 @@ def placebo_assignments(
     """
     N0, J = int(n_controls), int(n_treated)
     if J > N0:
-        raise ValueError(f"{J} treated units but only {N0} controls")
+        raise NotEstimable("too_few_controls", f"{J} treated units but only {N0} controls")
     total = math.perm(N0, J)
     if total <= n_placebo:
         return np.array(list(itertools.permutations(range(N0), J)), dtype=np.int64).reshape(-1, J), True
@@ -544,7 +545,7 @@ def conley_taber(
     treated = np.flatnonzero(pa.treated)
     controls = np.flatnonzero(~pa.treated)
     if treated.size == 0:
-        raise ValueError("no treated unit")
+        raise NotEstimable("no_treated_units", "no treated unit")
     estimate = float(estimator(pa))
     assign, exhaustive = placebo_assignments(controls.size, treated.size, n_placebo=n_placebo, seed=seed)
     base = pa.select(controls)

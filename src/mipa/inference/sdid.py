@@ -36,10 +36,24 @@ the weights given). Stop after ``max_iter`` steps or when an iteration lowers
 ``zeta^2 ||x||^2 + ||A x - b||^2 / rows`` by less than ``min_decrease^2``. As
 ``synthdid``: a first run of at most 100 steps, then ``sparsify`` (weights
 ``<= max/4`` set to zero, renormalised), then a second run of at most ``max_iter = 1e4``
-steps from there. The iterations are vectorised across problems of one shape (the
-placebo replications) with the Gram matrix ``A'A`` maintained incrementally; each
-problem follows its own stopping rule, so results equal one-at-a-time runs (up to
-rounding).
+steps from there.
+
+Computation. A fit is a handful of problems and runs one problem at a time, in the
+arithmetic of the first implementation (so estimates do not depend on how anything else
+is batched). The placebo re-fits of all treated units (and both weight vectors) run as
+one batch (:func:`_fw_batch`): problems of different sizes are padded to one width, and
+one loop of at most ``max_iter`` vectorised steps advances all of them, each stopping
+exactly where it stops alone (a mask takes it out of the running block). Per step the
+vector work is one argmin and one compiled row update (the half gradient is kept scaled
+so that only the vertex row is added); the rest are length-``P`` scalar recursions. With
+the exhaustive placebo the unit-weight problems are leave-one-out versions of one control
+block: their Gram matrices are rows and columns of that block's one Gram matrix
+(:class:`_LooOmega`), not ``N0`` separate ones. Units sharing a start share their
+time-weight problems, solved once. Results equal one-problem-at-a-time runs up to
+rounding; where Frank-Wolfe is sensitive to rounding (near-ties among the gradient
+entries, e.g. controls whose counts are all zero) the placebo standard error can move in
+its 6th-8th digit, as it does between the first implementation's own batched and
+one-at-a-time paths.
 
 Variants: ``method="sc"`` (``sc_estimate``: ``lambda = 0``, no unit intercept,
 ``eta_omega = 1e-6``) and ``method="did"`` (uniform fixed weights).
@@ -65,11 +79,13 @@ per-unit placebo for every unit with one shared permutation (``J`` placebo units
 from the controls, each given one treated unit's start; Clarke et al. 2023).
 
 SDID needs a balanced block: every control and the treated unit observed in every period.
-``on_gaps="skip"`` (default) returns the unit's row with NaN and the reason when any
-needed cell is missing (e.g. ``lead_time_days``, NULL in months without confirmations:
-SDID is then not run for that outcome); ``on_gaps="drop_controls"`` drops the controls
-with a gap (recorded; selection on the outcome's observation pattern) and skips only
-when the treated unit has a gap or fewer than ``min_controls`` controls remain.
+``on_gaps="skip"`` (default) returns the unit's row with NaN, ``status =
+'not_estimable'`` and the reason when any needed cell is missing (e.g.
+``lead_time_days``, NULL in months without confirmations: SDID is then not run for that
+outcome); ``on_gaps="drop_controls"`` drops the controls with a gap (recorded; selection
+on the outcome's observation pattern) and skips only when the treated unit has a gap or
+fewer than ``min_controls`` controls remain. The reasons (:mod:`mipa.estimability`) and
+when each is used: :func:`sdid_by_unit`.
 """
 
 from __future__ import annotations
@@ -81,6 +97,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mipa.estimability import STATUS_COLUMNS, STATUS_ESTIMATED, STATUS_NOT_ESTIMABLE, NotEstimable
 from mipa.estimators.results import ESTIMATE_COLUMNS, estimate_row
 from mipa.inference.randomization import Estimator, PanelArrays
 
@@ -106,11 +123,184 @@ MAX_ITER_PRE_SPARSIFY = 100
 
 
 # --------------------------------------------------------------------------- solver
+# The row update of :func:`_fw_batch`, ``Y += A X`` for a sparse ``A``: scipy's compiled
+# CSR kernel gathers, scales and accumulates the rows in one pass where numpy needs three.
+# Without it (a scipy that moved the private module) the same update runs in numpy.
+try:
+    from scipy.sparse import _sparsetools
+
+    _CSR_MATVECS = _sparsetools.csr_matvecs
+except (ImportError, AttributeError):  # pragma: no cover - depends on the scipy build
+    _CSR_MATVECS = None
+
+_PAD = 1e150  # half gradient of a padding or left-out coordinate: never the vertex
+_TINY = 1e-60  # a scale factor below this is folded into its vectors
+_SYNC = 16  # grad'x and c'x are recomputed exactly every this many steps
+_SCALAR_MAX_PROBLEMS = 8  # up to this many problems, one at a time (Python floats) is as fast
+
+
 def sparsify(x: np.ndarray) -> np.ndarray:
     """``synthdid``'s ``sparsify_function``: zero the weights ``<= max/4``, renormalise (rows)."""
     x = np.array(x, dtype=float, copy=True)
     x[x <= x.max(axis=-1, keepdims=True) / 4] = 0.0
     return x / x.sum(axis=-1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class _Start:
+    """A batch's state at the weights ``x`` (kernel coordinates; see :class:`_FwSet`)."""
+
+    grad: np.ndarray  # P x k half gradient G x - c + eta x (_PAD at left-out coordinates)
+    xGx: np.ndarray  # P
+    diag: np.ndarray  # P x k: G_ii
+    c: np.ndarray  # P x k
+
+
+@dataclass(frozen=True)
+class _FwSet:
+    """``P`` problems of :func:`frank_wolfe` of one shape (``n`` rows, ``k`` weights).
+
+    ``A``, ``b`` are centred already when the problem has an intercept; ``G = A'A`` and
+    ``c = A'b`` are computed once and serve both stages of :func:`_two_stage_many`.
+
+    The interface the solver uses (shared with :class:`_LooOmega`):
+    ``size``, ``rows``, ``k`` (coordinates in the solver), ``zeta2``, ``tol``, ``dense()``
+    (``G``, ``c`` per problem, for the one-at-a-time path), ``e2(x)``, ``start(x)``,
+    ``to_kernel``/``from_kernel`` (weights <-> solver coordinates) and ``rows_i()``: the
+    solver's vertex rows ``R_i = G_i - c + eta e_i`` of problem ``p`` as
+    ``M[off_p + i] + sum_e W_e[p, i] V_e[voff_{e,p}]``: a matrix block ``M`` and extra
+    blocks ``V_e`` whose rows may be shared between problems, with per-vertex weights.
+    """
+
+    A: np.ndarray  # P x n x k
+    b: np.ndarray  # P x n
+    G: np.ndarray  # P x k x k
+    c: np.ndarray  # P x k
+    zeta2: np.ndarray  # P
+    tol: np.ndarray  # P
+
+    @property
+    def size(self) -> int:
+        return self.A.shape[0]
+
+    @property
+    def rows(self) -> int:
+        return self.A.shape[1]
+
+    @property
+    def k(self) -> int:
+        return self.A.shape[2]
+
+    def dense(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.G, self.c
+
+    def e2(self, x: np.ndarray) -> np.ndarray:
+        """``||A x - b||^2`` per problem."""
+        e0 = np.einsum("pnk,pk->pn", self.A, x) - self.b
+        return np.einsum("pn,pn->p", e0, e0)
+
+    def to_kernel(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def from_kernel(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def start(self, x: np.ndarray) -> _Start:
+        eta = self.rows * self.zeta2
+        Gx = np.einsum("pjk,pk->pj", self.G, x)
+        return _Start(grad=Gx - self.c + eta[:, None] * x, xGx=np.einsum("pk,pk->p", x, Gx),
+                      diag=np.diagonal(self.G, axis1=1, axis2=2), c=self.c)
+
+    def rows_i(self) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        P, k = self.size, self.k
+        Gc = self.G - self.c[:, None, :]
+        Gc[:, np.arange(k), np.arange(k)] += (self.rows * self.zeta2)[:, None]
+        return Gc.reshape(P * k, k), np.arange(P) * k, []
+
+
+def _fw_set(
+    A: np.ndarray, b: np.ndarray, zeta: np.ndarray | float, min_decrease: np.ndarray | float, *,
+    intercept: bool,
+) -> _FwSet:
+    A = np.asarray(A, dtype=float)
+    b = np.asarray(b, dtype=float)
+    P = A.shape[0]
+    if intercept:
+        A = A - A.mean(axis=1, keepdims=True)
+        b = b - b.mean(axis=1, keepdims=True)
+    At = A.transpose(0, 2, 1)
+    return _FwSet(
+        A=A, b=b, G=At @ A, c=np.einsum("pkn,pn->pk", At, b),
+        zeta2=np.broadcast_to(np.asarray(zeta, dtype=float) ** 2, (P,)).copy(),
+        tol=np.broadcast_to(np.asarray(min_decrease, dtype=float) ** 2, (P,)).copy(),
+    )
+
+
+@dataclass(frozen=True)
+class _LooOmega:
+    """Unit weights of the ``N0`` leave-one-out placebo problems of one control block.
+
+    Problem ``c``: the control ``c`` plays treated, the others (in order) are the donors.
+    With the columns of ``Z`` the controls' pre-periods (centred over time with an
+    intercept) and ``F = Z'Z``: ``G = F`` without row and column ``c``, ``c_vec = F[-c, c]``.
+    The solver keeps all ``N0`` coordinates with ``c`` left out (gradient ``_PAD``), so
+    every problem's vertex row is ``R_i = (F + eta I)_i - F_c``: rows of two shared
+    ``N0 x N0`` blocks instead of ``N0`` private ones (the ``_PAD`` start of coordinate
+    ``c`` dwarfs whatever the steps add to it).
+    """
+
+    Z: np.ndarray  # n x N0
+    F: np.ndarray  # N0 x N0
+    zeta2: np.ndarray  # P = N0
+    tol: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return self.F.shape[0]
+
+    @property
+    def rows(self) -> int:
+        return self.Z.shape[0]
+
+    @property
+    def k(self) -> int:
+        return self.F.shape[0]
+
+    def _donors(self) -> np.ndarray:
+        N0 = self.size
+        return np.array([np.delete(np.arange(N0), c) for c in range(N0)]).reshape(N0, N0 - 1)
+
+    def dense(self) -> tuple[np.ndarray, np.ndarray]:
+        d = self._donors()
+        return self.F[d[:, :, None], d[:, None, :]], self.F[d, np.arange(self.size)[:, None]]
+
+    def to_kernel(self, x: np.ndarray) -> np.ndarray:
+        N0 = self.size
+        out = np.zeros((N0, N0))
+        out[~np.eye(N0, dtype=bool)] = np.asarray(x, dtype=float).ravel()
+        return out
+
+    def from_kernel(self, x: np.ndarray) -> np.ndarray:
+        N0 = self.size
+        return x[~np.eye(N0, dtype=bool)].reshape(N0, N0 - 1)
+
+    def e2(self, x: np.ndarray) -> np.ndarray:
+        e0 = x @ self.Z.T - self.Z.T  # row c: donors' fit minus control c
+        return np.einsum("pn,pn->p", e0, e0)
+
+    def start(self, x: np.ndarray) -> _Start:
+        eta = self.rows * self.zeta2
+        Fx = x @ self.F  # F symmetric
+        grad = Fx - self.F + eta[:, None] * x
+        np.fill_diagonal(grad, _PAD)
+        return _Start(grad=grad, xGx=np.einsum("pk,pk->p", x, Fx),
+                      diag=np.broadcast_to(np.diagonal(self.F), (self.size, self.k)), c=self.F)
+
+    def rows_i(self) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        eta = self.rows * float(self.zeta2[0])
+        N0 = self.size
+        return (self.F + eta * np.eye(N0), np.zeros(N0, dtype=np.intp),
+                [(-self.F, np.arange(N0), np.ones((N0, N0)))])
 
 
 def frank_wolfe(
@@ -136,36 +326,55 @@ def frank_wolfe(
     Bookkeeping (so that a step costs a few length-``k`` vector operations): with
     ``G = A'A``, ``c = A'b`` and ``x <- (1-s) x + s e_i``, only the half gradient
     ``grad = G x - c + eta x`` is kept as a vector
-    (``grad <- (1-s) grad + s (G_i - c + eta e_i)``); ``x'Gx``, ``||x||^2`` and ``||Ax - b||^2`` follow
-    exact scalar recursions (``||A_i - Ax||^2 = G_ii - 2 (Gx)_i + x'Gx`` and
-    ``(Ax - b)'(A_i - Ax) = grad_i - grad'x - eta (x_i - ||x||^2)``), so the ``n``-vectors
-    are never touched after the start.
+    (``grad <- (1-s) grad + s R_i``, ``R_i = G_i - c + eta e_i``); ``x'Gx``, ``||x||^2``
+    and ``||Ax - b||^2`` follow exact scalar recursions
+    (``||A_i - Ax||^2 = G_ii - 2 (Gx)_i + x'Gx`` and
+    ``(Ax - b)'(A_i - Ax) = grad_i - grad'x - eta (x_i - ||x||^2)``), so the
+    ``n``-vectors are never touched after the start.
     """
-    A = np.asarray(A, dtype=float)
-    b = np.asarray(b, dtype=float)
-    P, n, k = A.shape
-    if intercept:
-        A = A - A.mean(axis=1, keepdims=True)
-        b = b - b.mean(axis=1, keepdims=True)
-    zeta2 = np.broadcast_to(np.asarray(zeta, dtype=float) ** 2, (P,)).copy()
-    tol = np.broadcast_to(np.asarray(min_decrease, dtype=float) ** 2, (P,)).copy()
-    x0 = np.asarray(x0, dtype=float)
-    At = A.transpose(0, 2, 1)
-    G = At @ A
-    c = np.einsum("pkn,pn->pk", At, b)
-    e0 = np.einsum("pnk,pk->pn", A, x0) - b
-    e2 = np.einsum("pn,pn->p", e0, e0)
-    if P == 1:
-        x, it = _fw_one(G[0], c[0], float(e2[0]), n, float(zeta2[0]), x0[0], float(tol[0]), max_iter)
-        return x[None], np.array([it])
-    return _fw_batch(G, c, e2, n, zeta2, x0, tol, max_iter)
+    fw = _fw_set(A, b, zeta, min_decrease, intercept=intercept)
+    return _fw_run([fw], [np.asarray(x0, dtype=float)], max_iter)[0]
+
+
+def _fw_run(
+    sets: list, x0s: list[np.ndarray], max_iter: int, *, batch: bool = True
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Run every problem of every set from ``x0s``; ``(weights, steps)`` per set.
+
+    A handful of problems (or any number with ``batch=False``) run one at a time
+    (:func:`_fw_one`, Python floats); more run as one batch (:func:`_fw_batch`), whatever
+    their shapes.
+    """
+    if not batch or sum(fw.size for fw in sets) <= _SCALAR_MAX_PROBLEMS:
+        out = []
+        for fw, x0 in zip(sets, x0s, strict=True):
+            G, c = fw.dense()
+            e2 = fw.e2(fw.to_kernel(x0))
+            runs = [
+                _fw_one(G[p], c[p], float(e2[p]), fw.rows, float(fw.zeta2[p]), x0[p], float(fw.tol[p]), max_iter)
+                for p in range(fw.size)
+            ]
+            out.append((np.array([x for x, _ in runs]).reshape(np.shape(x0)),
+                        np.array([t for _, t in runs], dtype=np.int64)))
+        return out
+    xk = [fw.to_kernel(np.asarray(x0, dtype=float)) for fw, x0 in zip(sets, x0s, strict=True)]
+    x, iters = _fw_batch(sets, xk, max_iter)
+    out, start = [], 0
+    for fw in sets:
+        out.append((fw.from_kernel(x[start:start + fw.size, :fw.k]), iters[start:start + fw.size]))
+        start += fw.size
+    return out
 
 
 def _fw_one(
     G: np.ndarray, c: np.ndarray, e2: float, n: int, zeta2: float, x0: np.ndarray, tol: float,
     max_iter: int,
 ) -> tuple[np.ndarray, int]:
-    """One problem of :func:`frank_wolfe` (plain vectors and Python floats)."""
+    """One problem of :func:`frank_wolfe` (plain vectors and Python floats).
+
+    The arithmetic of the original solver, step for step: the fits (a handful of problems)
+    run here, so the estimates do not depend on how the placebo batch is organised.
+    """
     eta = n * zeta2
     Gc = G - c[None, :]  # row i: G_i - c
     Gc[np.diag_indices_from(Gc)] += eta  # row i: G_i - c + eta e_i
@@ -205,76 +414,186 @@ def _fw_one(
     return x, t
 
 
-def _fw_batch(
-    G: np.ndarray, c: np.ndarray, e2: np.ndarray, n: int, zeta2: np.ndarray, x0: np.ndarray,
-    tol: np.ndarray, max_iter: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Several problems of :func:`frank_wolfe` at once; stopped problems are compacted away."""
-    P, k, _ = G.shape
+def _fw_batch(sets: list, x0s: list[np.ndarray], max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """All problems of ``sets`` at once: one loop of vectorised steps, a mask for the stops.
+
+    Every problem is padded to the largest ``k`` (``K``): a padding (or left-out)
+    coordinate has half gradient ``_PAD`` and weight 0 and is never the vertex. The
+    half gradients and weights share one scale, ``grad = scale h`` and ``x = scale u``,
+    so a step ``x <- (1-s) x + s e_i`` touches one vector: ``scale *= 1-s``,
+    ``h += s/scale R_i`` (one compiled pass over the running problems, the vertex rows
+    gathered from the sets' blocks) and ``u_i += s/scale``. ``grad'x`` and ``c'x``
+    follow scalar recursions, recomputed exactly every ``_SYNC`` steps. A step's vector
+    work is then one argmin and that pass; the rest are length-``P`` recursions. A
+    problem that meets its stopping rule leaves the running block with the step count
+    it stopped at: every problem takes the steps it would take alone.
+    """
+    P, K = sum(fw.size for fw in sets), max(fw.k for fw in sets)
+    # vertex rows: matrix blocks (PAD beyond k), then extra vectors (0 beyond k)
+    # vertex rows: matrix blocks (_PAD beyond k) and extra blocks (0 beyond k), one store
+    blocks: list[tuple[np.ndarray, float]] = []
+    weights: list[np.ndarray] = []
+    mrow = np.empty(P, dtype=np.intp)
+    ex_owner, ex_vrow, ex_wrow = [], [], []
+    n_rows = n_w = start = 0
+    for fw in sets:
+        M, off, extras = fw.rows_i()
+        blocks.append((M, _PAD))
+        mrow[start:start + fw.size] = n_rows + off
+        n_rows += M.shape[0]
+        for V, voff, W in extras:
+            blocks.append((V, 0.0))
+            ex_owner.append(start + np.arange(fw.size))
+            ex_vrow.append(n_rows + voff)
+            ex_wrow.append(n_w + np.arange(fw.size))
+            weights.append(W)
+            n_rows += V.shape[0]
+            n_w += fw.size
+        start += fw.size
+    store = np.empty((n_rows, K))
+    r = 0
+    for B, fill in blocks:
+        store[r:r + B.shape[0], :B.shape[1]] = B
+        store[r:r + B.shape[0], B.shape[1]:] = fill
+        r += B.shape[0]
+    wstore = np.zeros((max(n_w, 1), K))
+    r = 0
+    for W in weights:
+        wstore[r:r + W.shape[0], :W.shape[1]] = W
+        r += W.shape[0]
+    store_flat, wflat = store.ravel(), wstore.ravel()
+    ex_owner_all = np.concatenate(ex_owner) if ex_owner else np.zeros(0, dtype=np.intp)
+    ex_vrow_all = np.concatenate(ex_vrow) if ex_vrow else np.zeros(0, dtype=np.intp)
+    ex_wrow_all = np.concatenate(ex_wrow) if ex_wrow else np.zeros(0, dtype=np.intp)
+    # state and per-problem scalars
+    h = np.full((P, K), _PAD)
+    u = np.zeros((P, K))
+    diag, cvec = np.zeros((P, K)), np.zeros((P, K))
+    n, zeta2, tol = np.empty(P), np.empty(P), np.empty(P)
+    e2, xGx, xx = np.empty(P), np.empty(P), np.empty(P)
+    start = 0
+    for fw, x0 in zip(sets, x0s, strict=True):
+        sl, k = slice(start, start + fw.size), fw.k
+        st = fw.start(x0)
+        h[sl, :k] = st.grad
+        u[sl, :k] = x0
+        diag[sl, :k] = st.diag
+        cvec[sl, :k] = st.c
+        xGx[sl] = st.xGx
+        xx[sl] = np.einsum("pk,pk->p", x0, x0)
+        e2[sl] = fw.e2(x0)
+        n[sl], zeta2[sl], tol[sl] = fw.rows, fw.zeta2, fw.tol
+        start += fw.size
+    cflat, dflat = cvec.ravel(), diag.ravel()  # c_i, G_ii of problem p at p K + i
     eta = n * zeta2
-    Gc = G - c[:, None, :]
-    Gc[:, np.arange(k), np.arange(k)] += eta[:, None]  # row i: G_i - c + eta e_i
-    diag = np.diagonal(G, axis1=1, axis2=2).copy()
-    x = np.array(x0, dtype=float, copy=True)
-    Gx = np.einsum("pjk,pk->pj", G, x)
-    grad = Gx - c + eta[:, None] * x  # half gradient, kept up to date
-    xGx = np.einsum("pk,pk->p", x, Gx)
-    xx = np.einsum("pk,pk->p", x, x)
-    e2 = np.array(e2, dtype=float, copy=True)
+    scale = np.ones(P)  # grad = scale h, x = scale u
+    x_out = u.copy()
     iters = np.zeros(P, dtype=np.int64)
     act = np.arange(P)
-    wGc, wdiag, wc, wx, wg = Gc, diag, c, x, grad
-    weta, wz2, wtol = eta, zeta2, tol
-    wxGx, wxx, we2 = xGx, xx, e2
-    wprev = np.full(P, np.inf)
-    for t in range(1, max_iter + 1):
-        r = np.arange(act.size)
-        i = wg.argmin(axis=1)
-        xi = wx[r, i]
-        gi = wg[r, i]
-        num = gi - np.einsum("pk,pk->p", wg, wx)
-        gxi = gi - weta * xi + wc[r, i]
-        dd = wdiag[r, i] - 2 * gxi + wxGx
-        den = dd + weta * (wxx - 2 * xi + 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.where((xi == 1.0) | (den <= 0), 0.0, np.clip(-num / den, 0.0, 1.0))
-        q = 1 - step
-        we2 = we2 + 2 * step * (num - weta * (xi - wxx)) + step * step * dd
-        wxGx = q * q * wxGx + 2 * step * q * gxi + step * step * wdiag[r, i]
-        wxx = q * q * wxx + 2 * step * q * xi + step * step
-        wx *= q[:, None]
-        wx[r, i] += step
-        wg *= q[:, None]
-        wg += step[:, None] * wGc[r, i]
-        val = wz2 * wxx + we2 / n
-        done = ~(wprev - val > wtol) if t >= 2 else np.zeros(act.size, dtype=bool)
-        wprev = val
-        iters[act] = t
-        if t == max_iter:
-            x[act] = wx
-            break
-        if done.any():
-            x[act] = wx
-            keep = ~done
-            act = act[keep]
-            if act.size == 0:
-                break
-            wGc, wdiag, wc, wx, wg = wGc[keep], wdiag[keep], wc[keep], wx[keep], wg[keep]
-            weta, wz2, wtol, wprev = weta[keep], wz2[keep], wtol[keep], wprev[keep]
-            wxGx, wxx, we2 = wxGx[keep], wxx[keep], we2[keep]
-    return x, iters
+    prev = np.full(P, np.inf)
+
+    def layout(act: np.ndarray) -> tuple:
+        """The sparse update's structure for the running problems ``act``."""
+        m = act.size
+        where = np.full(P, -1, dtype=np.intp)
+        where[act] = np.arange(m)
+        sel = where[ex_owner_all] >= 0
+        ex_pos = where[ex_owner_all[sel]]  # running row of each extra vector
+        order = np.argsort(ex_pos, kind="stable")
+        ex_pos, ex_v, ex_w = ex_pos[order], ex_vrow_all[sel][order], ex_wrow_all[sel][order]
+        nnz = 1 + np.bincount(ex_pos, minlength=m)
+        indptr = np.concatenate([[0], np.cumsum(nnz)])
+        pos_main = indptr[:-1]
+        rank = np.arange(ex_pos.size) - np.searchsorted(ex_pos, ex_pos)  # 0, 1, ... within a row
+        pos_ex = pos_main[ex_pos] + 1 + rank
+        cols = np.empty(indptr[-1], dtype=np.intp)
+        cols[pos_ex] = ex_v
+        return (np.arange(m) * K, act * K, mrow[act], indptr, pos_main, pos_ex, ex_pos, ex_w * K, cols,
+                np.empty(indptr[-1]))
+
+    rows_k, okey, mact, indptr, pos_main, pos_ex, ex_pos, ex_wk, cols, coef = layout(act)
+    gx = cx = np.zeros(P)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t in range(1, max_iter + 1):
+            hf, uf = h.ravel(), u.ravel()
+            if (t - 1) % _SYNC == 0:  # grad'x and c'x afresh; in between, their recursions
+                gx = scale * scale * np.vecdot(h, u)
+                cx = scale * np.vecdot(cvec[act], u)
+            i = h.argmin(axis=1)
+            fi = rows_k + i
+            oi = okey + i
+            gi = scale * hf[fi]
+            xi = scale * uf[fi]
+            ci = cflat[oi]
+            dg = dflat[oi]
+            exi = eta * xi
+            num = gi - gx
+            gxi = gi - exi + ci  # (G x)_i
+            dd = dg - 2 * gxi + xGx
+            den = dd + eta * (xx - 2 * xi + 1)
+            step = np.minimum(np.maximum(-num / den, 0.0), 1.0)
+            step[(den <= 0) | (xi == 1.0)] = 0.0
+            q = 1 - step
+            qq, qs, ss = q * q, q * step, step * step
+            e2 = e2 + 2 * step * (num - eta * (xi - xx)) + ss * dd
+            gx = qq * gx + qs * (gi + gxi - cx + exi) + ss * (dg - ci + eta)
+            cx = q * cx + step * ci
+            xGx = qq * xGx + 2 * qs * gxi + ss * dg
+            xx = qq * xx + 2 * qs * xi + ss
+            new_scale = scale * q
+            tiny = new_scale < _TINY
+            if tiny.any():  # fold the scale into the vectors; a full step restarts at R_i, e_i
+                r = np.flatnonzero(tiny)
+                h[r] *= scale[r, None]
+                u[r] *= scale[r, None]
+                new_scale[r] = q[r]
+                full = r[q[r] == 0]
+                h[full] = 0.0
+                u[full] = 0.0
+                new_scale[full] = 1.0
+            scale = new_scale
+            coef_main = step / scale
+            cols[pos_main] = mact + i
+            coef[pos_main] = coef_main
+            coef[pos_ex] = coef_main[ex_pos] * wflat[ex_wk + i[ex_pos]]
+            if _CSR_MATVECS is not None:  # h += coef R_i
+                _CSR_MATVECS(act.size, store.shape[0], K, indptr, cols, coef, store_flat, hf)
+            else:  # pragma: no cover - the same update in numpy
+                h += np.add.reduceat(coef[:, None] * store[cols], indptr[:-1], axis=0)
+            uf[fi] += coef_main
+            val = zeta2 * xx + e2 / n
+            going = prev - val > tol
+            prev = val
+            if t == max_iter:
+                going[:] = False
+            elif t == 1:
+                going[:] = True
+            if not going.all():
+                done = ~going
+                iters[act[done]] = t
+                x_out[act[done]] = scale[done, None] * u[done]
+                act = act[going]
+                if act.size == 0:
+                    break
+                h, u = h[going], u[going]
+                scale, gx, cx = scale[going], gx[going], cx[going]
+                eta, zeta2, tol, n, prev = eta[going], zeta2[going], tol[going], n[going], prev[going]
+                xGx, xx, e2 = xGx[going], xx[going], e2[going]
+                rows_k, okey, mact, indptr, pos_main, pos_ex, ex_pos, ex_wk, cols, coef = layout(act)
+    return x_out, iters
 
 
-def _two_stage(
-    A: np.ndarray, b: np.ndarray, zeta: np.ndarray | float, x0: np.ndarray, *,
-    intercept: bool, min_decrease: np.ndarray | float, max_iter: int, use_sparsify: bool,
-) -> np.ndarray:
-    """``synthdid``'s weight fit: ``max_iter_pre_sparsify`` steps, sparsify, then ``max_iter``."""
-    opts = dict(intercept=intercept, min_decrease=min_decrease)
+def _two_stage_many(
+    sets: list, x0s: list[np.ndarray], *, max_iter: int, use_sparsify: bool, batch: bool = True
+) -> list[np.ndarray]:
+    """``synthdid``'s weight fit for every set: ``max_iter_pre_sparsify`` steps, sparsify,
+    then ``max_iter`` (each stage one run over all sets, see :func:`_fw_run`)."""
+    if not sets:
+        return []
     if not use_sparsify:
-        return frank_wolfe(A, b, zeta, x0, max_iter=max_iter, **opts)[0]
-    x, _ = frank_wolfe(A, b, zeta, x0, max_iter=MAX_ITER_PRE_SPARSIFY, **opts)
-    return frank_wolfe(A, b, zeta, sparsify(x), max_iter=max_iter, **opts)[0]
+        return [x for x, _ in _fw_run(sets, x0s, max_iter, batch=batch)]
+    first = [x for x, _ in _fw_run(sets, x0s, MAX_ITER_PRE_SPARSIFY, batch=batch)]
+    return [x for x, _ in _fw_run(sets, [sparsify(x) for x in first], max_iter, batch=batch)]
 
 
 # --------------------------------------------------------------------------- estimate
@@ -337,43 +656,79 @@ class _Tuning:
     fixed_lambda: bool
 
 
-def _solve(
-    Y: np.ndarray, n0: int, t0: int, tune: _Tuning, omega0: np.ndarray, lambda0: np.ndarray,
-    *, max_iter: int, use_sparsify: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Weights for a stack ``Y`` (``P x N x T``) from the starting / fixed weights."""
-    Yc = _collapsed(Y, n0, t0)
-    lam = lambda0
-    if not tune.fixed_lambda:
-        lam = _two_stage(
-            Yc[:, :n0, :t0], Yc[:, :n0, t0], tune.zeta_lambda, lambda0,
-            intercept=tune.lambda_intercept, min_decrease=tune.min_decrease,
-            max_iter=max_iter, use_sparsify=use_sparsify,
-        )
-    om = omega0
-    if not tune.fixed_omega:
-        om = _two_stage(
-            Yc[:, :n0, :t0].transpose(0, 2, 1), Yc[:, n0, :t0], tune.zeta_omega, omega0,
-            intercept=tune.omega_intercept, min_decrease=tune.min_decrease,
-            max_iter=max_iter, use_sparsify=use_sparsify,
-        )
-    return om, lam
+@dataclass(frozen=True)
+class _Job:
+    """One weight solve: a stack ``Y`` (``P x N x T``), its split, tuning and starts.
 
-
-def sdid_estimate(
-    Y: np.ndarray,
-    n0: int,
-    t0: int,
-    *,
-    method: Method = "sdid",
-    max_iter: int = MAX_ITER,
-    use_sparsify: bool = True,
-) -> SdidFit:
-    """SDID (``synthdid_estimate``), SC (``sc_estimate``) or DID (``did_estimate``) on ``Y``.
-
-    ``Y``: ``N x T`` with the ``n0`` control rows first and the ``t0`` pre-periods first;
-    no missing values. Defaults as ``synthdid`` (module docstring).
+    ``lambda_key``: jobs with equal keys have the same time-weight problems (same control
+    rows, ``T0``, tuning, start and orderings), which are then solved once.
+    ``loo_controls``: the stack is the exhaustive placebo of this control block (problem
+    ``c``: control ``c`` treated, the others donors in order); its unit-weight problems are
+    then rows and columns of the block's one Gram matrix (:class:`_LooOmega`).
     """
+
+    Y: np.ndarray
+    n0: int
+    t0: int
+    tune: _Tuning
+    omega0: np.ndarray
+    lambda0: np.ndarray
+    lambda_key: Any = None
+    loo_controls: np.ndarray | None = None  # exhaustive placebos: the N0 x T control block
+
+
+def _solve_many(
+    jobs: list[_Job], *, max_iter: int, use_sparsify: bool, batch: bool = True
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Weights ``(omega, lambda)`` for every job, all weight problems in one solve
+    (batched unless ``batch=False``)."""
+    sets: list[_FwSet] = []
+    starts: list[np.ndarray] = []
+    slots: list[tuple[int | None, int | None]] = []
+    shared: dict[Any, int] = {}
+    for job in jobs:
+        n0, t0, tune = job.n0, job.t0, job.tune
+        C = job.loo_controls
+        Yc = _collapsed(job.Y, n0, t0) if C is None else None
+        P = job.Y.shape[0]
+        lam_slot = om_slot = None
+        if not tune.fixed_lambda:
+            if job.lambda_key is not None and job.lambda_key in shared:
+                lam_slot = shared[job.lambda_key]
+            else:
+                lam_slot = len(sets)
+                # per problem: centring over the donors makes every placebo's Gram its own
+                # (a rank-one downdate of one Gram would turn the exact zeros of a month in
+                # which all donors agree into rounding noise, and Frank-Wolfe's choice among
+                # tied months with them)
+                Yc = _collapsed(job.Y, n0, t0) if Yc is None else Yc
+                sets.append(_fw_set(Yc[:, :n0, :t0], Yc[:, :n0, t0], tune.zeta_lambda, tune.min_decrease,
+                                    intercept=tune.lambda_intercept))
+                starts.append(job.lambda0)
+                if job.lambda_key is not None:
+                    shared[job.lambda_key] = lam_slot
+        if not tune.fixed_omega:
+            om_slot = len(sets)
+            if C is not None:
+                Z = C[:, :t0].T
+                if tune.omega_intercept:
+                    Z = Z - Z.mean(axis=0)
+                sets.append(_LooOmega(Z=Z, F=Z.T @ Z, zeta2=np.full(P, tune.zeta_omega**2),
+                                      tol=np.full(P, tune.min_decrease**2)))
+            else:
+                sets.append(_fw_set(Yc[:, :n0, :t0].transpose(0, 2, 1), Yc[:, n0, :t0], tune.zeta_omega,
+                                    tune.min_decrease, intercept=tune.omega_intercept))
+            starts.append(job.omega0)
+        slots.append((om_slot, lam_slot))
+    xs = _two_stage_many(sets, starts, max_iter=max_iter, use_sparsify=use_sparsify, batch=batch)
+    return [
+        (job.omega0 if om is None else xs[om], job.lambda0 if lam is None else xs[lam])
+        for job, (om, lam) in zip(jobs, slots, strict=True)
+    ]
+
+
+def _setup(Y: np.ndarray, n0: int, t0: int, method: Method) -> tuple[np.ndarray, float, _Tuning]:
+    """Checks, noise level and tuning of :func:`sdid_estimate`."""
     Y = np.asarray(Y, dtype=float)
     N, T = Y.shape
     if not (0 < n0 < N and 0 < t0 < T):
@@ -392,25 +747,64 @@ def sdid_estimate(
         fixed_omega=method == "did",
         fixed_lambda=method in ("sc", "did"),
     )
-    omega0 = np.full((1, n0), 1.0 / n0)
-    lambda0 = np.zeros((1, t0)) if method == "sc" else np.full((1, t0), 1.0 / t0)
-    om, lam = _solve(Y[None], n0, t0, tune, omega0, lambda0, max_iter=max_iter, use_sparsify=use_sparsify)
-    return SdidFit(
-        estimate=float(_tau(Y, n0, t0, om[0], lam[0])),
-        omega=om[0],
-        lambda_=lam[0],
-        n_control=n0,
-        n_treated=n1,
-        n_pre=t0,
-        n_post=t1,
-        noise_level=sigma,
-        zeta_omega=tune.zeta_omega,
-        zeta_lambda=tune.zeta_lambda,
-        min_decrease=tune.min_decrease,
-        method=method,
-        omega_intercept=tune.omega_intercept,
-        lambda_intercept=tune.lambda_intercept,
-    )
+    return Y, sigma, tune
+
+
+def _fit_many(
+    problems: list[tuple[np.ndarray, int, int]], *, method: Method = "sdid", max_iter: int = MAX_ITER,
+    use_sparsify: bool = True,
+) -> list[SdidFit]:
+    """:func:`sdid_estimate` for several ``(Y, n0, t0)``.
+
+    One problem at a time in the first implementation's arithmetic (:func:`_fw_one`), so
+    an estimate is the same bit for bit however many units are fitted together. Problems
+    with the same control rows and ``t0`` share their time weights (solved once).
+    """
+    jobs, setups = [], []
+    for Y, n0, t0 in problems:
+        Y, sigma, tune = _setup(Y, n0, t0, method)
+        omega0 = np.full((1, n0), 1.0 / n0)
+        lambda0 = np.zeros((1, t0)) if method == "sc" else np.full((1, t0), 1.0 / t0)
+        key = (n0, t0, Y[:n0].tobytes())
+        jobs.append(_Job(Y[None], n0, t0, tune, omega0, lambda0, lambda_key=key))
+        setups.append((Y, n0, t0, sigma, tune))
+    weights = _solve_many(jobs, max_iter=max_iter, use_sparsify=use_sparsify, batch=False)
+    fits = []
+    for (Y, n0, t0, sigma, tune), (om, lam) in zip(setups, weights, strict=True):
+        fits.append(SdidFit(
+            estimate=float(_tau(Y, n0, t0, om[0], lam[0])),
+            omega=om[0],
+            lambda_=lam[0],
+            n_control=n0,
+            n_treated=Y.shape[0] - n0,
+            n_pre=t0,
+            n_post=Y.shape[1] - t0,
+            noise_level=sigma,
+            zeta_omega=tune.zeta_omega,
+            zeta_lambda=tune.zeta_lambda,
+            min_decrease=tune.min_decrease,
+            method=method,
+            omega_intercept=tune.omega_intercept,
+            lambda_intercept=tune.lambda_intercept,
+        ))
+    return fits
+
+
+def sdid_estimate(
+    Y: np.ndarray,
+    n0: int,
+    t0: int,
+    *,
+    method: Method = "sdid",
+    max_iter: int = MAX_ITER,
+    use_sparsify: bool = True,
+) -> SdidFit:
+    """SDID (``synthdid_estimate``), SC (``sc_estimate``) or DID (``did_estimate``) on ``Y``.
+
+    ``Y``: ``N x T`` with the ``n0`` control rows first and the ``t0`` pre-periods first;
+    no missing values. Defaults as ``synthdid`` (module docstring).
+    """
+    return _fit_many([(Y, n0, t0)], method=method, max_iter=max_iter, use_sparsify=use_sparsify)[0]
 
 
 def _tuning_of(fit: SdidFit) -> _Tuning:
@@ -452,28 +846,48 @@ def placebo_permutations(
     return np.array([rng.permutation(n_control) for _ in range(replications)])
 
 
-def _placebo_taus(
-    Y: np.ndarray, fit: SdidFit, perms: np.ndarray, *, max_iter: int, use_sparsify: bool,
-    n_donors: int | None = None, treated_rows: np.ndarray | None = None,
-) -> np.ndarray:
-    """Placebo estimates for the orderings ``perms`` of the control rows of ``Y``.
+def _placebo_job(
+    Y: np.ndarray, fit: SdidFit, perms: np.ndarray, *, n_donors: int | None = None,
+    treated_rows: np.ndarray | None = None,
+) -> _Job:
+    """The weight problems of the placebo orderings ``perms`` of the control rows of ``Y``.
 
     Donors: the first ``m0`` of each ordering (``N0 - N1`` unless ``n_donors``); placebo
     treated: the last ``N1`` (or the ordering positions ``treated_rows``). Weights
     re-solved with the fit's tuning, started from its ``lambda`` and the renormalised
-    ``omega`` of the donors (``synthdid``'s ``placebo_se``); all orderings in one batched
-    solve per weight vector.
+    ``omega`` of the donors (``synthdid``'s ``placebo_se``).
     """
     n0, t0 = fit.n_control, fit.n_pre
     m0 = n0 - fit.n_treated if n_donors is None else int(n_donors)
     if treated_rows is None:
         treated_rows = np.arange(n0 - fit.n_treated, n0)
     rows = np.concatenate([perms[:, :m0], perms[:, treated_rows]], axis=1)
-    Yp = np.asarray(Y, dtype=float)[:n0][rows]  # R x (m0 + N1) x T
+    controls = np.asarray(Y, dtype=float)[:n0]
+    Yp = controls[rows]  # R x (m0 + N1) x T
     omega0 = _sum_normalize(fit.omega[perms[:, :m0]])
     lambda0 = np.repeat(fit.lambda_[None], perms.shape[0], axis=0)
-    om, lam = _solve(Yp, m0, t0, _tuning_of(fit), omega0, lambda0, max_iter=max_iter, use_sparsify=use_sparsify)
-    return _tau(Yp, m0, t0, om, lam)
+    # the time weights see only the donors: equal for every fit with these controls and T0
+    key = ("placebo", t0, m0, controls.tobytes(), rows[:, :m0].tobytes(), fit.lambda_.tobytes(),
+           fit.zeta_lambda, fit.min_decrease, fit.lambda_intercept)
+    loo = (n_donors is None and fit.n_treated == 1 and perms.shape[0] == n0
+           and np.array_equal(perms, placebo_permutations(n0, 1, exhaustive=True)))
+    return _Job(Yp, m0, t0, _tuning_of(fit), omega0, lambda0, lambda_key=key,
+                loo_controls=controls if loo else None)
+
+
+def _placebo_taus_many(jobs: list[_Job], *, max_iter: int, use_sparsify: bool) -> list[np.ndarray]:
+    """Placebo estimates of every job, all in one batched solve."""
+    weights = _solve_many(jobs, max_iter=max_iter, use_sparsify=use_sparsify)
+    return [_tau(job.Y, job.n0, job.t0, om, lam) for job, (om, lam) in zip(jobs, weights, strict=True)]
+
+
+def _placebo_taus(
+    Y: np.ndarray, fit: SdidFit, perms: np.ndarray, *, max_iter: int, use_sparsify: bool,
+    n_donors: int | None = None, treated_rows: np.ndarray | None = None,
+) -> np.ndarray:
+    """Placebo estimates for the orderings ``perms`` of the control rows of ``Y`` (:func:`_placebo_job`)."""
+    job = _placebo_job(Y, fit, perms, n_donors=n_donors, treated_rows=treated_rows)
+    return _placebo_taus_many([job], max_iter=max_iter, use_sparsify=use_sparsify)[0]
 
 
 def placebo_estimates(
@@ -513,7 +927,12 @@ def placebo_se(
 # --------------------------------------------------------------------------- panel
 @dataclass(frozen=True)
 class SdidRow:
-    """One SDID result row (a treated unit, or ``overall``); NaN with ``reason`` if not run."""
+    """One SDID result row (a treated unit, or ``overall``).
+
+    ``status``/``reason``/``reason_detail`` as :mod:`mipa.estimability`: a row that could
+    not be estimated has NaN numbers, ``status = 'not_estimable'`` and a key of
+    :data:`~mipa.estimability.REASONS` (see :func:`sdid_by_unit` for which one when).
+    """
 
     scope: str
     estimate: float
@@ -530,10 +949,20 @@ class SdidRow:
     dropped_controls: tuple[Any, ...] = ()
     fit: SdidFit | None = field(default=None, repr=False)
     inference: str = INFERENCE
+    status: str = STATUS_ESTIMATED
+    reason_detail: str | None = None
 
     def row(self, aggregation: str = "group") -> dict[str, Any]:
-        """A row with the columns of :data:`mipa.estimators.results.ESTIMATE_COLUMNS`."""
-        return estimate_row(self, aggregation)
+        """A row with the columns of :data:`mipa.estimators.results.ESTIMATE_COLUMNS` and
+        the status columns ``status``, ``reason``, ``reason_detail``."""
+        out = estimate_row(self, aggregation)
+        out.update(status=self.status, reason=self.reason, reason_detail=self.reason_detail)
+        return out
+
+
+def _not_estimable(scope: str, failure: NotEstimable, n_treated_clusters: int = 1) -> SdidRow:
+    return SdidRow(scope, *([np.nan] * 5), n_obs=0, n_clusters=0, n_treated_clusters=n_treated_clusters,
+                   reason=failure.reason, status=STATUS_NOT_ESTIMABLE, reason_detail=failure.detail)
 
 
 def _wald(est: float, se: float, alpha: float) -> tuple[float, float, float]:
@@ -552,27 +981,56 @@ class _Block:
     dropped: tuple[Any, ...]
 
 
-def _block(
-    pa: PanelArrays, j: int, *, on_gaps: str, min_controls: int
-) -> tuple[_Block | None, str | None]:
-    """Assemble unit ``j``'s SDID block, or say why it cannot be run."""
-    controls = np.flatnonzero(~pa.treated)
+def _months(n: int) -> str:
+    return f"{n} month" + ("" if n == 1 else "s")
+
+
+def _block(pa: PanelArrays, j: int, *, on_gaps: str, min_controls: int) -> _Block:
+    """Assemble unit ``j``'s SDID block, or raise :class:`NotEstimable` saying why not."""
+    label = str(pa.units[j])
     t0 = int(np.searchsorted(pa.periods, pa.first_treat[j]))
+    T = pa.periods.size
+    seen = np.isfinite(pa.y[j])
+    if t0 >= T:  # a start after the last period: PanelArrays calls such a unit never treated
+        raise NotEstimable("no_post_treatment_data", f"{label} starts after the last month of the window")
+    if not seen[t0:].any():
+        raise NotEstimable("no_post_treatment_data", f"the outcome of {label} is not observed in any month "
+                           "from its start on")
+    if t0 == 0:
+        raise NotEstimable("no_pre_treatment_data", f"{label} starts in the first month of the window")
+    if not seen[:t0].any():
+        raise NotEstimable("no_pre_treatment_data", f"the outcome of {label} is not observed in any month "
+                           "before its start")
     if t0 < 2:
-        return None, "fewer than two pre-periods"
-    if not np.isfinite(pa.y[j]).all():
-        return None, "treated unit has missing outcome months"
+        raise NotEstimable("too_few_pre_periods", f"{label} has 1 month before its start; SDID's noise "
+                           "level needs at least 2")
+    if not seen[t0:].all():
+        raise NotEstimable("too_few_post_periods", f"the outcome of {label} is observed in "
+                           f"{int(seen[t0:].sum())} of its {_months(T - t0)} from the start on; SDID needs "
+                           "every month (a balanced block)")
+    if not seen[:t0].all():
+        raise NotEstimable("too_few_pre_periods", f"the outcome of {label} is observed in "
+                           f"{int(seen[:t0].sum())} of its {_months(t0)} before the start; SDID needs "
+                           "every month (a balanced block)")
+    controls = np.flatnonzero(~pa.treated)
+    if controls.size == 0:
+        raise NotEstimable("no_control_units", "the panel has no never-treated country")
     complete = np.isfinite(pa.y[controls]).all(axis=1)
     dropped: tuple[Any, ...] = ()
     if not complete.all():
         if on_gaps == "skip":
-            return None, f"{int((~complete).sum())} control units have missing outcome months"
+            raise NotEstimable("no_control_units", f"{int((~complete).sum())} of {controls.size} control "
+                               "units have missing outcome months and on_gaps='skip' needs every control "
+                               f"observed in every month ({int(complete.sum())} complete)")
         dropped = tuple(pa.units[controls[~complete]].tolist())
         controls = controls[complete]
-    if controls.size < min_controls:
-        return None, f"only {controls.size} complete control units (< {min_controls})"
+    if controls.size == 0:
+        raise NotEstimable("no_control_units", "no control unit is observed in every month")
+    need = max(2, int(min_controls))
+    if controls.size < need:
+        raise NotEstimable("too_few_controls", f"only {controls.size} complete control units (< {need})")
     Y = np.vstack([pa.y[controls], pa.y[[j]]])
-    return _Block(Y=Y, t0=t0, controls=controls, dropped=dropped), None
+    return _Block(Y=Y, t0=t0, controls=controls, dropped=dropped)
 
 
 def sdid_by_unit(
@@ -602,50 +1060,90 @@ def sdid_by_unit(
     ``replications``, no seed). ``placebo_max_iter`` caps the Frank-Wolfe steps of the
     placebo re-fits only (default ``max_iter``): they start from the fitted weights, and
     the Monte Carlo needs thousands of them. Rows are in the panel's (sorted) order of the
-    treated units.
+    treated units. All units' fits run as one batched solve, then all their placebo
+    re-fits as another (the same numbers as unit by unit).
+
+    Data conditions never raise: every treated unit gets a row, and a unit that cannot be
+    run has NaN numbers, ``status = 'not_estimable'`` and one of these reasons (checked in
+    this order; ``reason_detail`` names the unit and the months):
+
+    * ``no_post_treatment_data``: the unit's outcome is missing in every month from its
+      start on.
+    * ``no_pre_treatment_data``: the unit starts in the first month of the window, or its
+      outcome is missing in every month before the start.
+    * ``too_few_pre_periods``: one month before the start (the noise level needs two).
+    * ``too_few_post_periods``: the outcome is missing in some month from the start on
+      (SDID needs a balanced block; a start in the last month, with that month observed,
+      is run: one post period).
+    * ``too_few_pre_periods``: the outcome is missing in some month before the start.
+    * ``no_control_units``: no never-treated unit; or, with ``on_gaps="skip"``, any
+      control with a missing month (today's rule for ``lead_time_days``, NULL in months
+      without confirmations: SDID is not run on such an outcome); or, with
+      ``"drop_controls"``, no control observed in every month.
+    * ``too_few_controls``: fewer than ``max(2, min_controls)`` complete controls.
+
+    A unit row without a standard error (``replications <= 1``) has reason
+    ``no_variance``; the ``overall`` row says in ``reason``/``reason_detail`` when units
+    were left out of the average (``cells_left_out``) or it has no joint placebo SE
+    (``no_variance``), and is ``not_estimable`` (``no_estimate_for_scope``) when no unit
+    could be run.
     """
     placebo_iter = max_iter if placebo_max_iter is None else int(placebo_max_iter)
-    rows: list[SdidRow] = []
-    fits: list[tuple[int, _Block, SdidFit]] = []
-    for k, j in enumerate(np.flatnonzero(pa.treated)):
-        label = str(pa.units[j])
-        blk, reason = _block(pa, j, on_gaps=on_gaps, min_controls=min_controls)
-        if blk is None:
-            rows.append(SdidRow(label, *([np.nan] * 5), n_obs=0, n_clusters=0,
-                                n_treated_clusters=1, reason=reason))
-            continue
-        fit = sdid_estimate(blk.Y, blk.controls.size, blk.t0, max_iter=max_iter)
-        se = np.nan
-        if replications > 1:
-            se = placebo_se(blk.Y, fit, replications=replications, seed=seed + k,
-                            exhaustive=exhaustive, max_iter=placebo_iter)
+    treated = np.flatnonzero(pa.treated)
+    rows: list[SdidRow | None] = [None] * treated.size
+    runnable: list[tuple[int, int, _Block]] = []
+    for k, j in enumerate(treated):
+        try:
+            runnable.append((k, j, _block(pa, j, on_gaps=on_gaps, min_controls=min_controls)))
+        except NotEstimable as failure:
+            rows[k] = _not_estimable(str(pa.units[j]), failure)
+    fits = _fit_many([(blk.Y, blk.controls.size, blk.t0) for _, _, blk in runnable], max_iter=max_iter)
+    ses = [np.nan] * len(runnable)
+    if replications > 1 and runnable:
+        jobs = [
+            _placebo_job(blk.Y, fit, placebo_permutations(fit.n_control, fit.n_treated, replications=replications,
+                                                          seed=seed + k, exhaustive=exhaustive))
+            for (k, _, blk), fit in zip(runnable, fits, strict=True)
+        ]
+        ses = [_placebo_sd(tau) for tau in _placebo_taus_many(jobs, max_iter=placebo_iter, use_sparsify=True)]
+    for (k, j, blk), fit, se in zip(runnable, fits, ses, strict=True):
         lo, hi, p = _wald(fit.estimate, se, alpha)
-        rows.append(
-            SdidRow(
-                label, fit.estimate, se, lo, hi, p, n_obs=int(blk.Y.size),
-                n_clusters=int(blk.Y.shape[0]), n_treated_clusters=1, n_pre=fit.n_pre,
-                n_post=fit.n_post, dropped_controls=blk.dropped, fit=fit,
-            )
+        no_se = not np.isfinite(se)
+        rows[k] = SdidRow(
+            str(pa.units[j]), fit.estimate, se, lo, hi, p, n_obs=int(blk.Y.size),
+            n_clusters=int(blk.Y.shape[0]), n_treated_clusters=1, n_pre=fit.n_pre,
+            n_post=fit.n_post, dropped_controls=blk.dropped, fit=fit,
+            reason="no_variance" if no_se else None,
+            reason_detail=f"no placebo standard error (replications={replications})" if no_se else None,
         )
-        fits.append((j, blk, fit))
-    if overall and fits:
-        rows.append(_overall(pa, fits, rows, replications=replications, seed=seed,
-                             alpha=alpha, max_iter=placebo_iter))
-    return rows
+    out: list[SdidRow] = [r for r in rows if r is not None]
+    if overall:
+        fitted = [(j, blk, fit) for (_, j, blk), fit in zip(runnable, fits, strict=True)]
+        out.append(_overall(pa, fitted, replications=replications, seed=seed, alpha=alpha,
+                            max_iter=placebo_iter))
+    return out
 
 
 def _overall(
-    pa: PanelArrays, fits: list[tuple[int, _Block, SdidFit]], rows: list[SdidRow], *,
+    pa: PanelArrays, fits: list[tuple[int, _Block, SdidFit]], *,
     replications: int, seed: int, alpha: float, max_iter: int,
 ) -> SdidRow:
     """Post-period-weighted average of the unit estimates and its joint placebo SE."""
     n_treated = int(pa.treated.sum())
+    if not fits:
+        why = ("no treated unit in the panel" if n_treated == 0
+               else f"none of the {n_treated} treated units could be run")
+        return _not_estimable("overall", NotEstimable("no_estimate_for_scope", why), n_treated_clusters=0)
     w = np.array([f.n_post for _, _, f in fits], dtype=float)
     w /= w.sum()
     est = float(w @ np.array([f.estimate for _, _, f in fits]))
+    notes: list[str] = []
     reason = None
     if len(fits) < n_treated:
-        reason = f"{n_treated - len(fits)} treated units not run; average over the others"
+        reason = "cells_left_out"
+        run = {str(pa.units[j]) for j, _, _ in fits}
+        left = [str(u) for u in pa.units[pa.treated] if str(u) not in run]
+        notes.append(f"{len(left)} treated units not run ({', '.join(left)}); average over the others")
     same = all(np.array_equal(b.controls, fits[0][1].controls) for _, b, _ in fits)
     se = np.nan
     controls = fits[0][1].controls
@@ -654,19 +1152,29 @@ def _overall(
         rng = np.random.default_rng(seed)
         perms = np.array([rng.permutation(controls.size) for _ in range(replications)])
         m0 = controls.size - J
+        # placebo unit for treated unit k: ordering position m0 + k; donors: the first m0
+        jobs = [_placebo_job(blk.Y, fit, perms, n_donors=m0, treated_rows=np.array([m0 + k]))
+                for k, (_, blk, fit) in enumerate(fits)]
+        taus = _placebo_taus_many(jobs, max_iter=max_iter, use_sparsify=True)
         draws = np.zeros(replications)
-        for k, (_, blk, fit) in enumerate(fits):
-            # placebo unit for treated unit k: ordering position m0 + k; donors: the first m0
-            draws += w[k] * _placebo_taus(blk.Y, fit, perms, max_iter=max_iter, use_sparsify=True,
-                                          n_donors=m0, treated_rows=np.array([m0 + k]))
+        for k, tau in enumerate(taus):
+            draws += w[k] * tau
         se = _placebo_sd(draws)
+    elif replications > 1 and not same:
+        notes.append("no joint placebo SE (control sets differ)")
     elif replications > 1:
-        reason = (reason + "; " if reason else "") + "no joint placebo SE (control sets differ)"
+        notes.append(f"no joint placebo SE ({controls.size} controls for {J} treated units; needs more "
+                     f"than {2 * J})")
+    else:
+        notes.append(f"no placebo standard error (replications={replications})")
+    if reason is None and not np.isfinite(se):
+        reason = "no_variance"
     lo, hi, p = _wald(est, se, alpha)
     return SdidRow(
         "overall", est, se, lo, hi, p,
         n_obs=int((controls.size + J) * pa.y.shape[1]),
         n_clusters=int(controls.size + J), n_treated_clusters=J, reason=reason,
+        reason_detail="; ".join(notes) if notes else None,
     )
 
 
@@ -690,7 +1198,7 @@ def sdid_estimator(max_iter: int = MAX_ITER) -> Estimator:
 
 
 def rows_frame(rows: list[SdidRow]) -> pd.DataFrame:
-    """The rows as a DataFrame with :data:`ESTIMATE_COLUMNS` (units: ``group``; ``overall``: ``simple``)."""
-    return pd.DataFrame(
-        [r.row("simple" if r.scope == "overall" else "group") for r in rows], columns=ESTIMATE_COLUMNS
-    )
+    """The rows as a DataFrame: :data:`ESTIMATE_COLUMNS` and the status columns (units:
+    ``group``; ``overall``: ``simple``)."""
+    columns = list(ESTIMATE_COLUMNS) + [c for c in STATUS_COLUMNS if c not in ESTIMATE_COLUMNS]
+    return pd.DataFrame([r.row("simple" if r.scope == "overall" else "group") for r in rows], columns=columns)

@@ -51,8 +51,11 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import pandas as pd
 
+from mipa.estimability import NotEstimable, attempt, finalize_status, status_columns
+from mipa.estimation import OUTCOMES, diagnose_scope, prepare_panel
 from mipa.estimators.csdid import callaway_santanna
 from mipa.estimators.etwfe import etwfe
 from mipa.estimators.results import ESTIMATE_COLUMNS
@@ -81,7 +84,8 @@ METHODS: tuple[tuple[str, str], ...] = (
 )
 __all__ = ["METHODS", "SUITE_COLUMNS", "InferenceSettings", "inference_results", "inference_table"]
 SUITE_COLUMNS = ["estimator", "inference", "outcome", "aggregation", "scope", "estimate", "std_error", "ci_low",
-                 "ci_high", "p_value", "n_obs", "n_clusters", "n_treated_clusters", "seconds"]
+                 "ci_high", "p_value", "n_obs", "n_clusters", "n_treated_clusters", "status", "reason",
+                 "reason_detail", "seconds"]
 
 
 @dataclass(frozen=True)
@@ -123,58 +127,117 @@ def _wants(settings: InferenceSettings, estimator: str, inference: str | None = 
 def _etwfe_cluster(panel: pd.DataFrame, outcome: str, treated: Sequence[str], alpha: float) -> pd.DataFrame:
     common = {"outcome": outcome, "unit": "iso3", "period": "period", "first_treat": "first_treat",
               "control_group": "notyettreated", "alpha": alpha}
-    overall = etwfe(panel, **common).estimates
-    by_unit = etwfe(panel, **common, cohort="unit", unit_labels={u: u for u in treated}).estimates
-    return pd.concat([
-        overall[(overall["aggregation"] == "simple") & (overall["scope"] == "overall")],
-        by_unit[(by_unit["aggregation"] == "group") & by_unit["scope"].isin(list(treated))],
+    frames = []
+    overall, failure = attempt(lambda: etwfe(panel, **common).estimates)
+    if overall is not None:
+        frames.append(overall[(overall["aggregation"] == "simple") & (overall["scope"] == "overall")])
+    else:
+        frames.append(_failed_rows(["overall"], failure))
+    by_unit, failure = attempt(
+        lambda: etwfe(panel, **common, cohort="unit", unit_labels={u: u for u in treated}).estimates)
+    if by_unit is not None:
+        frames.append(by_unit[(by_unit["aggregation"] == "group") & by_unit["scope"].isin(list(treated))])
+    else:
+        frames.append(_failed_rows(treated, failure))
+    return pd.concat(frames)
+
+
+def _failed_rows(scopes: Sequence[str], failure: NotEstimable, inference: str | None = None) -> pd.DataFrame:
+    """Rows of ``scopes`` that could not be estimated, with the failure's reason."""
+    return pd.DataFrame([
+        {"aggregation": "simple" if sc == "overall" else "group", "scope": sc, "inference": inference,
+         **status_columns(failure)}
+        for sc in scopes
     ])
 
 
 def _wild(panel: pd.DataFrame, outcome: str, treated: Sequence[str], s: InferenceSettings) -> pd.DataFrame:
-    contrasts = etwfe_contrasts(
+    scopes = ["overall", *treated]
+    contrasts, failure = attempt(lambda: etwfe_contrasts(
         panel, outcome=outcome, unit="iso3", period="period", first_treat="first_treat",
         control_group="notyettreated", cohort="unit", unit_labels={u: u for u in treated},
         rows=[("simple", "overall")] + [("group", u) for u in treated],
-    )
+    ))
+    if contrasts is None:
+        return _failed_rows(scopes, failure)
     rows = []
-    for fc in contrasts:
-        res = wild_cluster_bootstrap(fc, n_boot=s.wild_n_boot, seed=s.wild_seed, alpha=s.alpha)
-        rows.append(res.row("simple" if fc.label == "overall" else "group"))
+    for scope, fc in zip(scopes, contrasts, strict=True):
+        aggregation = "simple" if scope == "overall" else "group"
+        if isinstance(fc, NotEstimable):
+            why = diagnose_scope(panel, outcome, scope) if fc.reason == "no_post_treatment_data" else fc
+            rows.append(_failed_rows([scope], why).iloc[0].to_dict())
+            continue
+        res, failure = attempt(lambda fc=fc: wild_cluster_bootstrap(
+            fc, n_boot=s.wild_n_boot, seed=s.wild_seed, alpha=s.alpha))
+        rows.append(res.row(aggregation) if res is not None else _failed_rows([scope], failure).iloc[0].to_dict())
     return pd.DataFrame(rows)
+
+
+def _check_placebo_pool(n_controls: int, alpha: float) -> None:
+    """A two-sided rank test over ``n_controls`` placebos reaches level ``alpha`` only when
+    ``1 / (n_controls + 1) <= alpha``; with fewer its interval could never exclude a value."""
+    if (n_controls + 1) * alpha < 1:
+        raise NotEstimable("too_few_controls", f"{n_controls} control countries: a placebo test needs at least "
+                           f"{int(np.ceil(1 / alpha)) - 1} to reach the {1 - alpha:.0%} level")
 
 
 def _randomization(pa: PanelArrays, s: InferenceSettings, rescale: bool) -> pd.DataFrame:
     label = "randomization_ferman_pinto" if rescale else "randomization_conley_taber"
     est = imputation_estimator()
-    results = [conley_taber(pa, est, n_placebo=s.n_placebo, seed=s.placebo_seed, alpha=s.alpha, rescale=rescale)]
-    results += [placebo_in_space(pa, est, u, alpha=s.alpha, rescale=rescale) for u in pa.units[pa.treated]]
-    rows = [r.row("simple" if r.scope == "overall" else "group") for r in results]
+    n_controls = int((~pa.treated).sum())
+
+    def overall():
+        _check_placebo_pool(n_controls, s.alpha)
+        return conley_taber(pa, est, n_placebo=s.n_placebo, seed=s.placebo_seed, alpha=s.alpha, rescale=rescale)
+
+    def country(u):
+        _check_placebo_pool(n_controls, s.alpha)
+        return placebo_in_space(pa, est, u, alpha=s.alpha, rescale=rescale)
+
+    rows = []
+    for scope, run in [("overall", overall)] + [(u, lambda u=u: country(u)) for u in pa.units[pa.treated]]:
+        res, failure = attempt(run)
+        aggregation = "simple" if scope == "overall" else "group"
+        rows.append(res.row(aggregation) if res is not None else _failed_rows([str(scope)], failure).iloc[0].to_dict())
     return pd.DataFrame(rows).assign(inference=label)
 
 
 def _csdid(panel: pd.DataFrame, outcome: str, treated: Sequence[str], s: InferenceSettings) -> pd.DataFrame:
     common = {"outcome": outcome, "unit": "iso3", "period": "period", "first_treat": "first_treat",
               "control_group": "nevertreated", "n_boot": s.cs_n_boot, "seed": s.cs_seed, "alpha": s.alpha}
-    overall = callaway_santanna(panel, **common).estimates
-    by_unit = callaway_santanna(panel, **common, cohort="unit", unit_labels={u: u for u in treated}).estimates
-    return pd.concat([
-        overall[(overall["aggregation"] == "simple") & (overall["scope"] == "overall")],
-        by_unit[(by_unit["aggregation"] == "group") & by_unit["scope"].isin(list(treated))],
-    ])
+    frames = []
+    overall, failure = attempt(lambda: callaway_santanna(panel, **common).estimates)
+    if overall is not None:
+        frames.append(overall[(overall["aggregation"] == "simple") & (overall["scope"] == "overall")])
+    else:
+        frames.append(_failed_rows(["overall"], failure, "multiplier_bootstrap"))
+    by_unit, failure = attempt(lambda: callaway_santanna(
+        panel, **common, cohort="unit", unit_labels={u: u for u in treated}).estimates)
+    if by_unit is not None:
+        frames.append(by_unit[(by_unit["aggregation"] == "group") & by_unit["scope"].isin(list(treated))])
+    else:
+        frames.append(_failed_rows(treated, failure, "multiplier_bootstrap"))
+    return pd.concat(frames)
 
 
 def _twfe(panel: pd.DataFrame, outcome: str, s: InferenceSettings) -> pd.DataFrame:
     frames = []
     analytic = [m for e, m in s.methods if e == "twfe" and m != "wild_cluster_bootstrap_webb"]
     if analytic:
-        res = twfe(panel, outcome=outcome, unit="iso3", period="period", treatments=("treated_now",), vcov="all",
-                   alpha=s.alpha).estimates
-        frames.append(res[res["inference"].isin(analytic)])
+        res, failure = attempt(lambda: twfe(panel, outcome=outcome, unit="iso3", period="period",
+                                            treatments=("treated_now",), vcov="all", alpha=s.alpha).estimates)
+        if res is not None:
+            frames.append(res[res["inference"].isin(analytic)])
+        else:
+            frames += [_failed_rows(["overall"], failure, m) for m in analytic]
     if _wants(s, "twfe", "wild_cluster_bootstrap_webb"):
-        fc = twfe_contrast(panel, outcome=outcome, unit="iso3", period="period", treatment="treated_now")
-        res = wild_cluster_bootstrap(fc, n_boot=s.wild_n_boot, seed=s.wild_seed, alpha=s.alpha)
-        frames.append(pd.DataFrame([res.row("simple")]))
+        def wild():
+            fc = twfe_contrast(panel, outcome=outcome, unit="iso3", period="period", treatment="treated_now")
+            return wild_cluster_bootstrap(fc, n_boot=s.wild_n_boot, seed=s.wild_seed, alpha=s.alpha)
+
+        res, failure = attempt(wild)
+        frames.append(pd.DataFrame([res.row("simple")]) if res is not None
+                      else _failed_rows(["overall"], failure, "wild_cluster_bootstrap_webb"))
     return pd.concat(frames) if frames else pd.DataFrame(columns=ESTIMATE_COLUMNS)
 
 
@@ -182,6 +245,30 @@ def _sdid(pa: PanelArrays, s: InferenceSettings) -> pd.DataFrame:
     rows = sdid_by_unit(pa, replications=s.sdid_replications, seed=s.sdid_seed, alpha=s.alpha,
                         exhaustive=s.sdid_exhaustive, overall=False, on_gaps="skip")
     return pd.DataFrame([r.row("group") for r in rows])
+
+
+def _expected(estimator: str, inference: str | None, treated: Sequence[str],
+              s: InferenceSettings) -> list[tuple[str, str]]:
+    """(inference, scope) of every row a job must produce."""
+    if estimator == "twfe":
+        return [(m, "overall") for e, m in s.methods if e == "twfe"]
+    scopes = list(treated) if estimator == "sdid" else ["overall", *treated]
+    return [(inference, sc) for sc in scopes]
+
+
+def _complete(rows: pd.DataFrame, expected: Sequence[tuple[str, str]], failure: NotEstimable | None,
+              panel: pd.DataFrame, outcome: str) -> pd.DataFrame:
+    """Every expected (inference, scope) gets a row: missing ones say why (the job's own
+    failure, or what the panel shows for that scope)."""
+    rows = rows.reindex(columns=ESTIMATE_COLUMNS)
+    have = set(zip(rows["inference"], rows["scope"], strict=True))
+    extra = [
+        {"aggregation": "simple" if sc == "overall" else "group", "scope": sc, "inference": inf,
+         **status_columns(failure if failure is not None else diagnose_scope(panel, outcome, sc))}
+        for inf, sc in expected if (inf, sc) not in have
+    ]
+    out = pd.concat([f for f in (rows, pd.DataFrame(extra)) if len(f)], ignore_index=True) if extra else rows
+    return finalize_status(out.reindex(columns=ESTIMATE_COLUMNS))
 
 
 def inference_table(
@@ -193,7 +280,9 @@ def inference_table(
     ``first_treat`` (the start period, 0 = never treated in the window), as
     :func:`mipa.estimation.prepare_panel` returns. Columns :data:`SUITE_COLUMNS`;
     ``seconds`` is the wall time of the estimator call that produced the row (the
-    benchmark and the Monte Carlo report it; the marts drop it).
+    benchmark and the Monte Carlo report it; the marts drop it). Every method x scope has
+    a row: one that cannot be estimated on this panel (:mod:`mipa.estimability`) has a NULL
+    estimate, ``status = 'not_estimable'`` and the reason, and the others are computed.
     """
     s = settings or InferenceSettings()
     panel = panel.assign(treated_now=((panel["first_treat"] > 0) & (panel["period"] >= panel["first_treat"]))
@@ -214,7 +303,12 @@ def inference_table(
         if not _wants(s, estimator, inference):
             continue
         tick = time.perf_counter()
-        rows = run()
+        rows, failure = attempt(run)
+        if rows is None:
+            rows = pd.DataFrame(columns=ESTIMATE_COLUMNS)
+        elif inference is not None:
+            rows = rows.assign(inference=rows["inference"].fillna(inference))
+        rows = _complete(rows, _expected(estimator, inference, treated, s), failure, panel, outcome)
         frames.append(_timed_rows(rows, estimator, time.perf_counter() - tick))
     out = pd.concat(frames, ignore_index=True)
     out.insert(2, "outcome", outcome)
@@ -238,7 +332,6 @@ def inference_results(
     fresh processes (spawned, not forked: the caller may hold a database connection); the
     result does not depend on it.
     """
-    from mipa.estimation import OUTCOMES, prepare_panel
 
     s = settings or InferenceSettings()
     panel = prepare_panel(country_month)

@@ -113,6 +113,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from mipa.estimability import NotEstimable
 from mipa.estimators import _ols
 from mipa.estimators.etwfe import (
     _aggregation_matrix,
@@ -197,7 +198,8 @@ def fit_contrast(
     if w.shape != fit.kept.shape:
         raise ValueError(f"contrast has {w.shape[0]} entries, the design {fit.kept.size} columns")
     if np.any(w[~fit.kept] != 0):
-        raise ValueError("the contrast loads on a coefficient dropped as collinear")
+        raise NotEstimable("not_identified", "the contrast loads on a coefficient dropped as collinear "
+                           "with the fixed effects")
     cl, _ = _ols.factorize(cluster_codes)
     return FittedContrast(
         fit=fit,
@@ -233,6 +235,9 @@ def etwfe_contrasts(
     So each ``estimate`` and cluster standard error equal that row of
     ``etwfe(...).estimates``. Clusters = units; ``n_treated_clusters`` counts the treated
     units behind the row. With ``cohort="unit"`` the ``group`` rows are the countries.
+    A row with no estimate (no observed post cell, or no identified cell: the same rows
+    ``etwfe`` reports as not estimable) is a :class:`~mipa.estimability.NotEstimable` in
+    its place; unidentified cells are left out of every aggregate, as in ``etwfe``.
     """
     covariates = list(covariates)
     df, _ = _etwfe_prepare(
@@ -259,21 +264,27 @@ def etwfe_contrasts(
         labels = _unit_label_map(cells["key"], unit_labels)
     else:
         labels = {k: _label(k) for k in pd.unique(cells["key"])}
-    meta, W, _, _ = _aggregation_matrix(cells, labels)
+    identified = np.isfinite(grad).all(axis=1)
+    meta, W, _, _ = _aggregation_matrix(cells, labels, identified=identified)
     if rows is None:
         rows = [("simple", "overall")] + [
             ("group", m["scope"]) for m in meta if m["aggregation"] == "group" and m["scope"] != "overall"
         ]
     df_a = _ols.absorbed_dof(list(fe), [unit_codes])
-    out = []
+    out: list[FittedContrast | NotEstimable] = []
     for aggregation, scope in rows:
         hits = [k for k, m in enumerate(meta) if m["aggregation"] == aggregation and m["scope"] == scope]
-        if len(hits) != 1:
-            raise KeyError(f"no single ETWFE estimate row ({aggregation!r}, {scope!r})")
+        if len(hits) > 1:
+            raise KeyError(f"more than one ETWFE estimate row ({aggregation!r}, {scope!r})")
+        if not hits:
+            out.append(NotEstimable("no_post_treatment_data", f"{outcome} has no observed post-treatment cell "
+                                    f"for {scope}"))
+            continue
         w_cells = W[hits[0]]
+        if not np.isfinite(w_cells).all():
+            out.append(NotEstimable("not_identified", f"no cell of {scope}'s {aggregation} effect is identified"))
+            continue
         used = w_cells != 0
-        if not np.isfinite(grad[used]).all():
-            raise ValueError(f"row ({aggregation!r}, {scope!r}) uses a cell whose effect is not identified")
         out.append(
             FittedContrast(
                 fit=fit,
@@ -295,8 +306,12 @@ def etwfe_contrast(
     scope: str = "overall",
     **options: Any,
 ) -> FittedContrast:
-    """One aggregate ``(aggregation, scope)`` of ETWFE; options as :func:`etwfe_contrasts`."""
-    return etwfe_contrasts(panel, rows=[(aggregation, scope)], **options)[0]
+    """One aggregate ``(aggregation, scope)`` of ETWFE; options as :func:`etwfe_contrasts`.
+    Raises :class:`~mipa.estimability.NotEstimable` when that aggregate has no estimate."""
+    out = etwfe_contrasts(panel, rows=[(aggregation, scope)], **options)[0]
+    if isinstance(out, NotEstimable):
+        raise out
+    return out
 
 
 def twfe_contrast(
@@ -319,6 +334,9 @@ def twfe_contrast(
 
 
 # --------------------------------------------------------------------------- weights
+# bisection steps of an interval bound: 60 halvings reach any tolerance a double can hold
+MAX_BISECTIONS = 60
+
 _WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
 _SQRT5 = np.sqrt(5.0)
 
@@ -433,7 +451,7 @@ def bootstrap_pieces(
     z = Xt @ a
     waw = float(z @ z)
     if not waw > 0:
-        raise ValueError("the contrast has zero variance (w'Aw = 0)")
+        raise NotEstimable("singular_design", "the contrast has zero variance (w'Aw = 0)")
     e = fit.resid
     theta = fc.estimate
     if restricted:
@@ -526,7 +544,9 @@ def _bound(d: _Draws, p: BootstrapPieces, alpha: float, direction: float) -> flo
         step *= 2
     else:
         return direction * np.inf
-    while abs(outside - inside) > CI_TOL_SE * se:
+    for _ in range(MAX_BISECTIONS):  # a bound also stops at the float spacing of its value
+        if abs(outside - inside) <= CI_TOL_SE * se:
+            break
         mid = 0.5 * (inside + outside)
         if _p_value(d, p, mid) <= alpha:
             outside = mid
@@ -616,6 +636,11 @@ def wild_cluster_bootstrap(
     pieces = bootstrap_pieces(fc, restricted=restricted, null_model=null_model)
     d = _draws(pieces, V)
     se = pieces.std_error
+    if not np.isfinite(se) or not np.isfinite(pieces.theta):
+        raise NotEstimable("no_variance", "the cluster-robust standard error of the contrast is not finite")
+    if se <= 1e-10 * max(1.0, abs(pieces.theta)):
+        raise NotEstimable("constant_outcome", "the contrast has (numerically) zero variance: the outcome does not "
+                           "vary where the effect is identified")
     p_null = _p_value(d, pieces, null)
     if ci and se > 0:
         lo = _bound(d, pieces, alpha, -1.0)

@@ -14,7 +14,8 @@ Summary per (estimator, inference, outcome, scope), ``R`` replications:
 ``coverage = mean(covered)`` with Monte Carlo standard error
 ``sqrt(coverage (1 - coverage) / R)``; ``rejection_rate = mean(rejects_zero)``;
 ``median_width`` and ``mean_width`` over the finite intervals and ``share_unbounded``;
-``bias = mean(estimate - theta)``; ``rmse``. Scope ``countries`` pools the six
+``bias = mean(estimate - theta)``; ``rmse``; ``oracle_width = 2 x 1.96 x sd(estimate - theta)``,
+the width of the interval an oracle that knew the estimator's sampling sd would report. Scope ``countries`` pools the six
 per-country rows (each replication contributes six).
 
 Replications run in worker processes (``workers``; each builds the design's fixed part
@@ -179,6 +180,8 @@ def summarize(replicates: pd.DataFrame, design: Design) -> pd.DataFrame:
             "coverage_mcse": float(np.sqrt(cov * (1 - cov) / n)) if n else np.nan,
             "rejection_rate": float(scored["rejects_zero"].mean()) if n else np.nan,
             "median_width": float(np.median(width[finite])) if finite.any() else np.nan,
+            # the oracle interval: estimate +- 1.96 x the estimator's sampling sd in this run
+            "oracle_width": float(2 * 1.959964 * np.std(err, ddof=1)) if err.size > 1 else np.nan,
             "mean_width": float(width[finite].mean()) if finite.any() else np.nan,
             "share_unbounded": float((~finite).mean()) if n else np.nan,
             "mean_truth": float(grp["truth"].mean()),

@@ -187,3 +187,14 @@ def fmt_interval(estimate: Any, ci_low: Any, ci_high: Any, *, lang: str = "en", 
     if not with_estimate:
         return interval
     return fmt_number(estimate, d, lang) + ("*" if excludes_zero else "") + " " + interval
+
+
+def not_estimable_text(row: Any, lang: str = "en") -> str | None:
+    """``not estimable (reason)`` for a mart row whose ``status`` is not_estimable, else
+    None (the caller formats the number)."""
+    if row is None:
+        return None
+    getter = row.get if hasattr(row, "get") else (lambda key, default=None: default)
+    if getter("status", None) != "not_estimable":
+        return None
+    return labels.not_estimable(lang, getter("reason", None))

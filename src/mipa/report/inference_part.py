@@ -25,7 +25,15 @@ from matplotlib.figure import Figure
 from mipa.report import labels
 from mipa.report.data import MAIN_OUTCOMES, ReportData
 from mipa.report.figures import BLUE, GREY, VERMILION, FigureSpec, _new_figure
-from mipa.report.formatting import MISSING, fmt_int, fmt_interval, fmt_number, fmt_percent, is_missing
+from mipa.report.formatting import (
+    MISSING,
+    fmt_int,
+    fmt_interval,
+    fmt_number,
+    fmt_percent,
+    is_missing,
+    not_estimable_text,
+)
 from mipa.report.parts import Part, local_text
 from mipa.report.tables import Cell, Row, Table, partner_labels
 
@@ -61,7 +69,9 @@ LABELS: dict[str, dict[str, str]] = {
         "col_coverage": "Coverage (MC)",
         "col_size": "Size (MC)",
         "col_scope": "Scope",
-        "col_cov_annex": "Coverage, annex effects",
+        "col_cov_annex": "Coverage, annex effects [Wilson 95%]",
+        "col_cov_homogeneous": "Coverage, homogeneous effect",
+        "col_width_oracle": "Width / oracle",
         "col_size_null": "Size, no effect",
         "col_width": "Median width",
         "col_unbounded": "Unbounded",
@@ -125,7 +135,9 @@ LABELS: dict[str, dict[str, str]] = {
         "col_coverage": "Dekking (MC)",
         "col_size": "Onbetrouwbaarheid (MC)",
         "col_scope": "Bereik",
-        "col_cov_annex": "Dekking, effecten bijlage",
+        "col_cov_annex": "Dekking, effecten bijlage [Wilson 95%]",
+        "col_cov_homogeneous": "Dekking, homogeen effect",
+        "col_width_oracle": "Breedte / orakel",
         "col_size_null": "Onbetrouwbaarheid, geen effect",
         "col_width": "Mediane breedte",
         "col_unbounded": "Onbegrensd",
@@ -190,7 +202,8 @@ def fmt_row_interval(row: pd.Series | None, lang: str, outcome: str) -> str:
     """``3.0* [2.2 3.7]`` (∞ for unbounded); ``—`` when the method could not run."""
     if row is None:
         return MISSING
-    return fmt_interval(row["estimate"], row["ci_low"], row["ci_high"], lang=lang, outcome=outcome)
+    return not_estimable_text(row, lang) or fmt_interval(
+        row["estimate"], row["ci_low"], row["ci_high"], lang=lang, outcome=outcome)
 
 
 BELOW, ABOVE = "▼", "▲"
@@ -326,6 +339,14 @@ def _is_default(inference: pd.DataFrame, estimator: str, method: str) -> bool:
     return bool(rows["is_default_method"].any()) if not rows.empty else False
 
 
+def wilson_interval(share: np.ndarray, n: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson (1927) score interval of a share from ``n`` trials: never of width 0 at 0 or 1."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+        half = z / (1 + z * z / n) * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
 def coverage_frame(coverage: pd.DataFrame) -> pd.DataFrame:
     """One row per estimator x method x scope kind: coverage (annex effects) and size (none)."""
     if coverage.empty:
@@ -334,10 +355,16 @@ def coverage_frame(coverage: pd.DataFrame) -> pd.DataFrame:
     kinds = coverage[coverage["scope"].isin(["overall", "countries"])]
     annex = kinds[kinds["effects"] == "annex"].set_index(keys)
     zero = kinds[kinds["effects"] == "zero"].set_index(keys)
-    out = annex[["n_replications", "coverage", "coverage_mcse", "median_width", "share_unbounded", "bias", "rmse",
-                 "wall_seconds"]].join(zero[["rejection_rate", "coverage", "wall_seconds"]]
-                                       .rename(columns={"rejection_rate": "size", "coverage": "coverage_null",
-                                                        "wall_seconds": "wall_seconds_null"}), how="outer")
+    homogeneous = kinds[kinds["effects"] == "homogeneous"].set_index(keys)
+    if "oracle_width" not in annex:
+        annex = annex.assign(oracle_width=np.nan)
+    out = annex[["n_replications", "n_intervals", "coverage", "coverage_mcse", "median_width", "oracle_width",
+                 "share_unbounded", "bias", "rmse", "wall_seconds"]].join(
+        zero[["rejection_rate", "coverage", "wall_seconds"]].rename(
+            columns={"rejection_rate": "size", "coverage": "coverage_null", "wall_seconds": "wall_seconds_null"}),
+        how="outer").join(homogeneous[["coverage"]].rename(columns={"coverage": "coverage_homogeneous"}), how="left")
+    low, high = wilson_interval(out["coverage"].to_numpy(float), out["n_intervals"].to_numpy(float))
+    out = out.assign(coverage_ci_low=low, coverage_ci_high=high)
     out = out.reset_index()
     order = {e: k for k, e in enumerate(ESTIMATOR_ORDER)}
     out["_e"] = out["estimator"].map(order).fillna(len(order))
@@ -346,15 +373,21 @@ def coverage_frame(coverage: pd.DataFrame) -> pd.DataFrame:
 
 
 def montecarlo_table(frame: pd.DataFrame, lang: str) -> Table:
-    cols = [_t(lang, k) for k in ("col_method", "col_scope", "col_cov_annex", "col_size_null", "col_width",
-                                  "col_unbounded", "col_bias", "col_rmse", "col_reps")]
+    cols = [_t(lang, k) for k in ("col_method", "col_scope", "col_cov_annex", "col_cov_homogeneous",
+                                  "col_size_null", "col_width", "col_width_oracle", "col_unbounded", "col_bias",
+                                  "col_rmse", "col_reps")]
     rows = []
     for _, r in frame.iterrows():
         rows.append([
             f"{estimator_label(lang, r['estimator'])}: {inference_label(lang, r['inference'])}",
             _t(lang, "scope_overall") if r["scope"] == "overall" else _t(lang, "scope_countries"),
-            fmt_percent(r["coverage"], 1, lang), fmt_percent(r.get("size"), 1, lang),
-            fmt_number(r["median_width"], 2, lang), fmt_percent(r["share_unbounded"], 1, lang),
+            f"{fmt_percent(r['coverage'], 1, lang)} [{fmt_percent(r['coverage_ci_low'], 1, lang, sign=False)}, "
+            f"{fmt_percent(r['coverage_ci_high'], 1, lang, sign=False)}]",
+            fmt_percent(r.get("coverage_homogeneous"), 1, lang), fmt_percent(r.get("size"), 1, lang),
+            fmt_number(r["median_width"], 2, lang),
+            fmt_number(r["median_width"] / r["oracle_width"], 2, lang) if not is_missing(r.get("oracle_width"))
+            else MISSING,
+            fmt_percent(r["share_unbounded"], 1, lang),
             fmt_number(r["bias"], 2, lang), fmt_number(r["rmse"], 2, lang), fmt_int(r["n_replications"], lang),
         ])
     header = [Row([Cell(c, header=True, scope="col") for c in cols])]
@@ -363,7 +396,9 @@ def montecarlo_table(frame: pd.DataFrame, lang: str) -> Table:
         cells = [Cell(values[0], header=True, scope="row")]
         cells += [Cell(v, classes=("num",)) for v in values[1:]]
         ok = (GOAL[0] <= float(r["coverage"]) <= GOAL[1]) and not is_missing(r.get("size")) and \
-            (0.03 <= float(r["size"]) <= 0.07)
+            (0.03 <= float(r["size"]) <= 0.07) and not is_missing(r.get("coverage_homogeneous")) and \
+            (GOAL[0] <= float(r["coverage_homogeneous"]) <= GOAL[1]) and not is_missing(r.get("oracle_width")) and \
+            float(r["median_width"]) <= 1.5 * float(r["oracle_width"])
         body.append(Row(cells, ("meets-goal",) if ok else ()))
     reps = int(frame["n_replications"].max()) if len(frame) else 0
     mcse = fmt_number(100 * math.sqrt(0.95 * 0.05 / max(reps, 1)), 1, lang)

@@ -233,6 +233,14 @@ TEXT: dict[str, dict[str, str]] = {
             "country). See 'Inference with six partner countries'."
         ),
         "clustered_short": "clustered",
+        "no_valid_interval": "no valid interval at this design",
+        "measured_coverage": "{method} covers {coverage}",
+        "note_no_valid_interval": (
+            "Where a cell reads 'no valid interval at this design', no inference method of the estimator "
+            "reached 93-97% Monte Carlo coverage with the annex's and with homogeneous effects, 3-7% size and "
+            "a width at most 1.5 times the oracle interval's at this design: the cell shows the estimate "
+            "without a star and the measured coverage of the annex's interval beneath it."
+        ),
         "note_yearly": "Coefficient (standard error); p-value in the next column. Standard errors clustered by country.",
         "note_not_estimated": "—: not estimated.",
         "col_coef_se": "Coefficient (SE)",
@@ -412,6 +420,15 @@ TEXT: dict[str, dict[str, str]] = {
             "totaal, {clustered_countries} per land). Zie 'Inferentie met zes partnerlanden'."
         ),
         "clustered_short": "geclusterd",
+        "no_valid_interval": "geen geldig interval bij dit ontwerp",
+        "measured_coverage": "{method} dekt {coverage}",
+        "note_no_valid_interval": (
+            "Waar een cel 'geen geldig interval bij dit ontwerp' toont, haalde geen inferentiemethode van de "
+            "schatter bij dit ontwerp 93-97% Monte Carlo-dekking met de effecten van de bijlage en met "
+            "homogene effecten, 3-7% onterechte verwerping en een breedte van hoogstens 1,5 keer het "
+            "orakelinterval: de cel toont de schatting zonder ster en de gemeten dekking van het interval "
+            "van de bijlage eronder."
+        ),
         "note_yearly": "Coëfficiënt (standaardfout); p-waarde in de volgende kolom. Standaardfouten geclusterd per land.",
         "note_not_estimated": "—: niet geschat.",
         "col_coef_se": "Coëfficiënt (SE)",
@@ -482,6 +499,53 @@ MONTHS: dict[str, tuple[str, ...]] = {
 
 GROUPS = {"OUTCOMES": OUTCOMES, "LOAD_STATUS": LOAD_STATUS, "YEARLY_OUTCOMES": YEARLY_OUTCOMES, "ESTIMATORS": ESTIMATORS,
           "INFERENCE": INFERENCE, "TREATMENTS": TREATMENTS, "FEEDS": FEEDS, "TEXT": TEXT}
+
+
+# short words for the reasons of mipa.estimability.REASONS, shown where a number cannot be given
+NOT_ESTIMABLE_PREFIX = {"en": "not estimable", "nl": "niet schatbaar"}
+REASONS: dict[str, dict[str, str]] = {
+    "en": {
+        "no_treated_units": "no treated country",
+        "no_post_treatment_data": "no data after the start",
+        "no_pre_treatment_data": "no data before the start",
+        "no_control_units": "no control country",
+        "too_few_controls": "too few control countries",
+        "too_few_post_periods": "too few months after the start",
+        "too_few_pre_periods": "too few months before the start",
+        "constant_outcome": "outcome does not vary",
+        "all_zero_outcome": "outcome zero throughout",
+        "not_identified": "not identified",
+        "singular_design": "singular design",
+        "fit_not_converged": "fit did not converge",
+        "cells_left_out": "some cells left out",
+        "no_estimate_for_scope": "no estimate",
+        "no_variance": "no standard error",
+    },
+    "nl": {
+        "no_treated_units": "geen behandeld land",
+        "no_post_treatment_data": "geen gegevens na de start",
+        "no_pre_treatment_data": "geen gegevens voor de start",
+        "no_control_units": "geen controleland",
+        "too_few_controls": "te weinig controlelanden",
+        "too_few_post_periods": "te weinig maanden na de start",
+        "too_few_pre_periods": "te weinig maanden voor de start",
+        "constant_outcome": "uitkomst varieert niet",
+        "all_zero_outcome": "uitkomst overal nul",
+        "not_identified": "niet geïdentificeerd",
+        "singular_design": "singulier ontwerp",
+        "fit_not_converged": "schatting convergeerde niet",
+        "cells_left_out": "enkele cellen weggelaten",
+        "no_estimate_for_scope": "geen schatting",
+        "no_variance": "geen standaardfout",
+    },
+}
+
+
+def not_estimable(lang: str, reason: str | None) -> str:
+    """``not estimable (no data after the start)``: what a table shows instead of a number."""
+    lang = check_lang(lang)
+    words = REASONS[lang].get(reason or "no_estimate_for_scope", REASONS[lang]["no_estimate_for_scope"])
+    return f"{NOT_ESTIMABLE_PREFIX[lang]} ({words})"
 
 
 def check_lang(lang: str) -> str:

@@ -25,7 +25,7 @@ from matplotlib.lines import Line2D
 from mipa.report import labels
 from mipa.report.data import MAIN_OUTCOMES, ReportData
 from mipa.report.figures import BLUE, GREY, ORANGE, VERMILION, FigureSpec, LocaleFormatter, _new_figure, _style_axes
-from mipa.report.formatting import fmt_estimate_ci, fmt_month_short, is_missing
+from mipa.report.formatting import fmt_estimate_ci, fmt_month_short, is_missing, not_estimable_text
 from mipa.report.html import paragraph
 from mipa.report.parts import Part, local_text
 from mipa.report.tables import Table, simple_table
@@ -333,8 +333,11 @@ def grid_table(grid: pd.DataFrame, lang: str, estimator: str, number: str, seed:
         cells = [label]
         for o in outcomes:
             r = variant[variant["outcome"] == o]
-            if r.empty or is_missing(r["estimate"].iloc[0]):
+            if r.empty:
                 cells.append("—")
+                continue
+            if is_missing(r["estimate"].iloc[0]):
+                cells.append(not_estimable_text(r.iloc[0], lang) or "—")
                 continue
             r = r.iloc[0]
             cells.append(fmt_estimate_ci(r["estimate"], r["ci_low"], r["ci_high"], r["p_value"], lang=lang, outcome=o))

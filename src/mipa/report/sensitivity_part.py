@@ -29,7 +29,16 @@ from mipa.report.figures import (
     draw_event_study_panel,
     finish_event_study_grid,
 )
-from mipa.report.formatting import MISSING, auto_decimals, fmt_estimate_ci, fmt_number, fmt_p_value, is_missing, star
+from mipa.report.formatting import (
+    MISSING,
+    auto_decimals,
+    fmt_estimate_ci,
+    fmt_number,
+    fmt_p_value,
+    is_missing,
+    not_estimable_text,
+    star,
+)
 from mipa.report.html import heading, paragraph
 from mipa.report.parts import Part, local_text
 from mipa.report.tables import Cell, Row, Table, partner_labels, select_estimate
@@ -274,18 +283,21 @@ def pretrend_table(tests: pd.DataFrame, lang: str) -> Table:
                 cells.append(_num(MISSING))
                 continue
             r = r.iloc[0]
+            if not_estimable_text(r, lang):
+                cells.append(_num(not_estimable_text(r, lang)))
+                continue
             cells.append(_num(fmt_p_value(r["p_value"], lang) + star(r["p_value"]),
                               value=repr(float(r["p_value"])), statistic=repr(float(r["statistic"])),
                               df=int(r["df"])))
         body.append(Row(cells))
-    first = int(tests["first_lead"].min())
-    last = int(tests["last_lead"].max())
+    first = int(tests["first_lead"].min()) if tests["first_lead"].notna().any() else 0
+    last = int(tests["last_lead"].max()) if tests["last_lead"].notna().any() else 0
     placebo = tests.loc[tests["vcov_source"] == "placebo_rescaled", "n_placebo"]
     n_placebo = int(placebo.max()) if len(placebo) and not is_missing(placebo.max()) else 0
     notes = [_t(lang, "note_pretrend_window", first=first, last=last, n_placebo=n_placebo),
              _t(lang, "note_pretrend_placebo"), _t(lang, "note_pretrend_power"), _t(lang, "note_pretrend_star")]
     data = tests[["estimator", "vcov_source", "outcome", "first_lead", "last_lead", "statistic", "df", "p_value",
-                  "f_statistic", "p_value_f", "n_clusters", "n_placebo"]].reset_index(drop=True)
+                  "f_statistic", "p_value_f", "n_clusters", "n_placebo", "status", "reason"]].reset_index(drop=True)
     return Table("table_s1_pretrend_tests", _t(lang, "table_pretrend_caption"), header, body, notes, data,
                  classes=("results",))
 
@@ -366,7 +378,7 @@ def honest_table(bounds: pd.DataFrame, lang: str, *, mbar: float = 1.0, m: float
                 _honest_row(b, "smoothness", m)
             label = f"{labels.outcome(lang, o)}, {_t(lang, f'short_{estimator}')}"
             cells = [Cell(label, header=True, scope="row")]
-            cells.append(_num(MISSING if orig is None else fmt_estimate_ci(
+            cells.append(_num(MISSING if orig is None else not_estimable_text(orig, lang) or fmt_estimate_ci(
                 orig["estimate"], orig["ci_low"], orig["ci_high"], None, lang=lang, outcome=o)))
             cells.append(_num(MISSING if rm is None else _interval(rm["ci_low"], rm["ci_high"], lang, o)))
             cells.append(_num(MISSING if rm is None else _breakdown(rm["breakdown_value"], rm["breakdown_limit"], lang),
@@ -462,14 +474,14 @@ def poisson_table(poisson: pd.DataFrame, estimates: pd.DataFrame, partners: pd.D
         cells = [Cell(labels.outcome(lang, o), header=True, scope="row")]
         overall = p[(p["scope"] == "overall") & (p["aggregation"] == "simple")]
         row = overall.iloc[0] if len(overall) else None
-        cells.append(_num(MISSING if row is None else fmt_estimate_ci(
+        cells.append(_num(MISSING if row is None else not_estimable_text(row, lang) or fmt_estimate_ci(
             row["estimate"], row["ci_low"], row["ci_high"], row["p_value"], lang=lang, outcome=o)
             + (SEPARATED_MARK if row is not None and row["inference"] == "cluster_unit_separated" else ""),
-            value=None if row is None else repr(float(row["estimate"]))))
+            value=None if row is None or is_missing(row["estimate"]) else repr(float(row["estimate"]))))
         linear = select_estimate(estimates, estimator="etwfe", outcome=o, scope="overall") if not estimates.empty else None
-        cells.append(_num(MISSING if linear is None else fmt_estimate_ci(
+        cells.append(_num(MISSING if linear is None else not_estimable_text(linear, lang) or fmt_estimate_ci(
             linear["estimate"], linear["ci_low"], linear["ci_high"], linear["p_value"], lang=lang, outcome=o),
-            value=None if linear is None else repr(float(linear["estimate"]))))
+            value=None if linear is None or is_missing(linear["estimate"]) else repr(float(linear["estimate"]))))
         tidy.append({"outcome": o, "scope": "overall", "model": "poisson_etwfe",
                      **({} if row is None else {c: row[c] for c in ("estimate", "std_error", "ci_low", "ci_high",
                                                                      "p_value", "inference")})})

@@ -29,6 +29,7 @@ from mipa.report.formatting import (
     fmt_percent,
     fmt_value_attr,
     is_missing,
+    not_estimable_text,
 )
 
 # which inference a table shows when a mart holds several for one estimate
@@ -240,6 +241,23 @@ def default_inference_row(inference: pd.DataFrame | None, *, estimator: str, out
     return None if rows.empty else rows.iloc[0]
 
 
+def valid_interval_at_design(inference: pd.DataFrame | None, *, estimator: str, scope: str) -> bool:
+    """Whether any inference method of ``estimator`` qualifies at this design for the scope
+    kind of ``scope`` (did_inference.valid_interval_at_design); True without the mart."""
+    if inference is None or inference.empty or "valid_interval_at_design" not in inference:
+        return True
+    rows = inference[(inference["estimator"] == estimator) & ((inference["scope"] == "overall") == (scope == "overall"))]
+    return bool(rows["valid_interval_at_design"].astype(bool).any()) if not rows.empty else True
+
+
+def _coverage_of(inference: pd.DataFrame | None, estimator: str, method: str, scope: str) -> Any:
+    if inference is None or inference.empty:
+        return None
+    rows = inference[(inference["estimator"] == estimator) & (inference["inference"] == method)
+                     & ((inference["scope"] == "overall") == (scope == "overall"))]
+    return None if rows.empty else rows["mc_coverage"].iloc[0]
+
+
 def _method_coverage(inference: pd.DataFrame, estimator: str, *, overall: bool,
                      default: bool) -> tuple[str | None, Any]:
     """(method, Monte Carlo coverage) of the default method, or of the clustered one."""
@@ -283,17 +301,31 @@ def effect_table(
     header = [Row([Cell("", header=True, scope="col"), *[Cell(h, header=True, scope="col") for h in _numbered(lang, outcomes)]])]
     body: list[Row] = []
     tidy: list[dict[str, Any]] = []
+    no_valid: list[tuple[str, str]] = []
 
     def effect_row(scope: str, label: str, classes: tuple[str, ...] = ()) -> Row:
         cells = [Cell(label, header=True, scope="row", attrs={"data-scope": scope})]
         for o in outcomes:
             row = select_estimate(estimates, estimator=estimator, outcome=o, scope=scope)
-            text = MISSING if row is None else fmt_estimate_ci(
+            text = MISSING if row is None else not_estimable_text(row, lang) or fmt_estimate_ci(
                 row["estimate"], row["ci_low"], row["ci_high"], row["p_value"], lang=lang, outcome=o)
             attrs = _estimate_attrs(row, estimator=estimator, outcome=o, scope=scope)
             default = default_inference_row(inference, estimator=estimator, outcome=o, scope=scope)
             subtext = ""
-            if default is not None and default["inference"] != (None if row is None else row["inference"]) \
+            if row is not None and not not_estimable_text(row, lang) and not valid_interval_at_design(
+                    inference, estimator=estimator, scope=scope):
+                # no method is valid here: the estimate without a star, and how often the
+                # annex's interval covered at this design
+                text = fmt_number(row["estimate"], auto_decimals(row["estimate"], outcome=o), lang)
+                coverage = _coverage_of(inference, estimator, str(row["inference"]), scope)
+                subtext = labels.text(lang, "no_valid_interval")
+                if not is_missing(coverage):
+                    subtext += "; " + labels.text(lang, "measured_coverage",
+                                                  method=labels.inference(lang, str(row["inference"])),
+                                                  coverage=fmt_percent(coverage, 1, lang))
+                attrs["data-valid-interval"] = "false"
+                no_valid.append((o, scope))
+            elif default is not None and default["inference"] != (None if row is None else row["inference"]) \
                     and not is_missing(default["estimate"]):
                 annex_text = text
                 text = fmt_interval(default["estimate"], default["ci_low"], default["ci_high"], lang=lang, outcome=o)
@@ -309,7 +341,9 @@ def effect_table(
                 })
             cells.append(Cell(text, classes=("num", "estimate"), attrs=attrs, subtext=subtext))
             entry = _tidy(name, scope, label, row, text, estimator, o, scope)
-            if subtext:
+            if attrs.get("data-valid-interval") == "false":
+                entry.update(valid_interval_at_design=False, mc_coverage=coverage)
+            elif subtext:
                 entry.update(display_annex=annex_text, default_inference=default["inference"],
                              default_estimate=default["estimate"], default_ci_low=default["ci_low"],
                              default_ci_high=default["ci_high"], default_mc_coverage=default.get("mc_coverage"))
@@ -340,10 +374,13 @@ def effect_table(
         notes = [t(f"{k}_estimator") if f"{k}_estimator" in labels.TEXT[lang] else t(k) for k in note_keys]
         notes += [t("note_star"), f"{COUNTRY_MARK} {t('country_note')}"]
         notes.insert(0, default_note)
+    if no_valid:
+        notes.insert(0, t("note_no_valid_interval"))
     if all(select_estimate(estimates, estimator=estimator, outcome=o, scope="overall") is None for o in outcomes):
         notes.insert(0, t("missing_estimates", estimator=labels.estimator(lang, estimator)))
     extra = [c for c in ("display_annex", "default_inference", "default_estimate", "default_ci_low",
-                         "default_ci_high", "default_mc_coverage") if any(c in row for row in tidy)]
+                         "default_ci_high", "default_mc_coverage", "valid_interval_at_design", "mc_coverage")
+             if any(c in row for row in tidy)]
     return Table(name, t(caption_key), header, body, notes, pd.DataFrame(tidy, columns=TIDY_COLUMNS + extra),
                  classes=("results",))
 
@@ -368,8 +405,8 @@ def twfe_table(estimates: pd.DataFrame, *, lang: str, outcomes: Sequence[str], n
             pref = [a for a in ("simple", "coefficient") if a in aggs] + [a for a in aggs if a not in ("simple", "coefficient")]
             row = select_estimate(estimates, estimator="twfe", outcome=o, scope="overall",
                                   aggregations=pref, inference=inf) if pref else None
-            text = MISSING if row is None else fmt_estimate_se(row["estimate"], row["std_error"], row["p_value"],
-                                                               lang=lang, outcome=o)
+            text = MISSING if row is None else not_estimable_text(row, lang) or fmt_estimate_se(
+                row["estimate"], row["std_error"], row["p_value"], lang=lang, outcome=o)
             cells.append(Cell(text, classes=("num", "estimate"),
                               attrs=_estimate_attrs(row, estimator="twfe", outcome=o, scope="overall", inference=inf)))
             tidy.append(_tidy(name, inf, label, row, text, "twfe", o, "overall"))
@@ -417,7 +454,7 @@ def yearly_table(yearly: pd.DataFrame, *, lang: str, outcomes: Sequence[str], na
             r = sub.iloc[0]
             attrs = _value_attrs(kind="yearly", outcome=o, treatment=tr, value=r["estimate"],
                                  std_error=r["std_error"], p_value=r["p_value"], n_obs=r["n_obs"])
-            coef = fmt_estimate_se(r["estimate"], r["std_error"], r["p_value"], lang=lang)
+            coef = not_estimable_text(r, lang) or fmt_estimate_se(r["estimate"], r["std_error"], r["p_value"], lang=lang)
             cells.append(Cell(coef, classes=("num", "estimate"), attrs=attrs))
             cells.append(Cell(fmt_p_value(r["p_value"], lang), classes=("num",),
                               attrs=_value_attrs(kind="yearly_p", outcome=o, treatment=tr, value=r["p_value"])))

@@ -50,10 +50,11 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
+from mipa.estimability import NotEstimable
 from mipa.estimators import _ols
 from mipa.estimators import csdid as _cs
 from mipa.estimators import poisson_etwfe as _pois
-from mipa.estimators.etwfe import ControlGroup, _aggregation_matrix, _cells, _label, _prepare
+from mipa.estimators.etwfe import ControlGroup, _aggregation_matrix, _label
 from mipa.sensitivity.pretrends import EventStudyVcov
 
 __all__ = [
@@ -98,6 +99,8 @@ def twfe_event_study_vcov(
     t_codes, _ = _ols.factorize(df[period].to_numpy())
     keep = _ols.drop_singletons([u_codes, t_codes])
     df, e = df[keep].reset_index(drop=True), e[keep]
+    if not np.isfinite(e).any():
+        raise NotEstimable("no_post_treatment_data", f"{outcome} is not observed in any month of a treated country")
     u_codes, _ = _ols.factorize(df[unit].to_numpy())
     t_codes, _ = _ols.factorize(df[period].to_numpy())
 
@@ -197,47 +200,49 @@ def poisson_event_study_vcov(
     Re-runs :func:`mipa.estimators.poisson_etwfe.poisson_etwfe`'s steps (same sample,
     separation handling, fit, small-sample factor ``q``, cell effects and gradients), so
     the estimates and the square roots of the diagonal equal its ``event_study`` table;
-    the reference ``-1`` is left out. ``settings["separation"]`` is its report.
+    the reference ``-1`` is left out, and so are event times none of whose cells is
+    identified (listed in ``settings["unidentified_event_times"]``).
+    ``settings["separation"]`` is the separation report.
+
+    Raises :class:`~mipa.estimability.NotEstimable` when the panel gives no event study
+    (no never-treated country, no partner, every count 0, a fit that does not converge,
+    no identified event time); invalid input raises ``ValueError``.
     """
-    df, info = _prepare(panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat,
-                        covariates=[], control_group=control_group)
-    if (df[outcome].to_numpy(dtype=float) < 0).any():
-        raise ValueError(f"Poisson ETWFE needs a non-negative outcome; {outcome!r} has negative values")
-    unit_codes, _ = _ols.factorize(df[unit].to_numpy())
-    period_codes, _ = _ols.factorize(df[period].to_numpy())
-    keep = _ols.drop_singletons([unit_codes, period_codes])
-    df = df[keep].reset_index(drop=True)
-    y_all = df[outcome].to_numpy(dtype=float)
-    unit_codes, _ = _ols.factorize(df[unit].to_numpy())
-    period_codes, n_periods = _ols.factorize(df[period].to_numpy())
-    unit_values = np.sort(df[unit].unique())
-    period_values = np.sort(df[period].unique())
-    cell_idx, cells = _cells(df, unit=unit, period=period, cohort="group", control_group=control_group)
-    sc = _pois.fit_saturated_cells(y_all, unit_codes, period_codes, n_periods, cell_idx, cells, unit_values,
-                                   period_values)
-    sep, separated, zero_base, fit = sc.sep, sc.separated, sc.zero_base, sc.fit
-    n_obs, q, n_u_act, att, grad = sc.n_obs, sc.small_sample_factor, sc.n_u_act, sc.att, sc.grad
-    v_cells = grad @ (q * fit.vcov_raw) @ grad.T
+    sample = _pois.poisson_sample(panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat,
+                                  control_group=control_group, cohort="group")
+    sc = _pois.fit_saturated_cells(sample)
+    cells = sample.cells
+    if not sc.identified.any():
+        raise NotEstimable("not_identified", "no cell of the event study is identified")
     labels = {k: _label(k) for k in pd.unique(cells["key"])}
-    _, _, ev_meta, w_ev = _aggregation_matrix(cells, labels)
-    vcov = w_ev @ v_cells @ w_ev.T
+    _, _, ev_meta, w_ev = _aggregation_matrix(sc.cells_agg, labels, identified=sc.identified)
+    ok = np.isfinite(w_ev).all(axis=1)
+    if not ok.any():
+        raise NotEstimable("not_identified", "no event time of the event study has an identified cell")
+    w = w_ev[ok]
+    att = np.where(sc.identified, sc.att, 0.0)
+    v_cells = sc.grad @ (sc.small_sample_factor * sc.fit.vcov_raw) @ sc.grad.T
+    vcov = w @ v_cells @ w.T
+    times = np.array([m["event_time"] for m in ev_meta], dtype=np.int64)
+    flagged = sc.separated | sc.zero_base
     group_col = cells["g"].astype(np.int64).tolist()
     return EventStudyVcov(
-        event_time=np.array([m["event_time"] for m in ev_meta], dtype=np.int64),
-        estimate=w_ev @ att,
+        event_time=times[ok],
+        estimate=w @ att,
         vcov=(vcov + vcov.T) / 2,
-        n_clusters=int(n_u_act),
-        df=int(n_u_act) - 1,
+        n_clusters=int(sc.n_u_act),
+        df=int(sc.n_u_act) - 1,
         settings={
             "estimator": "poisson_etwfe",
             "control_group": control_group,
             "scale": "count (average partial effect, W2023 eq. 6.8)",
-            "n_obs": n_obs,
-            "small_sample_factor": q,
-            "separated_event_times": sorted({int(m["event_time"]) for m, w in zip(ev_meta, w_ev, strict=True)
-                                             if (w[separated | zero_base] != 0).any()}),
-            "separation": _pois._separation_report(sep, cells, group_col),
-            **info,
+            "n_obs": sc.n_obs,
+            "small_sample_factor": sc.small_sample_factor,
+            "separated_event_times": sorted(int(e) for e, wr in zip(times[ok], w, strict=True)
+                                            if (wr[flagged] != 0).any()),
+            "unidentified_event_times": [int(e) for e in times[~ok]],
+            "separation": _pois._separation_report(sc.sep, cells, group_col),
+            **sample.info,
         },
     )
 
@@ -254,7 +259,7 @@ def sup_t_critical_value(
     v = np.asarray(vcov, dtype=float)
     sd = np.sqrt(np.diag(v))
     if v.size == 0 or not np.all(sd > 0):
-        raise ValueError("the covariance needs a positive diagonal")
+        raise NotEstimable("no_variance", "the covariance needs a positive diagonal")
     corr = v / np.outer(sd, sd)
     lam, vec = np.linalg.eigh((corr + corr.T) / 2)
     root = vec * np.sqrt(np.clip(lam, 0.0, None))

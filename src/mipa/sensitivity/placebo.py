@@ -57,6 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mipa.estimability import NotEstimable
 from mipa.inference.randomization import PanelArrays, twoway_residuals
 
 __all__ = ["PlaceboPretrendTest", "did_lead_vector", "placebo_pretrend_test"]
@@ -150,7 +151,7 @@ def placebo_pretrend_test(
     keep = np.isfinite(observed)
     e, observed = e[keep], observed[keep]
     if e.size == 0:
-        raise ValueError("no estimable lead in the window")
+        raise NotEstimable("too_few_pre_periods", "no estimable lead in the window")
 
     # two-way fit on the untreated cells: controls' residuals and every unit's scale
     _, l_t, resid = twoway_residuals(pa, pa.treatment == 0)
@@ -162,7 +163,7 @@ def placebo_pretrend_test(
     usable = np.all(np.isfinite(factor) & (s_controls > 0), axis=1)
     pool = np.flatnonzero(usable)
     if pool.size < treated.size + 1:
-        raise ValueError("too few controls that can stand in for the treated units")
+        raise NotEstimable("too_few_controls", "too few controls that can stand in for the treated units")
 
     # per treated unit k: the stand-in differences of every control, and the controls'
     # own differences at k's cohort (for the control means without the stand-ins)
@@ -205,7 +206,7 @@ def placebo_pretrend_test(
         betas = np.where(den > 0, num / den, np.nan)
     betas = betas[np.isfinite(betas).all(axis=1)]
     if betas.shape[0] < 19:
-        raise ValueError("fewer than 19 usable placebo draws: no 5% test possible")
+        raise NotEstimable("too_few_controls", "fewer than 19 usable placebo draws: no 5% test possible")
 
     stacked = np.vstack([observed[None, :], betas])
     omega = stacked.T @ stacked / stacked.shape[0]

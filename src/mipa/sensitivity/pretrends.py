@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mipa.estimability import NotEstimable
 from mipa.estimators import _ols
 from mipa.estimators.etwfe import (
     Cohort,
@@ -91,7 +92,7 @@ def wald_pretrend_test(
     if v.shape != (b.size, b.size):
         raise ValueError("vcov must be square and conformable with estimate")
     if b.size == 0:
-        raise ValueError("no pre-treatment coefficients to test")
+        raise NotEstimable("too_few_pre_periods", "no pre-treatment coefficients to test")
     if not np.all(np.isfinite(b)) or not np.all(np.isfinite(v)):
         raise ValueError("estimate and vcov must be finite")
     v = (v + v.T) / 2
@@ -100,7 +101,7 @@ def wald_pretrend_test(
     keep = lam > tol
     q = int(keep.sum())
     if q == 0:
-        raise ValueError("covariance of the pre-treatment coefficients is zero")
+        raise NotEstimable("singular_design", "covariance of the pre-treatment coefficients is zero")
     if q < b.size:
         warnings.warn(
             f"covariance of the {b.size} pre-treatment coefficients has rank {q}: tested on "

@@ -79,6 +79,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
+from mipa.estimability import REASONS, NotEstimable, attempt, status_columns
 from mipa.estimation import OUTCOMES, EstimationSettings, prepare_panel
 from mipa.estimators.csdid import callaway_santanna
 from mipa.estimators.etwfe import etwfe
@@ -141,6 +142,9 @@ GRID_COLUMNS = [
     "n_treated_clusters",
     "n_control_clusters",
     "inference",
+    "status",
+    "reason",
+    "reason_detail",
     "run_settings",
 ]
 
@@ -382,25 +386,21 @@ def _json_default(value: Any) -> Any:
 
 
 def _run(estimator: str, panel: pd.DataFrame, outcome: str, choices: Mapping[str, Any],
-         settings: EstimationSettings) -> tuple[DidResult | None, list[str], str | None]:
-    """One estimator on one variant panel: (result or None, warnings, error)."""
+         settings: EstimationSettings) -> tuple[DidResult | None, list[str], NotEstimable | None]:
+    """One estimator on one variant panel: (result or None, warnings, why not)."""
     common = {"outcome": outcome, "unit": "iso3", "period": "period", "first_treat": "first_treat",
               "control_group": choices["control_group"], "alpha": settings.alpha}
     k = choices["anticipation_months"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            if estimator == "etwfe":
-                result = etwfe(drop_anticipation_months(panel, k) if k else panel, **common)
-            else:
-                result = callaway_santanna(
-                    panel, **common, base_period=settings.cs_base_period,
-                    anticipation=k or settings.cs_anticipation, n_boot=settings.n_boot, seed=settings.seed,
-                )
-            error = None
-        except ValueError as exc:  # e.g. no treated country with a post-treatment month left
-            result, error = None, str(exc)
-    return result, [str(w.message) for w in caught], error
+        if estimator == "etwfe":
+            result, failure = attempt(lambda: etwfe(drop_anticipation_months(panel, k) if k else panel, **common))
+        else:
+            result, failure = attempt(lambda: callaway_santanna(
+                panel, **common, base_period=settings.cs_base_period,
+                anticipation=k or settings.cs_anticipation, n_boot=settings.n_boot, seed=settings.seed,
+            ))
+    return result, [str(w.message) for w in caught], failure
 
 
 def _compact(settings: Mapping[str, Any], max_items: int = 20) -> dict[str, Any]:
@@ -456,14 +456,14 @@ def run_grid(
             for estimator in ESTIMATORS:
                 choices = variant.resolved(estimator, settings, panel_variant)
                 result, caught, error = _run(estimator, vpanel, outcome, choices, settings)
-                row = _overall_simple(result, estimator)
+                row = _overall_simple(result, estimator, error)
                 run_settings = {
                     "variant": asdict(variant),
                     "choices": choices,
                     "estimation": asdict(replace(settings, outcomes=tuple(outcomes))),
                     "estimator": _compact(result.settings) if result is not None else {},
                     "warnings": caught,
-                    "error": error,
+                    "error": str(error) if error is not None else None,
                 }
                 rows.append({
                     "variant_id": variant.variant_id,
@@ -484,18 +484,22 @@ def run_grid(
     return out
 
 
-def _overall_simple(result: DidResult | None, estimator: str) -> dict[str, Any]:
-    """The overall simple ATT of one run (NaN with inference ``not_estimable`` if none)."""
+def _overall_simple(result: DidResult | None, estimator: str, failure: NotEstimable | None = None
+                   ) -> dict[str, Any]:
+    """The overall simple ATT of one run (NaN with inference ``not_estimable`` and the
+    reason if none)."""
     empty = {"estimate": np.nan, "std_error": np.nan, "ci_low": np.nan,
              "ci_high": np.nan, "p_value": np.nan, "n_obs": None, "n_clusters": None,
              "n_treated_clusters": None, "inference": NOT_ESTIMABLE}
     if result is None:
-        return empty
+        return {**empty, **status_columns(failure or NotEstimable("no_estimate_for_scope"))}
     est = result.estimates
     pick = est[(est["aggregation"] == "simple") & (est["scope"] == "overall")
                & (est["inference"] == ESTIMATOR_INFERENCE[estimator])]
     if len(pick) != 1 or not np.isfinite(float(pick["estimate"].iloc[0])):
-        return empty
+        why = (NotEstimable(pick["reason"].iloc[0], pick["reason_detail"].iloc[0])
+               if len(pick) == 1 and pick["reason"].iloc[0] in REASONS else NotEstimable("no_estimate_for_scope"))
+        return {**empty, **status_columns(why)}
     r = pick.iloc[0]
     return {
         "estimate": float(r["estimate"]),
@@ -507,4 +511,7 @@ def _overall_simple(result: DidResult | None, estimator: str) -> dict[str, Any]:
         "n_clusters": int(r["n_clusters"]),
         "n_treated_clusters": int(r["n_treated_clusters"]),
         "inference": r["inference"],
+        "status": r["status"],
+        "reason": r["reason"],
+        "reason_detail": r["reason_detail"],
     }

@@ -67,6 +67,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mipa.estimability import (
+    NUMERICAL_FAILURES,
+    STATUS_COLUMNS,
+    NotEstimable,
+    attempt,
+    finalize_status,
+    status_columns,
+)
 from mipa.estimation import OUTCOMES, prepare_panel
 from mipa.estimators.poisson_etwfe import poisson_etwfe
 from mipa.sensitivity import honest_did as hd
@@ -158,6 +166,9 @@ RESULT_COLUMNS = [
     "pre_window",
     "post_window",
     "note",
+    "status",
+    "reason",
+    "reason_detail",
     "run_settings",
 ]
 
@@ -199,8 +210,11 @@ def _quiet(fn: Callable[[], Any]) -> tuple[Any, list[str]]:
 
 
 # --------------------------------------------------------------------------- event studies
-def event_study_vcovs(panel: pd.DataFrame, outcome: str, settings: SensitivitySettings) -> dict[str, tuple[EventStudyVcov, list[str]]]:
-    """Every event study of ``outcome`` with its covariance (and the warnings raised).
+def event_study_vcovs(
+    panel: pd.DataFrame, outcome: str, settings: SensitivitySettings
+) -> dict[str, tuple[EventStudyVcov, list[str]] | NotEstimable]:
+    """Every event study of ``outcome`` with its covariance (and the warnings raised), or
+    the :class:`~mipa.estimability.NotEstimable` that says why it has none.
 
     ``panel`` is :func:`mipa.estimation.prepare_panel`'s output. Poisson for counts only.
     """
@@ -211,7 +225,11 @@ def event_study_vcovs(panel: pd.DataFrame, outcome: str, settings: SensitivitySe
     }
     if outcome in COUNT_OUTCOMES:
         fits["poisson_etwfe"] = lambda: poisson_event_study_vcov(panel, outcome=outcome, **UNIT)
-    return {name: _quiet(fit) for name, fit in fits.items()}
+    out: dict[str, tuple[EventStudyVcov, list[str]] | NotEstimable] = {}
+    for name, fit in fits.items():
+        result, failure = attempt(lambda fit=fit: _quiet(fit))
+        out[name] = result if result is not None else failure
+    return out
 
 
 def _t_df(estimator: str, es: EventStudyVcov) -> int | None:
@@ -247,10 +265,15 @@ def pretrend_rows(
     lo, hi = settings.pretrend_leads
     leads = list(range(lo, hi + 1))
     out = []
-    for estimator, (es, notes) in vcovs.items():
-        sub = select_window(es, leads)
-        ok = np.sqrt(np.clip(np.diag(sub.vcov), 0, None)) > 0
-        sub = sub.select([int(e) for e in sub.event_time[ok]])
+    for estimator, fitted in vcovs.items():
+        if isinstance(fitted, NotEstimable):
+            out.append({"estimator": estimator, "vcov_source": VCOV_SOURCE[estimator], **status_columns(fitted)})
+            continue
+        es, notes = fitted
+        sub, failure = attempt(lambda es=es: _usable_leads(es, leads))
+        if sub is None:
+            out.append({"estimator": estimator, "vcov_source": VCOV_SOURCE[estimator], **status_columns(failure)})
+            continue
         test, test_notes = _quiet(lambda sub=sub: wald_pretrend_test(sub.estimate, sub.vcov, sub.n_clusters,
                                                                      sub.event_time))
         note = notes + test_notes
@@ -267,17 +290,33 @@ def pretrend_rows(
         placebo, notes = _quiet(lambda: placebo_pretrend_test(panel, outcome=outcome, **UNIT, event_times=leads,
                                                               n_placebo=settings.n_placebo, seed=settings.seed))
     except ValueError as exc:  # too few usable controls or draws: say so, keep the other rows
-        warnings.warn(f"{outcome}: no placebo pre-trend test ({exc})", RuntimeWarning, stacklevel=2)
+        why = exc if isinstance(exc, NotEstimable) else NotEstimable("too_few_controls", str(exc))
+        out.append({"estimator": "csdid", "vcov_source": PLACEBO_SOURCE, **status_columns(why)})
         return _pretrend_frame(out, outcome)
+    except NUMERICAL_FAILURES as exc:
+        out.append({"estimator": "csdid", "vcov_source": PLACEBO_SOURCE,
+                    **status_columns(NotEstimable("singular_design", str(exc)))})
+        return _pretrend_frame(out, outcome)
+    csdid_fit = vcovs["csdid"]
     out.append({
         "estimator": "csdid", "vcov_source": PLACEBO_SOURCE,
         "first_lead": min(placebo.event_times), "last_lead": max(placebo.event_times),
         "statistic": placebo.statistic, "df": placebo.df, "p_value": placebo.p_value,
         "f_statistic": placebo.statistic / placebo.df, "df_denominator": np.nan, "p_value_f": np.nan,
-        "n_clusters": vcovs["csdid"][0].n_clusters, "n_placebo": placebo.n_placebo,
+        "n_clusters": csdid_fit[0].n_clusters if not isinstance(csdid_fit, NotEstimable) else np.nan,
+        "n_placebo": placebo.n_placebo,
         "note": "; ".join(notes) or None,
     })
     return _pretrend_frame(out, outcome)
+
+
+def _usable_leads(es: EventStudyVcov, leads: Sequence[int]) -> EventStudyVcov:
+    """The leads of ``leads`` that the event study estimated with a positive variance."""
+    sub = select_window(es, leads)
+    ok = np.sqrt(np.clip(np.diag(sub.vcov), 0, None)) > 0
+    if not ok.any():
+        raise NotEstimable("too_few_pre_periods", "no lead in the test window has an estimate with a variance")
+    return sub.select([int(e) for e in sub.event_time[ok]])
 
 
 def _pretrend_frame(out: list[dict[str, Any]], outcome: str) -> pd.DataFrame:
@@ -377,7 +416,10 @@ def honest_rows(estimator: str, outcome: str, es: EventStudyVcov, settings: Sens
     theta = float(lv @ beta[n_pre:])
     sd = float(np.sqrt(lv @ sigma[n_pre:, n_pre:] @ lv))
     alpha = settings.alpha
-    m_unit = float(np.std(beta[:n_pre], ddof=1))
+    m_unit = float(np.std(beta[:n_pre], ddof=1)) if n_pre > 1 else np.nan
+    if not (np.isfinite(beta).all() and np.isfinite(sigma).all() and np.isfinite(m_unit)):
+        raise NotEstimable("too_few_pre_periods", "the quarterly event study lacks a finite pre-quarter "
+                           "coefficient or variance (the smoothness scale needs two pre quarters)")
     base = {"estimate": theta, "std_error": sd, "m_unit": m_unit}
     lo, hi = hd.original_ci(beta, sigma, n_pre, n_post, lv, alpha)
     rows: list[dict[str, Any]] = [{**base, "restriction": "original", "method": "normal", "parameter": 0.0,
@@ -437,26 +479,61 @@ def run_event_study_sensitivity(
     frames = []
     for outcome in settings.outcomes:
         vcovs = event_study_vcovs(panel, outcome, settings)
-        for estimator, (es, notes) in vcovs.items():
-            rows = event_study_rows(estimator, outcome, es, settings)
-            frames.append(rows.assign(note="; ".join(notes) or None))
+        for estimator, fitted in vcovs.items():
+            rows, failure = (None, fitted) if isinstance(fitted, NotEstimable) else attempt(
+                lambda estimator=estimator, es=fitted[0]: event_study_rows(estimator, outcome, es, settings))
+            if rows is None:  # one row says why the whole event study is missing
+                frames.append(pd.DataFrame([{"estimator": estimator, **status_columns(failure)}]).assign(
+                    result_table="event_study", outcome=outcome, specification=SPECIFICATION[estimator],
+                    control_group=CONTROL_GROUP[estimator], vcov_source=VCOV_SOURCE[estimator]))
+            else:
+                frames.append(rows.assign(note="; ".join(fitted[1]) or None))
         frames.append(pretrend_rows(panel, outcome, vcovs, settings))
         if outcome in settings.honest_outcomes:
             for estimator in HONEST_ESTIMATORS:
-                try:
-                    frames.append(honest_rows(estimator, outcome, vcovs[estimator][0], settings))
-                except KeyError as exc:  # a month of the window not estimable (e.g. no observed partner)
-                    warnings.warn(f"{estimator} x {outcome}: no HonestDiD bounds ({exc})", RuntimeWarning,
-                                  stacklevel=2)
+                fitted = vcovs[estimator]
+                rows, failure = (None, fitted) if isinstance(fitted, NotEstimable) else attempt(
+                    lambda estimator=estimator, es=fitted[0]: _honest_or_reason(estimator, outcome, es, settings))
+                if rows is None:
+                    rows = pd.DataFrame([{"restriction": "original", "method": "normal", "parameter": 0.0,
+                                          "parameter_multiple": 0.0, **status_columns(failure)}]).assign(
+                        result_table="honest_bounds", estimator=estimator, outcome=outcome,
+                        specification=SPECIFICATION[estimator], control_group=CONTROL_GROUP[estimator],
+                        vcov_source=VCOV_SOURCE[estimator])
+                frames.append(rows)
     out = pd.concat([f.reindex(columns=RESULT_COLUMNS) for f in frames], ignore_index=True)
     out["run_settings"] = settings.as_json()
-    return _typed(out)
+    return _typed(_with_status(out))
+
+
+def _with_status(out: pd.DataFrame) -> pd.DataFrame:
+    """Status of every row: a test row is estimated when it has a statistic; the event
+    study's reference month (estimate 0 by construction) needs no standard error."""
+    is_test = (out["result_table"] == "pretrend_test").to_numpy()
+    reference = (out["inference"] == "reference").to_numpy()
+    probe = out.assign(
+        estimate=np.where(is_test, out["statistic"], out["estimate"]),
+        std_error=np.where(is_test | reference, 0.0, out["std_error"]),
+    )
+    done = finalize_status(probe)
+    return out.assign(**{c: done[c] for c in STATUS_COLUMNS})
+
+
+def _honest_or_reason(estimator: str, outcome: str, es: EventStudyVcov, settings: SensitivitySettings
+                      ) -> pd.DataFrame:
+    """:func:`honest_rows`, with a month of the window that has no estimate (e.g. no
+    observed partner in it) turned into a reason."""
+    try:
+        return honest_rows(estimator, outcome, es, settings)
+    except KeyError as exc:
+        raise NotEstimable("too_few_pre_periods", f"a month of the HonestDiD window has no estimate ({exc})") from exc
 
 
 _INTEGER_COLUMNS = ("event_time", "n_clusters", "first_lead", "last_lead", "df", "n_placebo")
 _BOOLEAN_COLUMNS = ("open_lower", "open_upper")
 _TEXT_COLUMNS = ("result_table", "estimator", "outcome", "specification", "control_group", "inference",
-                 "vcov_source", "restriction", "method", "pre_window", "post_window", "note", "run_settings")
+                 "vcov_source", "restriction", "method", "pre_window", "post_window", "note", "status", "reason",
+                 "reason_detail", "run_settings")
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -486,6 +563,9 @@ POISSON_COLUMNS = [
     "ci_low",
     "ci_high",
     "p_value",
+    "rate_ratio",
+    "rate_ratio_ci_low",
+    "rate_ratio_ci_high",
     "n_obs",
     "n_clusters",
     "n_treated_clusters",
@@ -497,6 +577,9 @@ POISSON_COLUMNS = [
     "zero_post_countries",
     "zero_baseline_countries",
     "separation_handling",
+    "status",
+    "reason",
+    "reason_detail",
     "run_settings",
 ]
 SEPARATION_HANDLING = (
@@ -509,56 +592,144 @@ SEPARATION_HANDLING = (
 
 def zero_post_countries(panel: pd.DataFrame, outcome: str) -> list[str]:
     """Partner countries whose ``outcome`` is 0 in every observed month from their start on
-    (the case that made the annex drop Poisson)."""
+    (the case that made the annex drop Poisson); partners never observed after the start
+    are not listed."""
     treated = panel[(panel["first_treat"] > 0) & (panel["period"] >= panel["first_treat"])]
     post = treated.dropna(subset=[outcome]).groupby("iso3")[outcome].max()
-    return sorted(post.index[post <= 0])
+    return sorted(str(c) for c in post.index[post <= 0])
 
 
 def _text(values: Sequence[Any]) -> str | None:
+    """Comma-separated text of ``values``; None when there are none."""
     return ", ".join(str(v) for v in values) if len(values) else None
 
 
 def poisson_rows(panel: pd.DataFrame, outcome: str, settings: SensitivitySettings) -> pd.DataFrame:
-    """Overall (cohort) and per-country Poisson ETWFE rows of one count outcome."""
+    """Overall (cohort) and per-country Poisson ETWFE rows of one count outcome.
+
+    Always the four overall aggregations (simple, group, dynamic, calendar) and one
+    ``group`` row per partner country (``first_treat > 0``), whether or not they can be
+    estimated. The cohort fit gives the overall rows and the per-country fit (each partner
+    its own cohort) the country rows, each attempted on its own
+    (:func:`mipa.estimability.attempt`): a data condition
+    (:class:`~mipa.estimability.NotEstimable`, a singular matrix) gives rows with NULL
+    numbers and the status columns filled, anything else propagates. When the joint
+    per-country fit fails as a whole, each partner is fitted alone with the other partners'
+    post-start months left out; in the per-country model those months are their own cells
+    and fit exactly, so the partner's estimate is the same (only ``N`` in the small-sample
+    factor differs).
+    """
     common = dict(outcome=outcome, **UNIT, control_group=settings.etwfe_control_group, alpha=settings.alpha)
     labels = dict(zip(panel["iso3"], panel["iso3"], strict=True))
-    cohort_fit, notes_g = _quiet(lambda: poisson_etwfe(panel, **common))
-    unit_fit, notes_u = _quiet(lambda: poisson_etwfe(panel, **common, cohort="unit", unit_labels=labels))
+    partners = sorted(str(c) for c in panel.loc[panel["first_treat"] > 0, "iso3"].unique())
     zero_post = zero_post_countries(panel, outcome)
+    totals = panel.dropna(subset=[outcome]).groupby("iso3")[outcome].sum()
+    all_zero = sorted(str(c) for c in totals.index[totals <= 0])
+    handling = (SEPARATION_HANDLING + "; a month in which every comparison country has 0 while a partner has "
+                "events has counterfactual 0 (effect = the partner's fitted count, inference flagged)")
+    aggregations = ("simple", "group", "dynamic", "calendar")
+    numbers = ["estimate", "std_error", "ci_low", "ci_high", "p_value", "rate_ratio", "rate_ratio_ci_low",
+               "rate_ratio_ci_high", "n_obs", "n_clusters", "n_treated_clusters"]
 
-    overall = cohort_fit.estimates[cohort_fit.estimates["scope"] == "overall"].copy()
-    sep = cohort_fit.settings["separation"]
-    overall["n_zero_cells"] = sum(1 for c in sep["zero_cells"] if c["event_time"] >= 0)
+    def fitted(data: pd.DataFrame, **kw: Any) -> tuple[Any, list[str], NotEstimable | None]:
+        out, failure = attempt(lambda: _quiet(lambda: poisson_etwfe(data, **common, **kw)))
+        return (None, [], failure) if out is None else (out[0], out[1], None)
+
+    def missing(aggregation: str, scope: str, failure: NotEstimable, fit: Any = None) -> dict[str, Any]:
+        row: dict[str, Any] = {"aggregation": aggregation, "scope": scope, **dict.fromkeys(numbers, np.nan),
+                               "inference": None, **status_columns(failure)}
+        if fit is not None:
+            row.update(n_obs=fit.settings["n_obs"], n_clusters=fit.settings["n_units"], n_treated_clusters=0)
+        return row
+
+    def zero_cells(fit: Any, scope: str | None) -> int:
+        cells = fit.settings["separation"]["zero_cells"] if fit is not None else []
+        return sum(1 for c in cells if c["event_time"] >= 0 and (scope is None or str(c["group"]) == scope))
+
+    def why_no_row(iso: str, fit: Any) -> NotEstimable:
+        rows = panel[(panel["iso3"] == iso)].dropna(subset=[outcome])
+        g = float(panel.loc[panel["iso3"] == iso, "first_treat"].iloc[0])
+        if not (rows["period"] < g).any():
+            return NotEstimable("no_pre_treatment_data", f"{iso}: {outcome} is not observed before its start")
+        if not (rows["period"] >= g).any():
+            return NotEstimable("no_post_treatment_data", f"{iso}: {outcome} is not observed from its start on")
+        if fit is not None and fit.settings.get("last_cohort_as_control") == g:
+            return NotEstimable("no_control_units", f"{iso}: no never-treated country; the last partner is the "
+                                                    "comparison until its start and has no comparison after it")
+        if (rows[outcome] <= 0).all():
+            return NotEstimable("all_zero_outcome", f"{iso}: {outcome} is 0 in every month")
+        return NotEstimable("no_estimate_for_scope", f"{iso}: no cell of this partner is left in the fit")
+
+    # overall: the cohort fit
+    cohort_fit, notes_g, fail_g = fitted(panel)
+    if cohort_fit is not None:
+        est = cohort_fit.estimates
+        overall = est[est["scope"] == "overall"].copy()
+        have = set(overall["aggregation"])
+        extra = [missing(a, "overall", NotEstimable("no_estimate_for_scope"), cohort_fit)
+                 for a in aggregations if a not in have]
+        overall = pd.concat([overall, pd.DataFrame(extra)], ignore_index=True) if extra else overall
+        sep = cohort_fit.settings["separation"]
+        overall["n_zero_cells"] = zero_cells(cohort_fit, None)
+        overall["zero_baseline_countries"] = _text([str(u) for u in sep["zero_baseline_units"]])
+    else:
+        overall = pd.DataFrame([missing(a, "overall", fail_g) for a in aggregations])
+        overall["n_zero_cells"] = 0
+        overall["zero_baseline_countries"] = None
     overall["zero_post_countries"] = _text(zero_post)
-    overall["zero_baseline_countries"] = _text(sep["zero_baseline_units"])
 
-    treated = sorted(panel.loc[panel["first_treat"] > 0, "iso3"].unique())
-    country = unit_fit.estimates[(unit_fit.estimates["aggregation"] == "group")
-                                 & unit_fit.estimates["scope"].isin(treated)].copy()
-    usep = unit_fit.settings["separation"]
-    country["n_zero_cells"] = [sum(1 for c in usep["zero_cells"] if c["group"] == s and c["event_time"] >= 0)
-                               for s in country["scope"]]
-    country["zero_post_countries"] = [s if s in zero_post else None for s in country["scope"]]
-    country["zero_baseline_countries"] = [s if s in usep["zero_baseline_units"] else None for s in country["scope"]]
+    # per country: the joint per-unit fit, else each partner alone
+    unit_fit, notes_u, fail_u = fitted(panel, cohort="unit", unit_labels=labels)
+    refitted: dict[str, str] = {}
+    country_rows = []
+    for iso in partners:
+        fit, failure = unit_fit, fail_u
+        if fit is None:
+            others_post = (panel["first_treat"] > 0) & (panel["iso3"] != iso) & (panel["period"] >= panel["first_treat"])
+            fit, _, failure = fitted(panel[~others_post], cohort="unit", unit_labels=labels)
+            refitted[iso] = "estimated alone" if fit is not None else f"{failure.reason} alone"
+        if fit is None:
+            row = missing("group", iso, failure)
+            zb = False
+        else:
+            est = fit.estimates
+            match = est[(est["aggregation"] == "group") & (est["scope"] == iso)]
+            row = match.iloc[0].to_dict() if len(match) else missing("group", iso, why_no_row(iso, fit), fit)
+            zb = iso in {str(u) for u in fit.settings["separation"]["zero_baseline_units"]}
+        row.update(n_zero_cells=zero_cells(fit, iso), zero_post_countries=iso if iso in zero_post else None,
+                   zero_baseline_countries=iso if zb else None)
+        country_rows.append(row)
+    country = pd.DataFrame(country_rows, columns=list(overall.columns) if not country_rows else None)
 
+    fit_settings = (settings_json({k: v for k, v in cohort_fit.settings.items() if k != "cells_log_scale"})
+                    if cohort_fit is not None else {"failure": str(fail_g)})
+    run_settings = json.dumps({**json.loads(settings.as_json()), "notes": notes_g + notes_u, "fit": fit_settings,
+                               "per_country_fit": ("joint" if unit_fit is not None else
+                                                   {"joint_failure": str(fail_u), "partners": refitted})},
+                              sort_keys=True, default=str)
     out = pd.concat([overall, country], ignore_index=True)
-    all_zero = sorted(str(u) for u in sep["all_zero_units"])
     return out.assign(
-        estimator="poisson_etwfe", outcome=outcome, control_group=cohort_fit.control_group,
+        estimator="poisson_etwfe", outcome=outcome, control_group=settings.etwfe_control_group,
         n_all_zero_countries=len(all_zero), all_zero_countries=_text(all_zero),
-        separation_handling=SEPARATION_HANDLING,
-        run_settings=json.dumps({**json.loads(settings.as_json()),
-                                 "notes": notes_g + notes_u,
-                                 "fit": settings_json({k: v for k, v in cohort_fit.settings.items()
-                                                       if k not in ("cells_log_scale",)})},
-                                sort_keys=True, default=str),
+        separation_handling=handling, run_settings=run_settings,
     )
 
 
 def run_poisson(country_month: pd.DataFrame, settings: SensitivitySettings | None = None) -> pd.DataFrame:
-    """Poisson ETWFE (count scale) for every count outcome, as rows of :data:`POISSON_COLUMNS`."""
+    """Poisson ETWFE (count scale) for every count outcome, as rows of :data:`POISSON_COLUMNS`:
+    per outcome the four overall aggregations and one row per partner country, each either
+    estimated or ``not_estimable`` with a documented reason (:mod:`mipa.estimability`)."""
     settings = settings or SensitivitySettings()
     panel = prepare_panel(country_month)
     frames = [poisson_rows(panel, outcome, settings) for outcome in settings.poisson_outcomes]
-    return pd.concat(frames, ignore_index=True).reindex(columns=POISSON_COLUMNS)
+    out = pd.concat(frames, ignore_index=True).reindex(columns=POISSON_COLUMNS)
+    for col in ("estimate", "std_error", "ci_low", "ci_high", "p_value", "rate_ratio", "rate_ratio_ci_low",
+                "rate_ratio_ci_high", "n_obs", "n_clusters", "n_treated_clusters"):
+        out[col] = pd.to_numeric(out[col], errors="raise").astype(float)
+    for col in ("n_all_zero_countries", "n_zero_cells"):
+        out[col] = out[col].astype(np.int64)
+    for col in ("estimator", "outcome", "aggregation", "scope", "inference", "control_group", "all_zero_countries",
+                "zero_post_countries", "zero_baseline_countries", "separation_handling", *STATUS_COLUMNS,
+                "run_settings"):
+        out[col] = out[col].astype(object).where(out[col].notna(), None)
+    return out.reset_index(drop=True)

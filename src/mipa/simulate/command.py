@@ -21,6 +21,8 @@ def register(subparsers) -> None:
                    help="output folder (default: $MIPA_RAW_DIR or data/raw)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's seed)")
     p.add_argument("--config", default=None, help="YAML file merged over the default config")
+    p.add_argument("--scenario", choices=["default", "hard"], default="default",
+                   help="preset: 'hard' = late and empty partners, an all-zero outcome, a tiny control pool")
     p.add_argument("--format", dest="fmt", choices=["csv", "parquet"], default=None,
                    help="file format (default: csv; parquet when --scale > 1)")
     p.add_argument("--scale", type=float, default=1.0,
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
             dirty=args.dirty,
             fmt=args.fmt,
             config=args.config,
+            scenario=args.scenario,
             effect_scale=effect_scale,
             dirty_rate=args.dirty_rate,
             force=args.force,

@@ -28,9 +28,23 @@ def merge(base: dict, override: dict) -> dict:
     return out
 
 
-def load_config(config: str | Path | dict | None = None) -> dict[str, Any]:
-    """Defaults merged with a YAML file path or a dict (``None`` = defaults only)."""
-    cfg = default_config()
+SCENARIOS: tuple[str, ...] = ("default", "hard")
+
+
+def scenario_config(name: str) -> dict[str, Any]:
+    """The overrides of a named scenario (``scenarios/<name>.yml``; 'default' has none)."""
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; choose one of {', '.join(SCENARIOS)}")
+    if name == "default":
+        return {}
+    text = resources.files("mipa.simulate").joinpath("scenarios", f"{name}.yml").read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
+
+def load_config(config: str | Path | dict | None = None, scenario: str = "default") -> dict[str, Any]:
+    """Defaults, then the named ``scenario``, then a YAML file path or a dict (``None`` =
+    nothing more), each merged over the last."""
+    cfg = merge(default_config(), scenario_config(scenario))
     if config is None:
         return cfg
     if isinstance(config, dict):

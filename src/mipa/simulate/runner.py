@@ -99,6 +99,7 @@ def simulate(
     dirty: bool = False,
     fmt: str | None = None,
     config: str | Path | dict | None = None,
+    scenario: str = "default",
     effect_scale: float | None = None,
     dirty_rate: float | None = None,
     force: bool = False,
@@ -108,10 +109,12 @@ def simulate(
 
     ``seed`` defaults to the config's seed; ``fmt`` None = CSV at scale 1, Parquet above;
     ``effect_scale`` multiplies all planted effects (0 = null simulation); ``dirty_rate``
-    defaults to the config's ``dirty.rate``. Quiet unless ``progress`` is given."""
+    defaults to the config's ``dirty.rate``; ``scenario`` names a preset merged under
+    ``config`` ('hard': conditions on which some effects cannot be estimated, see
+    ``simulate/scenarios/hard.yml``). Quiet unless ``progress`` is given."""
     t0 = time.perf_counter()
     say = progress or (lambda _msg: None)
-    cfg = load_config(config)
+    cfg = load_config(config, scenario)
     seed = int(cfg["seed"] if seed is None else seed)
     scale = float(scale)
     if scale <= 0:
@@ -218,6 +221,7 @@ def simulate(
         "generator": "mipa simulate",
         "version": mipa.__version__,
         "seed": seed,
+        "scenario": scenario,
         "config_hash": chash,
         "settings": {
             "scale": scale,
