@@ -23,7 +23,14 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mipa", description=__doc__)
+    from mipa import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="mipa",
+        description="Build the return-cooperation warehouse from the DTenV feeds and estimate the migration "
+                    "partnerships' effects (staggered difference-in-differences). Start with `mipa run`.",
+    )
+    parser.add_argument("--version", action="version", version=f"mipa {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module_path in COMMAND_MODULES:
         importlib.import_module(module_path).register(subparsers)

@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 
 from mipa import settings
-from mipa.build import BuildError, build
-from mipa.ingest import FeedError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +34,9 @@ def _extra(args: argparse.Namespace) -> list[str]:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from mipa.build import BuildError, build
+    from mipa.ingest import FeedError
+
     try:
         build(args.raw_dir, args.db, _extra(args))
     except (FeedError, BuildError) as exc:
@@ -45,6 +46,9 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_all(args: argparse.Namespace) -> int:
+    from mipa.build import BuildError, build
+    from mipa.ingest import FeedError
+
     raw = Path(args.raw_dir or settings.raw_dir())
     if not raw.exists() or not any(raw.iterdir()):
         from mipa.simulate import simulate

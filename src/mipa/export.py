@@ -11,12 +11,13 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import duckdb
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mipa import settings
-from mipa.disclosure import protect_counts
+
+if TYPE_CHECKING:  # the CLI's help must not load duckdb or pandas
+    import duckdb
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,16 @@ EXPORTS = (
 def protected_table(con: duckdb.DuckDBPyConnection, spec: ExportSpec) -> pd.DataFrame:
     frame = con.execute(f"select * from {spec.table} order by {', '.join(spec.key_columns)}").df()
     frame = frame.drop(columns=list(spec.drop_columns))
+    from mipa.disclosure import protect_counts
+
     return protect_counts(frame, spec.count_columns, dependent_columns=dict(spec.dependent_columns))
 
 
 def export(db_path: Path, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    import duckdb
+
     con = duckdb.connect(str(db_path), read_only=True)
     try:
         for spec in EXPORTS:

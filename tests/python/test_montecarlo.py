@@ -80,7 +80,8 @@ def test_suite_rows_match_the_estimators(sampler):
     panel = sampler.draw(1).panel
     fast = only_estimators(InferenceSettings(), ["etwfe", "csdid", "twfe"])
     table = inference_table(panel, "forced_departures", fast)
-    assert set(zip(table["estimator"], table["inference"], strict=True)) == {m for m in METHODS if m[0] != "sdid"}
+    assert set(zip(table["estimator"], table["inference"], strict=True)) == {
+        m for m in METHODS if m[0] not in ("sdid", "conformal")}
     direct = etwfe(panel, outcome="forced_departures", unit="iso3", period="period", first_treat="first_treat")
     row = table[(table["estimator"] == "etwfe") & (table["inference"] == "cluster_unit")
                 & (table["scope"] == "overall")].iloc[0]

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("--outcome", action="append", dest="outcomes",
                    help="outcome column (repeatable; default forced_departures)")
     p.add_argument("--estimators", default=None,
-                   help="comma-separated estimators to run (etwfe,csdid,twfe,sdid; default all;"
+                   help="comma-separated estimators to run (etwfe,csdid,twfe,sdid,conformal; default all;"
                         " sdid is the slowest, ~8 s a replication)")
     p.add_argument("--seed", type=int, default=None, help="design seed (default: the generator's)")
     p.add_argument("--first-replication", type=int, default=0, help="number of the first replication")

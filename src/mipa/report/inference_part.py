@@ -40,7 +40,7 @@ from mipa.report.tables import Cell, Row, Table, partner_labels
 MARTS = ("marts.did_inference", "intermediate.int_inference__method_choice", "reference.inference_coverage")
 AFTER = "results"
 
-ESTIMATOR_ORDER = ("etwfe", "csdid", "twfe", "sdid")
+ESTIMATOR_ORDER = ("etwfe", "csdid", "twfe", "sdid", "conformal")
 GOAL = (0.93, 0.97)
 
 LABELS: dict[str, dict[str, str]] = {
@@ -181,8 +181,10 @@ LABELS: dict[str, dict[str, str]] = {
 
 # short names: the row labels also carry the method
 ESTIMATOR_LABELS = {
-    "en": {"etwfe": "ETWFE", "csdid": "Callaway & Sant'Anna", "twfe": "TWFE", "sdid": "Synthetic DiD"},
-    "nl": {"etwfe": "ETWFE", "csdid": "Callaway & Sant'Anna", "twfe": "TWFE", "sdid": "Synthetische DiD"},
+    "en": {"etwfe": "ETWFE", "csdid": "Callaway & Sant'Anna", "twfe": "TWFE", "sdid": "Synthetic DiD",
+           "conformal": "Factor model"},
+    "nl": {"etwfe": "ETWFE", "csdid": "Callaway & Sant'Anna", "twfe": "TWFE", "sdid": "Synthetische DiD",
+           "conformal": "Factormodel"},
 }
 
 
@@ -301,9 +303,11 @@ def country_table(inference: pd.DataFrame, partners: pd.DataFrame, lang: str, ou
                    Cell(_t(lang, "col_coverage"), header=True, scope="col")])]
     body, tidy = [], []
     countries = partner_labels(partners, lang)
-    methods = [(e, m) for e, m in _methods(inference, "countries") if e in ("sdid", "etwfe")]
-    # SDID first (the estimator of record), then ETWFE's default, then the annex's clustered intervals
-    methods.sort(key=lambda em: (em[0] != "sdid", em[1] != "cluster_unit" and not _is_default(inference, *em),
+    methods = [(e, m) for e, m in _methods(inference, "countries") if e in ("conformal", "sdid", "etwfe")]
+    # the conformal intervals first (the per-country method the Monte Carlo checked), then SDID,
+    # then ETWFE's default, then the annex's clustered intervals
+    methods.sort(key=lambda em: (em[0] != "conformal", em[0] != "sdid",
+                                 em[1] != "cluster_unit" and not _is_default(inference, *em),
                                  em[1] == "cluster_unit"))
     for estimator, method in methods:
         some = inference[(inference["estimator"] == estimator) & (inference["inference"] == method)

@@ -70,6 +70,7 @@ INFERENCE: dict[str, dict[str, str]] = {
         "randomization_conley_taber": "Randomization (Conley-Taber)",
         "randomization_ferman_pinto": "Randomization (Ferman-Pinto)",
         "sdid_placebo": "Placebo",
+        "conformal_factor_t_ma2": "Conformal (CWZ), factor model",
     },
     "nl": {
         "cluster_unit": "Geclusterd per land",
@@ -82,6 +83,7 @@ INFERENCE: dict[str, dict[str, str]] = {
         "randomization_conley_taber": "Randomisatie (Conley-Taber)",
         "randomization_ferman_pinto": "Randomisatie (Ferman-Pinto)",
         "sdid_placebo": "Placebo",
+        "conformal_factor_t_ma2": "Conform (CWZ), factormodel",
     },
 }
 

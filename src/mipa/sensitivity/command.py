@@ -17,12 +17,12 @@ import os
 import shutil
 import sys
 from pathlib import Path
-
-import duckdb
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mipa import settings
-from mipa.build import run_dbt
+
+if TYPE_CHECKING:  # the CLI's help must not load pandas
+    import pandas as pd
 
 GRID_SELECTOR = "+did_robustness"
 GRID_TABLE = "marts.did_robustness"
@@ -53,6 +53,8 @@ def rebuild_grid(db: Path) -> None:
         stale.unlink(missing_ok=True)
     shutil.copyfile(db, building)
     print(f"[mipa robustness] dbt build --select {GRID_SELECTOR} into {building.name}", file=sys.stderr, flush=True)
+    from mipa.build import run_dbt
+
     code = run_dbt(["build", "--select", GRID_SELECTOR], building, settings.project_dir())
     if code != 0:
         os.replace(building, failed)
@@ -61,6 +63,8 @@ def rebuild_grid(db: Path) -> None:
 
 
 def read_grid(db: Path) -> pd.DataFrame:
+    import duckdb
+
     con = duckdb.connect(str(db), read_only=True)
     try:
         return con.execute(f"select * from {GRID_TABLE}").df()
@@ -69,6 +73,8 @@ def read_grid(db: Path) -> pd.DataFrame:
 
 
 def _cell(row: pd.Series) -> str:
+    import pandas as pd
+
     if pd.isna(row["estimate"]):
         return "not estimable"
     star = "*" if row["p_value"] < 0.05 else " "
@@ -105,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         except RuntimeError as exc:
             print(f"[mipa robustness] FAILED: {exc}", file=sys.stderr)
             return 1
+    import duckdb
+
     try:
         grid = read_grid(db)
     except duckdb.Error as exc:

@@ -8,6 +8,15 @@ for the raw feed contract, :mod:`mipa.simulate.dirty` for the messy mode and
 :mod:`mipa.simulate.calibration` for the check against the annex's descriptive table.
 """
 
-from mipa.simulate.runner import MARKER, TRUTH, SimulationSummary, simulate
+from typing import Any
 
 __all__ = ["MARKER", "TRUTH", "SimulationSummary", "simulate"]
+
+
+def __getattr__(name: str) -> Any:
+    # lazily: `mipa --help` imports mipa.simulate.command without loading pandas
+    if name in __all__:
+        from mipa.simulate import runner
+
+        return getattr(runner, name)
+    raise AttributeError(name)
