@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mipa.estimability import NotEstimable
@@ -202,7 +203,8 @@ def test_panel_api_rows_and_labels():
     assert list(row) == ESTIMATE_COLUMNS
     assert row["inference"] == "conformal_factor_t"
     assert row["n_clusters"] == 16 and row["n_treated_clusters"] == 1
-    assert np.isnan(row["std_error"]) and row["status"] == "estimated"
+    # the studentized statistic's own standard error rides along (the interval is the conformal set)
+    assert np.isfinite(row["std_error"]) and row["std_error"] > 0 and row["status"] == "estimated"
     assert conformal_by_unit(pa, model="did", statistic="mean")[0].row()["inference"] == "conformal_did"
     assert conformal_by_unit(pa)[0].row()["inference"] == "conformal_factor_t"  # the defaults
     # only the never-treated units are controls: the other treated unit does not move it
@@ -271,7 +273,7 @@ def test_rows_report_not_estimable_units_and_compute_the_others():
     y = pa.y.copy()
     y[15, 36:] = np.nan
     rows = conformal_rows(_panel(y, pa.first_treat), model="factor", statistic="t")
-    assert list(rows.columns) == ESTIMATE_COLUMNS
+    assert list(rows.columns) == [*ESTIMATE_COLUMNS, "n_post"]
     bad, good = rows.iloc[0], rows.iloc[1]
     assert bad["status"] == "not_estimable" and bad["reason"] == "no_post_treatment_data"
     assert np.isnan(bad["estimate"]) and bad["inference"] == "conformal_factor_t"
@@ -304,3 +306,35 @@ def test_smoothed_control_mean_is_the_moving_average():
     assert a == pytest.approx(b)
     pa = _small_panel(rng)
     assert conformal_unit(pa, "u15", smooth=2).row()["inference"] == "conformal_factor_t_ma2"
+
+
+def test_overall_row_averages_units_by_post_months_with_their_own_variances():
+    from mipa.inference.conformal import overall_row
+
+    units = pd.DataFrame({
+        "scope": ["A", "B", "C"], "estimate": [1.0, 3.0, np.nan], "std_error": [0.5, 1.0, np.nan],
+        "n_post": [10, 30, 5], "n_obs": [100, 100, 100], "n_clusters": [41, 41, 41],
+    })
+    row = overall_row(units, model="factor", smooth=2)
+    assert row["estimate"] == pytest.approx(0.25 * 1.0 + 0.75 * 3.0)
+    assert row["std_error"] == pytest.approx(np.sqrt(0.25**2 * 0.25 + 0.75**2 * 1.0))
+    assert row["ci_low"] == pytest.approx(row["estimate"] - 1.959964 * row["std_error"], rel=1e-6)
+    assert row["reason"] == "cells_left_out" and "C" in row["reason_detail"]
+    assert row["n_treated_clusters"] == 2 and row["inference"] == "unit_variances_factor_ma2"
+    empty = overall_row(units.assign(estimate=np.nan))
+    assert empty["status"] == "not_estimable"
+
+
+def test_unit_standard_error_matches_the_spread_of_the_estimate():
+    """The studentized standard error tracks the estimate's sampling sd on iid noise."""
+    from mipa.inference.conformal import conformal_series, studentized_standard_error
+
+    rng = np.random.default_rng(7)
+    T, t1 = 100, 30
+    estimates, ses = [], []
+    for _ in range(400):
+        cbar = 5 + rng.normal(0, 1, T)
+        y = 2 + 1.5 * cbar + rng.normal(0, 2, T)
+        estimates.append(conformal_series(y, cbar, t1, model="factor", statistic="t")[0])
+        ses.append(studentized_standard_error(y, cbar, t1, model="factor"))
+    assert np.median(ses) == pytest.approx(np.std(estimates), rel=0.15)

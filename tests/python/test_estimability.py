@@ -143,7 +143,9 @@ def test_estimation_layer_gives_every_row_or_a_reason(cm: pd.DataFrame) -> None:
             assert expected == set(zip(table["estimator"], table["inference"], strict=True))
             for (estimator, method), rows in table.groupby(["estimator", "inference"]):
                 scopes = set(rows["scope"])
-                if estimator in ("sdid", "conformal"):  # per-country methods
+                if estimator == "conformal" and not method.startswith("conformal"):  # their overall average
+                    assert scopes == {"overall"}
+                elif estimator in ("sdid", "conformal"):  # per-country methods
                     assert scopes == set(treated)
                 else:
                     assert {"overall"} | (set(treated) if estimator != "twfe" else set()) == scopes

@@ -131,7 +131,7 @@ import numpy as np
 import pandas as pd
 
 from mipa.estimability import NotEstimable, attempt, status_columns
-from mipa.estimators.results import ESTIMATE_COLUMNS, estimate_row
+from mipa.estimators.results import ESTIMATE_COLUMNS, estimate_row, normal_ci
 from mipa.inference.randomization import PanelArrays
 
 __all__ = [
@@ -182,6 +182,9 @@ class ConformalResult:
     convex: bool
     inference: str
     smooth: int = 0
+    # studentized statistic only: sqrt(V_post / T1 + V_rest / T0) / |b| at the estimate, the
+    # unit's own (long-run) standard error of its effect; NaN for the other statistics
+    std_error: float = float("nan")
 
     @property
     def width(self) -> float:
@@ -189,7 +192,7 @@ class ConformalResult:
 
     def row(self, aggregation: str = "group") -> dict[str, Any]:
         """A row with the columns of :data:`mipa.estimators.results.ESTIMATE_COLUMNS`."""
-        return estimate_row(self, aggregation, std_error=np.nan, **status_columns(None))
+        return estimate_row(self, aggregation, **status_columns(None))
 
 
 # --------------------------------------------------------------------------- core
@@ -443,6 +446,27 @@ def conformal_series(
     return estimate, lo, hi, p0, convex
 
 
+def studentized_standard_error(
+    y: np.ndarray, cbar: np.ndarray, n_post: int, *, model: Model = "factor", lags: int | None = None,
+    smooth: int = 0,
+) -> float:
+    """The unit's own standard error of its effect, from the studentized statistic at the
+    estimate: ``t_0(theta) = (a - theta b) / sqrt(Q(theta))``, so ``theta_hat = a / b`` and
+    ``se = sqrt(Q(theta_hat)) / |b|`` (Bartlett long-run variances of the post block and
+    the rest; Chung & Romano 2013). Serves the overall average of several units, whose
+    noises are independent: ``se_overall = sqrt(sum_j w_j^2 se_j^2)``."""
+    y = np.asarray(y, dtype=float)
+    T = y.size
+    t1 = int(n_post)
+    t0 = T - t1
+    u0, r = _residual_parts(y, moving_average(np.asarray(cbar, dtype=float), smooth), np.arange(T) >= t0, model)
+    stats = _StudentStats(u0, r, t0, t1, lags)
+    b = float(stats.b[0])
+    theta = float(stats.a[0]) / b
+    q = float(stats.q0[0] - 2 * theta * stats.q1[0] + theta * theta * stats.q2[0])
+    return float(np.sqrt(max(q, 0.0)) / abs(b))
+
+
 def p_values(
     y: np.ndarray,
     cbar: np.ndarray,
@@ -540,10 +564,13 @@ def conformal_unit(
     _check(T, T - t1, t1, alpha, model, y, cbar, f"{unit}: ", statistic)
     est, lo, hi, p0, convex = conformal_series(y, cbar, t1, model=model, statistic=statistic, alpha=alpha, null=null,
                                                lags=lags, smooth=smooth)
+    se = (studentized_standard_error(y, cbar, t1, model=model, lags=lags, smooth=smooth) if statistic == "t"
+          else float("nan"))
     return ConformalResult(
         scope=str(unit), estimate=est, ci_low=lo, ci_high=hi, p_value=p0, n_obs=T, n_pre=T - t1, n_post=t1,
         n_clusters=n_controls + 1, n_treated_clusters=1, model=model, statistic=statistic, alpha=float(alpha),
         null=float(null), convex=convex, inference=inference_label(model, statistic, smooth), smooth=int(smooth),
+        std_error=se,
     )
 
 
@@ -593,8 +620,47 @@ def conformal_rows(
         res, failure = attempt(lambda u=u: conformal_unit(pa, u, model=model, statistic=statistic, alpha=alpha,
                                                           null=null, lags=lags, smooth=smooth))
         if res is not None:
-            rows.append(res.row(aggregation))
+            rows.append({**res.row(aggregation), "n_post": res.n_post})
         else:
             rows.append({"aggregation": aggregation, "scope": str(u), "n_treated_clusters": 1,
                          "inference": inference_label(model, statistic, smooth), **status_columns(failure)})
-    return pd.DataFrame(rows).reindex(columns=ESTIMATE_COLUMNS)
+    return pd.DataFrame(rows).reindex(columns=[*ESTIMATE_COLUMNS, "n_post"])
+
+
+def overall_label(model: str, smooth: int = 0) -> str:
+    """Inference label of the overall average of the per-unit effects."""
+    label = f"unit_variances_{model}"
+    return f"{label}_ma{smooth}" if smooth > 0 else label
+
+
+def overall_row(unit_rows: pd.DataFrame, *, model: Model = "factor", smooth: int = 0,
+                alpha: float = 0.05) -> dict[str, Any]:
+    """The average effect over the treated units, from their own per-unit estimates.
+
+    ``theta = sum_j w_j theta_j`` with ``w_j`` proportional to the unit's observed post
+    months (the average over treated post months, as ETWFE's ``simple`` aggregate), and
+    ``se = sqrt(sum_j w_j^2 se_j^2)`` with ``se_j`` each unit's own long-run standard error
+    (:func:`studentized_standard_error`): the units' noises are independent, and each
+    unit's variance is learned from its own months, so heterogeneous effects and a big,
+    noisy partner are accounted for (no cluster count or placebo pool is involved).
+    Normal interval. ``unit_rows``: :func:`conformal_rows` with ``statistic="t"``, which
+    carry ``n_obs`` and the post months in ``n_post``; units without an estimate are left
+    out (``cells_left_out``).
+    """
+    label = overall_label(model, smooth)
+    ok = unit_rows[np.isfinite(unit_rows["estimate"].to_numpy(float))
+                   & np.isfinite(unit_rows["std_error"].to_numpy(float))]
+    base = {"aggregation": "simple", "scope": "overall", "inference": label}
+    if ok.empty:
+        why = NotEstimable("no_estimate_for_scope", "no treated country has a per-country estimate")
+        return {**base, "n_treated_clusters": 0, **status_columns(why)}
+    w = ok["n_post"].to_numpy(float)
+    w = w / w.sum()
+    est = float(w @ ok["estimate"].to_numpy(float))
+    se = float(np.sqrt(np.sum(w**2 * ok["std_error"].to_numpy(float) ** 2)))
+    lo, hi, p = normal_ci(est, se, level=1 - alpha)
+    left_out = sorted(set(unit_rows["scope"]) - set(ok["scope"]))
+    note = f"left out (no per-country estimate): {', '.join(left_out)}" if left_out else None
+    return {**base, "estimate": est, "std_error": se, "ci_low": float(lo), "ci_high": float(hi), "p_value": float(p),
+            "n_obs": int(ok["n_obs"].sum()), "n_clusters": int(ok["n_clusters"].max()),
+            "n_treated_clusters": int(len(ok)), **status_columns(None, note)}

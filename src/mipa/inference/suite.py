@@ -35,6 +35,11 @@ conformal  conformal_factor_t_ma2                 per country: the partner on th
                                                   conformal permutation test with a
                                                   studentized post-vs-rest statistic, inverted
                                                   exactly (:mod:`~mipa.inference.conformal`)
+conformal  unit_variances_factor_ma2              overall: the per-country factor-model effects
+                                                  averaged over post months, normal interval
+                                                  with each country's own long-run variance
+                                                  (independent countries; heterogeneous
+                                                  effects allowed)
 ========== ====================================== ==============================================
 
 Per country, ETWFE's clustered and WCR rows come from the regression with one cohort per
@@ -66,7 +71,7 @@ from mipa.estimators.csdid import callaway_santanna
 from mipa.estimators.etwfe import etwfe
 from mipa.estimators.results import ESTIMATE_COLUMNS
 from mipa.estimators.twfe import twfe
-from mipa.inference.conformal import conformal_rows
+from mipa.inference.conformal import conformal_rows, overall_row
 from mipa.inference.randomization import (
     PanelArrays,
     conley_taber,
@@ -88,6 +93,7 @@ METHODS: tuple[tuple[str, str], ...] = (
     ("twfe", "driscoll_kraay"),
     ("twfe", "wild_cluster_bootstrap_webb"),
     ("sdid", "sdid_placebo"),
+    ("conformal", "unit_variances_factor_ma2"),
     ("conformal", "conformal_factor_t_ma2"),
 )
 __all__ = ["METHODS", "SUITE_COLUMNS", "InferenceSettings", "inference_results", "inference_table"]
@@ -260,9 +266,12 @@ def _sdid(pa: PanelArrays, s: InferenceSettings) -> pd.DataFrame:
     return pd.DataFrame([r.row("group") for r in rows])
 
 
-def _conformal(pa: PanelArrays, s: InferenceSettings) -> pd.DataFrame:
-    return conformal_rows(pa, model=s.conformal_model, statistic=s.conformal_statistic, alpha=s.alpha,
-                          smooth=s.conformal_smooth)
+def _conformal(pa: PanelArrays, s: InferenceSettings, overall: bool) -> pd.DataFrame:
+    units = conformal_rows(pa, model=s.conformal_model, statistic=s.conformal_statistic, alpha=s.alpha,
+                           smooth=s.conformal_smooth)
+    if not overall:
+        return units.reindex(columns=ESTIMATE_COLUMNS)
+    return pd.DataFrame([overall_row(units, model=s.conformal_model, smooth=s.conformal_smooth, alpha=s.alpha)])
 
 
 def _expected(estimator: str, inference: str | None, treated: Sequence[str],
@@ -270,6 +279,8 @@ def _expected(estimator: str, inference: str | None, treated: Sequence[str],
     """(inference, scope) of every row a job must produce."""
     if estimator == "twfe":
         return [(m, "overall") for e, m in s.methods if e == "twfe"]
+    if estimator == "conformal" and not str(inference).startswith("conformal"):
+        return [(inference, "overall")]
     scopes = list(treated) if estimator in ("sdid", "conformal") else ["overall", *treated]
     return [(inference, sc) for sc in scopes]
 
@@ -315,7 +326,8 @@ def inference_table(
         ("csdid", "multiplier_bootstrap", lambda: _csdid(panel, outcome, treated, s)),
         ("twfe", None, lambda: _twfe(panel, outcome, s)),
         ("sdid", "sdid_placebo", lambda: _sdid(pa, s)),
-        ("conformal", "conformal_factor_t_ma2", lambda: _conformal(pa, s)),
+        ("conformal", "unit_variances_factor_ma2", lambda: _conformal(pa, s, overall=True)),
+        ("conformal", "conformal_factor_t_ma2", lambda: _conformal(pa, s, overall=False)),
     ]
     frames = []
     for estimator, inference, run in jobs:

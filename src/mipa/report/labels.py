@@ -71,6 +71,7 @@ INFERENCE: dict[str, dict[str, str]] = {
         "randomization_ferman_pinto": "Randomization (Ferman-Pinto)",
         "sdid_placebo": "Placebo",
         "conformal_factor_t_ma2": "Conformal (CWZ), factor model",
+        "unit_variances_factor_ma2": "Countries' own variances, factor model",
     },
     "nl": {
         "cluster_unit": "Geclusterd per land",
@@ -84,6 +85,7 @@ INFERENCE: dict[str, dict[str, str]] = {
         "randomization_ferman_pinto": "Randomisatie (Ferman-Pinto)",
         "sdid_placebo": "Placebo",
         "conformal_factor_t_ma2": "Conform (CWZ), factormodel",
+        "unit_variances_factor_ma2": "Eigen varianties per land, factormodel",
     },
 }
 
