@@ -175,7 +175,7 @@ def result_rows(
     return out
 
 
-def diagnose_scope(panel: pd.DataFrame, outcome: str, scope: str) -> NotEstimable:
+def diagnose_scope(panel: pd.DataFrame, outcome: str, scope: str, estimator: str | None = None) -> NotEstimable:
     """Why ``scope`` ('overall' or a partner's ISO3) has no estimate on ``outcome``, read
     off the prepared panel: no treated country, no observed month after (or before) the
     start, or, when the data show neither, that the estimator gave none."""
@@ -194,6 +194,16 @@ def diagnose_scope(panel: pd.DataFrame, outcome: str, scope: str) -> NotEstimabl
         return NotEstimable("no_post_treatment_data", f"{outcome} of {who} is not observed in any month from the start on")
     if not (observed & ~post).any():
         return NotEstimable("no_pre_treatment_data", f"{outcome} of {who} is not observed in any month before the start")
+    base = (treated["period"] == treated["first_treat"] - 1).to_numpy()
+    if estimator == "csdid" and not (observed & base).any():
+        return NotEstimable("no_pre_treatment_data", f"{outcome} of {who} is not observed in the month before the "
+                            "start, the base period every Callaway & Sant'Anna comparison needs")
+    if estimator == "csdid":
+        controls = panel[(panel["first_treat"] <= 0) & panel[outcome].notna()]
+        bases = set((treated["first_treat"] - 1).astype(int))
+        if not controls["period"].isin(bases).any():
+            return NotEstimable("no_control_units", f"no never-treated country has {outcome} in the month before "
+                                f"{who}'s start, the base period of Callaway & Sant'Anna's comparisons")
     return NotEstimable("no_estimate_for_scope", f"the estimator returned no {outcome} estimate for {who}")
 
 
@@ -271,7 +281,7 @@ def complete_rows(
     for aggregation, scope, inference in expected:
         if (aggregation, scope, inference) in have:
             continue
-        why = failure if failure is not None else diagnose_scope(panel, outcome, scope)
+        why = failure if failure is not None else diagnose_scope(panel, outcome, scope, fill.get("estimator"))
         extra.append({**fill, "aggregation": aggregation, "scope": scope, "inference": inference,
                       **status_columns(why)})
     if not extra:

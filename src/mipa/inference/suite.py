@@ -286,14 +286,14 @@ def _expected(estimator: str, inference: str | None, treated: Sequence[str],
 
 
 def _complete(rows: pd.DataFrame, expected: Sequence[tuple[str, str]], failure: NotEstimable | None,
-              panel: pd.DataFrame, outcome: str) -> pd.DataFrame:
+              panel: pd.DataFrame, outcome: str, estimator: str) -> pd.DataFrame:
     """Every expected (inference, scope) gets a row: missing ones say why (the job's own
     failure, or what the panel shows for that scope)."""
     rows = rows.reindex(columns=ESTIMATE_COLUMNS)
     have = set(zip(rows["inference"], rows["scope"], strict=True))
     extra = [
         {"aggregation": "simple" if sc == "overall" else "group", "scope": sc, "inference": inf,
-         **status_columns(failure if failure is not None else diagnose_scope(panel, outcome, sc))}
+         **status_columns(failure if failure is not None else diagnose_scope(panel, outcome, sc, estimator))}
         for inf, sc in expected if (inf, sc) not in have
     ]
     out = pd.concat([f for f in (rows, pd.DataFrame(extra)) if len(f)], ignore_index=True) if extra else rows
@@ -339,7 +339,7 @@ def inference_table(
             rows = pd.DataFrame(columns=ESTIMATE_COLUMNS)
         elif inference is not None:
             rows = rows.assign(inference=rows["inference"].fillna(inference))
-        rows = _complete(rows, _expected(estimator, inference, treated, s), failure, panel, outcome)
+        rows = _complete(rows, _expected(estimator, inference, treated, s), failure, panel, outcome, estimator)
         frames.append(_timed_rows(rows, estimator, time.perf_counter() - tick))
     out = pd.concat(frames, ignore_index=True)
     out.insert(2, "outcome", outcome)
