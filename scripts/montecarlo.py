@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-GROUPS = {"fast": "etwfe,csdid,twfe", "conformal": "conformal", "sdid": "sdid"}
+GROUPS = {"fast": "etwfe,csdid,twfe", "conformal": "conformal,poisson_etwfe", "sdid": "sdid"}
 DESIGNS = ("annex", "homogeneous", "zero")
 SEED_COLUMNS = ["effects", "estimator", "inference", "outcome", "scope", "n_replications", "n_intervals", "coverage",
                 "coverage_mcse", "rejection_rate", "median_width", "oracle_width", "share_unbounded", "bias", "rmse",

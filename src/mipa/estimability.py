@@ -46,6 +46,7 @@ REASONS: dict[str, str] = {
     "cells_left_out": "some cells of the aggregate are not identified and were left out",
     "no_estimate_for_scope": "the estimator returned no estimate for this scope",
     "no_variance": "the estimate has no standard error: too few countries or cells to estimate its variance",
+    "not_a_count": "the model is for counts and this outcome is not one (lead time is a mean of days)",
 }
 
 # numerical failures that arise from the data (collinearity, non-convergence), never from a bug

@@ -40,7 +40,7 @@ from mipa.report.tables import Cell, Row, Table, partner_labels
 MARTS = ("marts.did_inference", "intermediate.int_inference__method_choice", "reference.inference_coverage")
 AFTER = "results"
 
-ESTIMATOR_ORDER = ("etwfe", "csdid", "twfe", "sdid", "conformal")
+ESTIMATOR_ORDER = ("etwfe", "csdid", "twfe", "poisson_etwfe", "sdid", "conformal")
 GOAL = (0.93, 0.97)
 
 LABELS: dict[str, dict[str, str]] = {
@@ -182,9 +182,9 @@ LABELS: dict[str, dict[str, str]] = {
 # short names: the row labels also carry the method
 ESTIMATOR_LABELS = {
     "en": {"etwfe": "ETWFE", "csdid": "Callaway & Sant'Anna", "twfe": "TWFE", "sdid": "Synthetic DiD",
-           "conformal": "Factor model"},
+           "conformal": "Factor model", "poisson_etwfe": "Poisson ETWFE"},
     "nl": {"etwfe": "ETWFE", "csdid": "Callaway & Sant'Anna", "twfe": "TWFE", "sdid": "Synthetische DiD",
-           "conformal": "Factormodel"},
+           "conformal": "Factormodel", "poisson_etwfe": "Poisson-ETWFE"},
 }
 
 

@@ -524,6 +524,7 @@ REASONS: dict[str, dict[str, str]] = {
         "cells_left_out": "some cells left out",
         "no_estimate_for_scope": "no estimate",
         "no_variance": "no standard error",
+        "not_a_count": "not a count",
     },
     "nl": {
         "no_treated_units": "geen behandeld land",
@@ -541,6 +542,7 @@ REASONS: dict[str, dict[str, str]] = {
         "cells_left_out": "enkele cellen weggelaten",
         "no_estimate_for_scope": "geen schatting",
         "no_variance": "geen standaardfout",
+        "not_a_count": "geen telling",
     },
 }
 
