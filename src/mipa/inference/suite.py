@@ -61,7 +61,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -148,22 +148,29 @@ def _wants(settings: InferenceSettings, estimator: str, inference: str | None = 
     return any(e == estimator and (inference is None or m == inference) for e, m in settings.methods)
 
 
-def _etwfe_cluster(panel: pd.DataFrame, outcome: str, treated: Sequence[str], alpha: float) -> pd.DataFrame:
-    common = {"outcome": outcome, "unit": "iso3", "period": "period", "first_treat": "first_treat",
-              "control_group": "notyettreated", "alpha": alpha}
+def _overall_and_countries(fit: Callable[..., pd.DataFrame], treated: Sequence[str],
+                           inference: str | None) -> pd.DataFrame:
+    """The overall ``simple`` row of ``fit()`` and the per-country ``group`` rows of
+    ``fit(cohort="unit", ...)`` (every partner its own cohort), each attempted on its own:
+    a run that cannot be estimated leaves its rows with the reason."""
     frames = []
-    overall, failure = attempt(lambda: etwfe(panel, **common).estimates)
+    overall, failure = attempt(fit)
     if overall is not None:
         frames.append(overall[(overall["aggregation"] == "simple") & (overall["scope"] == "overall")])
     else:
-        frames.append(_failed_rows(["overall"], failure))
-    by_unit, failure = attempt(
-        lambda: etwfe(panel, **common, cohort="unit", unit_labels={u: u for u in treated}).estimates)
+        frames.append(_failed_rows(["overall"], failure, inference))
+    by_unit, failure = attempt(lambda: fit(cohort="unit", unit_labels={u: u for u in treated}))
     if by_unit is not None:
         frames.append(by_unit[(by_unit["aggregation"] == "group") & by_unit["scope"].isin(list(treated))])
     else:
-        frames.append(_failed_rows(treated, failure))
+        frames.append(_failed_rows(treated, failure, inference))
     return pd.concat(frames)
+
+
+def _etwfe_cluster(panel: pd.DataFrame, outcome: str, treated: Sequence[str], alpha: float) -> pd.DataFrame:
+    common = {"outcome": outcome, "unit": "iso3", "period": "period", "first_treat": "first_treat",
+              "control_group": "notyettreated", "alpha": alpha}
+    return _overall_and_countries(lambda **kw: etwfe(panel, **common, **kw).estimates, treated, "cluster_unit")
 
 
 def _failed_rows(scopes: Sequence[str], failure: NotEstimable, inference: str | None = None) -> pd.DataFrame:
@@ -231,19 +238,8 @@ def _poisson(panel: pd.DataFrame, outcome: str, treated: Sequence[str], s: Infer
         raise NotEstimable("not_a_count", f"{outcome} is not a count: Poisson ETWFE is for counts")
     common = {"outcome": outcome, "unit": "iso3", "period": "period", "first_treat": "first_treat",
               "control_group": "notyettreated", "alpha": s.alpha}
-    frames = []
-    overall, failure = attempt(lambda: poisson_etwfe(panel, **common).estimates)
-    if overall is not None:
-        frames.append(overall[(overall["aggregation"] == "simple") & (overall["scope"] == "overall")])
-    else:
-        frames.append(_failed_rows(["overall"], failure, "cluster_unit"))
-    by_unit, failure = attempt(lambda: poisson_etwfe(
-        panel, **common, cohort="unit", unit_labels={u: u for u in treated}).estimates)
-    if by_unit is not None:
-        frames.append(by_unit[(by_unit["aggregation"] == "group") & by_unit["scope"].isin(list(treated))])
-    else:
-        frames.append(_failed_rows(treated, failure, "cluster_unit"))
-    out = pd.concat(frames).reindex(columns=ESTIMATE_COLUMNS)
+    out = _overall_and_countries(lambda **kw: poisson_etwfe(panel, **common, **kw).estimates, treated,
+                                 "cluster_unit").reindex(columns=ESTIMATE_COLUMNS)
     # separated cells are flagged in the estimator's own label; the method is the clustered one
     return out.assign(inference="cluster_unit")
 
@@ -251,19 +247,8 @@ def _poisson(panel: pd.DataFrame, outcome: str, treated: Sequence[str], s: Infer
 def _csdid(panel: pd.DataFrame, outcome: str, treated: Sequence[str], s: InferenceSettings) -> pd.DataFrame:
     common = {"outcome": outcome, "unit": "iso3", "period": "period", "first_treat": "first_treat",
               "control_group": "nevertreated", "n_boot": s.cs_n_boot, "seed": s.cs_seed, "alpha": s.alpha}
-    frames = []
-    overall, failure = attempt(lambda: callaway_santanna(panel, **common).estimates)
-    if overall is not None:
-        frames.append(overall[(overall["aggregation"] == "simple") & (overall["scope"] == "overall")])
-    else:
-        frames.append(_failed_rows(["overall"], failure, "multiplier_bootstrap"))
-    by_unit, failure = attempt(lambda: callaway_santanna(
-        panel, **common, cohort="unit", unit_labels={u: u for u in treated}).estimates)
-    if by_unit is not None:
-        frames.append(by_unit[(by_unit["aggregation"] == "group") & by_unit["scope"].isin(list(treated))])
-    else:
-        frames.append(_failed_rows(treated, failure, "multiplier_bootstrap"))
-    return pd.concat(frames)
+    return _overall_and_countries(lambda **kw: callaway_santanna(panel, **common, **kw).estimates, treated,
+                                  "multiplier_bootstrap")
 
 
 def _twfe(panel: pd.DataFrame, outcome: str, s: InferenceSettings) -> pd.DataFrame:
