@@ -31,14 +31,22 @@ def test_every_method_every_outcome(inference):
             scopes = set(grp["scope"])
             if estimator in ("twfe",):
                 assert scopes == {"overall"}
-            elif estimator == "sdid":
+            elif estimator == "sdid" or method.startswith("conformal"):  # per-country methods
                 assert scopes == PARTNERS
+            elif estimator == "conformal":  # the average of the per-country conformal effects
+                assert scopes == {"overall"}
             else:
                 assert scopes == PARTNERS | {"overall"}, (estimator, method)
     # SDID needs a balanced block: it runs on the counts, not on lead time (months without a value)
     sdid = inference[inference["estimator"] == "sdid"]
     assert sdid[sdid["outcome"].isin(COUNTS)]["estimate"].notna().all()
     assert sdid[sdid["outcome"] == "lead_time_days"]["estimate"].isna().all()
+    # Poisson ETWFE is for counts: lead time has its rows, each saying why there is no number
+    poisson_lead = inference[(inference["estimator"] == "poisson_etwfe") & (inference["outcome"] == "lead_time_days")]
+    assert (poisson_lead["reason"] == "not_a_count").all() and len(poisson_lead) == 7
+    # the per-country conformal intervals are estimated for every partner on the counts
+    conformal = inference[(inference["inference"] == "conformal_factor_t_ma2") & inference["outcome"].isin(COUNTS)]
+    assert conformal["estimate"].notna().all() and (conformal["ci_low"] < conformal["ci_high"]).all()
 
 
 def test_clustered_rows_equal_did_estimates(inference, synthetic_warehouse):
