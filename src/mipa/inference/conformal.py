@@ -431,6 +431,15 @@ def conformal_series(
     ``smooth``: half-window of the moving average of ``cbar`` (module docstring).
     Formulas in the module docstring.
     """
+    return _fit_series(y, cbar, n_post, model=model, statistic=statistic, alpha=alpha, null=null, lags=lags,
+                       smooth=smooth)[:5]
+
+
+def _fit_series(
+    y: np.ndarray, cbar: np.ndarray, n_post: int, *, model: Model, statistic: Statistic, alpha: float, null: float,
+    lags: int | None, smooth: int,
+) -> tuple[float, float, float, float, bool, _Stats | _StudentStats]:
+    """:func:`conformal_series` and the statistic it inverted (for the unit's standard error)."""
     y = np.asarray(y, dtype=float)
     cbar = moving_average(np.asarray(cbar, dtype=float), smooth)
     T = y.size
@@ -443,7 +452,7 @@ def conformal_series(
     stats = _make_stats(u0, r, t0, t1, statistic, lags)
     p0 = float(_count(stats(np.array([null])))[0] / T)
     lo, hi, convex = _invert(stats, alpha, estimate)
-    return estimate, lo, hi, p0, convex
+    return estimate, lo, hi, p0, convex, stats
 
 
 def studentized_standard_error(
@@ -460,7 +469,10 @@ def studentized_standard_error(
     t1 = int(n_post)
     t0 = T - t1
     u0, r = _residual_parts(y, moving_average(np.asarray(cbar, dtype=float), smooth), np.arange(T) >= t0, model)
-    stats = _StudentStats(u0, r, t0, t1, lags)
+    return _standard_error_at_estimate(_StudentStats(u0, r, t0, t1, lags))
+
+
+def _standard_error_at_estimate(stats: _StudentStats) -> float:
     b = float(stats.b[0])
     theta = float(stats.a[0]) / b
     q = float(stats.q0[0] - 2 * theta * stats.q1[0] + theta * theta * stats.q2[0])
@@ -554,18 +566,12 @@ def conformal_unit(
     enter). Raises :class:`~mipa.estimability.NotEstimable` on the data conditions of the
     module docstring.
     """
-    pos = np.flatnonzero(pa.units == unit)
-    if pos.size != 1:
-        raise KeyError(f"unit {unit!r} not in the panel")
-    j = int(pos[0])
-    if not pa.treated[j]:
-        raise ValueError(f"unit {unit!r} is not treated")
+    j = pa.treated_position(unit)
     y, cbar, t1, n_controls, T = _unit_series(pa, j)
     _check(T, T - t1, t1, alpha, model, y, cbar, f"{unit}: ", statistic)
-    est, lo, hi, p0, convex = conformal_series(y, cbar, t1, model=model, statistic=statistic, alpha=alpha, null=null,
-                                               lags=lags, smooth=smooth)
-    se = (studentized_standard_error(y, cbar, t1, model=model, lags=lags, smooth=smooth) if statistic == "t"
-          else float("nan"))
+    est, lo, hi, p0, convex, stats = _fit_series(y, cbar, t1, model=model, statistic=statistic, alpha=alpha,
+                                                 null=null, lags=lags, smooth=smooth)
+    se = _standard_error_at_estimate(stats) if isinstance(stats, _StudentStats) else float("nan")
     return ConformalResult(
         scope=str(unit), estimate=est, ci_low=lo, ci_high=hi, p_value=p0, n_obs=T, n_pre=T - t1, n_post=t1,
         n_clusters=n_controls + 1, n_treated_clusters=1, model=model, statistic=statistic, alpha=float(alpha),

@@ -175,6 +175,15 @@ class PanelArrays:
     def balanced(self) -> bool:
         return bool(np.isfinite(self.y).all())
 
+    def treated_position(self, unit: Any) -> int:
+        """Row of treated ``unit``; KeyError if it is not in the panel, ValueError if untreated."""
+        pos = np.flatnonzero(self.units == unit)
+        if pos.size != 1:
+            raise KeyError(f"unit {unit!r} not in the panel")
+        if not self.treated[pos[0]]:
+            raise ValueError(f"unit {unit!r} is not treated")
+        return int(pos[0])
+
     def select(self, rows: np.ndarray | Sequence[int]) -> PanelArrays:
         """The panel of the given unit rows (index array or boolean mask)."""
         idx = np.asarray(rows)
@@ -595,12 +604,7 @@ def placebo_in_space(
     constant additive effect. ``rescale=True``: FP 2019 (each placebo control brought to
     ``unit``'s pre-period residual scale). Cost: ``N0 + 1`` estimator calls.
     """
-    pos = np.flatnonzero(pa.units == unit)
-    if pos.size != 1:
-        raise KeyError(f"unit {unit!r} not in the panel")
-    j = int(pos[0])
-    if not pa.treated[j]:
-        raise ValueError(f"unit {unit!r} is not treated")
+    j = pa.treated_position(unit)
     controls = np.flatnonzero(~pa.treated)
     own = pa.select(np.append(controls, j))
     estimate = float(estimator(own))

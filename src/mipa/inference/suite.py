@@ -69,7 +69,7 @@ import numpy as np
 import pandas as pd
 
 from mipa.estimability import NotEstimable, attempt, finalize_status, status_columns
-from mipa.estimation import OUTCOMES, diagnose_scope, prepare_panel
+from mipa.estimation import OUTCOMES, complete_rows, diagnose_scope, prepare_panel
 from mipa.estimators.csdid import callaway_santanna
 from mipa.estimators.etwfe import etwfe
 from mipa.estimators.poisson_etwfe import poisson_etwfe
@@ -300,15 +300,10 @@ def _expected(estimator: str, inference: str | None, treated: Sequence[str],
 def _complete(rows: pd.DataFrame, expected: Sequence[tuple[str, str]], failure: NotEstimable | None,
               panel: pd.DataFrame, outcome: str, estimator: str) -> pd.DataFrame:
     """Every expected (inference, scope) gets a row: missing ones say why (the job's own
-    failure, or what the panel shows for that scope)."""
-    rows = rows.reindex(columns=ESTIMATE_COLUMNS)
-    have = set(zip(rows["inference"], rows["scope"], strict=True))
-    extra = [
-        {"aggregation": "simple" if sc == "overall" else "group", "scope": sc, "inference": inf,
-         **status_columns(failure if failure is not None else diagnose_scope(panel, outcome, sc, estimator))}
-        for inf, sc in expected if (inf, sc) not in have
-    ]
-    out = pd.concat([f for f in (rows, pd.DataFrame(extra)) if len(f)], ignore_index=True) if extra else rows
+    failure, or what the panel shows for that scope; :func:`mipa.estimation.complete_rows`)."""
+    keyed = [("simple" if sc == "overall" else "group", sc, inf) for inf, sc in expected]
+    out = complete_rows(rows.reindex(columns=ESTIMATE_COLUMNS), keyed, failure, panel, outcome,
+                        {"estimator": estimator})
     return finalize_status(out.reindex(columns=ESTIMATE_COLUMNS))
 
 

@@ -250,9 +250,14 @@ def event_study_rows(estimator: str, outcome: str, es: EventStudyVcov, settings:
     ]
     rows["critical_value"] = table.band_critical_value
     rows["n_clusters"] = es.n_clusters
-    return rows.assign(result_table="event_study", estimator=estimator, outcome=outcome,
-                       specification=SPECIFICATION[estimator], control_group=CONTROL_GROUP[estimator],
-                       vcov_source=VCOV_SOURCE[estimator])
+    return _described(rows, "event_study", estimator, outcome)
+
+
+def _described(frame: pd.DataFrame, table: str, estimator: str, outcome: str, **more: Any) -> pd.DataFrame:
+    """``frame`` with the columns that say which result it is and how it was specified."""
+    return frame.assign(result_table=table, estimator=estimator, outcome=outcome,
+                        specification=SPECIFICATION[estimator], control_group=CONTROL_GROUP[estimator],
+                        vcov_source=VCOV_SOURCE[estimator], **more)
 
 
 # --------------------------------------------------------------------------- pre-trend tests
@@ -459,10 +464,8 @@ def honest_rows(estimator: str, outcome: str, es: EventStudyVcov, settings: Sens
     frame = pd.DataFrame(rows)
     for col in ("breakdown_value", "breakdown_multiple"):
         frame[col] = frame[col].replace([np.inf, -np.inf], np.nan)
-    return frame.assign(
-        result_table="honest_bounds", estimator=estimator, outcome=outcome,
-        specification=SPECIFICATION[estimator], control_group=CONTROL_GROUP[estimator],
-        vcov_source=VCOV_SOURCE[estimator],
+    return _described(
+        frame, "honest_bounds", estimator, outcome,
         pre_window=f"quarters -{n_pre + 1}..-2 (months {-3 * (n_pre + 1)}..-4); reference quarter: months -3..-1",
         post_window=f"quarters 0..{n_post - 1} (months 0..{3 * n_post - 1}), equal weights",
     )
@@ -483,9 +486,7 @@ def run_event_study_sensitivity(
             rows, failure = (None, fitted) if isinstance(fitted, NotEstimable) else attempt(
                 lambda estimator=estimator, es=fitted[0]: event_study_rows(estimator, outcome, es, settings))
             if rows is None:  # one row says why the whole event study is missing
-                frames.append(pd.DataFrame([{"estimator": estimator, **status_columns(failure)}]).assign(
-                    result_table="event_study", outcome=outcome, specification=SPECIFICATION[estimator],
-                    control_group=CONTROL_GROUP[estimator], vcov_source=VCOV_SOURCE[estimator]))
+                frames.append(_described(pd.DataFrame([status_columns(failure)]), "event_study", estimator, outcome))
             else:
                 frames.append(rows.assign(note="; ".join(fitted[1]) or None))
         frames.append(pretrend_rows(panel, outcome, vcovs, settings))
@@ -495,11 +496,9 @@ def run_event_study_sensitivity(
                 rows, failure = (None, fitted) if isinstance(fitted, NotEstimable) else attempt(
                     lambda estimator=estimator, es=fitted[0]: _honest_or_reason(estimator, outcome, es, settings))
                 if rows is None:
-                    rows = pd.DataFrame([{"restriction": "original", "method": "normal", "parameter": 0.0,
-                                          "parameter_multiple": 0.0, **status_columns(failure)}]).assign(
-                        result_table="honest_bounds", estimator=estimator, outcome=outcome,
-                        specification=SPECIFICATION[estimator], control_group=CONTROL_GROUP[estimator],
-                        vcov_source=VCOV_SOURCE[estimator])
+                    rows = _described(pd.DataFrame([{"restriction": "original", "method": "normal", "parameter": 0.0,
+                                                     "parameter_multiple": 0.0, **status_columns(failure)}]),
+                                      "honest_bounds", estimator, outcome)
                 frames.append(rows)
     out = pd.concat([f.reindex(columns=RESULT_COLUMNS) for f in frames], ignore_index=True)
     out["run_settings"] = settings.as_json()
