@@ -5,14 +5,25 @@ only when every model and test has passed is the new file moved over the old one
 (``os.replace``, atomic on one file system). A failed or killed build leaves the last
 good database untouched; the failed attempt is kept as ``<name>.failed.duckdb`` for
 inspection.
+
+One build at a time per database: the build holds an exclusive lock on ``<name>.lock``
+(``flock``, released by the kernel when the process ends, however it ends), so its
+scratch files are its own. A selective build (``--select``, ``--exclude``, ...) starts
+from a copy of the last good database, so the models it does not select are kept.
+dbt runs as a child that the kernel ends when the build process dies.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +31,12 @@ import duckdb
 
 from mipa import settings
 from mipa.ingest import FeedError, IngestSummary, ingest
+
+# dbt options that build only part of the project
+SELECTION_FLAGS = (
+    "-s", "--select", "-m", "--models", "--model", "--exclude", "--selector",
+    "--resource-type", "--resource-types", "--exclude-resource-type", "--exclude-resource-types",
+)
 
 
 class BuildError(Exception):
@@ -32,6 +49,37 @@ class BuildSummary:
     ingest: IngestSummary
     seconds_ingest: float
     seconds_dbt: float
+
+
+def _flag_name(arg: str) -> str:
+    return arg.split("=", 1)[0]
+
+
+def is_selective(dbt_args: list[str] | None) -> bool:
+    """Whether the dbt arguments build only part of the project."""
+    return any(_flag_name(a) in SELECTION_FLAGS for a in dbt_args or [])
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the kernel kill the child when this process dies (Linux
+    ``prctl(PR_SET_PDEATHSIG, SIGKILL)``), so a ``kill -9`` of mipa leaves no dbt behind."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 def _dbt_executable() -> str:
@@ -51,7 +99,7 @@ def run_dbt(
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env.update(extra_env or {})
     cmd = [_dbt_executable(), *args, "--project-dir", str(project), "--profiles-dir", str(project)]
-    return subprocess.run(cmd, env=env, cwd=project, check=False).returncode
+    return subprocess.run(cmd, env=env, cwd=project, check=False, preexec_fn=_die_with_parent()).returncode
 
 
 def _quarantine_report(db_file: Path) -> str:
@@ -60,10 +108,12 @@ def _quarantine_report(db_file: Path) -> str:
     except duckdb.Error:
         return ""
     try:
+        # the first row in delivery order: file name, then row number as a number
         rows = con.execute(
-            """select feed, quarantine_rule, count(*) as n, min(source_file || ' row ' ||
-                      cast(source_row as varchar)) as first_row
-               from marts.dq_quarantined_rows group by 1, 2 order by 1, 3 desc"""
+            """select feed, quarantine_rule, count(*) as n,
+                      first(source_file || ' row ' || cast(source_row as varchar)
+                            order by source_file, source_row) as first_row
+               from marts.dq_quarantined_rows group by 1, 2 order by 1, 3 desc, 2"""
         ).fetchall()
         share = con.execute(
             "select feed, rows_landed, rows_quarantined, rows_superseded, rejected_share "
@@ -80,6 +130,71 @@ def _quarantine_report(db_file: Path) -> str:
     return "\n".join(lines)
 
 
+def _scratch(path: Path) -> list[Path]:
+    return [path, Path(str(path) + ".wal")]
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _os_error_message(exc: OSError | duckdb.Error, step: str, folder: Path, db_path: Path) -> str:
+    """One line: what failed, why, and what to do; the last good database is unchanged."""
+    text = str(exc)
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC or "No space left" in text:
+        why, todo = "no space left on the device", f"free space on {folder} (the build needs about twice the database's size)"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS) or "Permission denied" in text or "Read-only" in text:
+        why, todo = "the folder is read-only or not writable", f"make {folder} writable or build into another --db"
+    else:
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        why, todo = getattr(exc, "strerror", None) or first, "fix the cause and build again"
+    return f"{step} failed: {why}; {todo}. {db_path} is unchanged and the scratch files were removed."
+
+
+MIN_FREE_BYTES = 64 * 1024 * 1024
+
+
+def _disk_nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < MIN_FREE_BYTES
+    except OSError:
+        return False
+
+
+@contextmanager
+def build_lock(db_path: Path) -> Iterator[Path]:
+    """Hold ``<db>.lock`` exclusively for the whole build; a second build stops at once."""
+    lock_path = db_path.with_name(db_path.stem + ".lock")
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield lock_path
+        return
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise BuildError(_os_error_message(exc, f"creating the build lock {lock_path}", db_path.parent, db_path)) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            raise BuildError(
+                f"another mipa build is running on {db_path} (pid {holder}; lock {lock_path}); "
+                "wait for it to finish, or build into another --db."
+            ) from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield lock_path
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def build(
     raw_dir: Path | None = None,
     db_path: Path | None = None,
@@ -89,37 +204,100 @@ def build(
     raw_dir = Path(raw_dir or settings.raw_dir())
     db_path = Path(db_path or settings.db_path())
     project = settings.project_dir()
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    dbt_args = list(dbt_args or [])
+    if "--empty" in dbt_args:
+        raise BuildError(
+            "mipa build does not accept --empty: an empty build would replace the warehouse's data "
+            "with empty tables; run dbt directly against a scratch database instead."
+        )
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(_os_error_message(exc, f"creating {db_path.parent}", db_path.parent, db_path)) from exc
+    with build_lock(db_path):
+        return _locked_build(raw_dir, db_path, project, dbt_args)
+
+
+def _locked_build(raw_dir: Path, db_path: Path, project: Path, dbt_args: list[str]) -> BuildSummary:
     building = db_path.with_name(db_path.stem + ".building.duckdb")
     failed = db_path.with_name(db_path.stem + ".failed.duckdb")
-    for stale in (building, Path(str(building) + ".wal")):
-        stale.unlink(missing_ok=True)
+    folder = db_path.parent
+    # under the lock, a scratch file left here is debris of a killed build, never another's
+    _remove(_scratch(building))
 
     started = time.perf_counter()
-    print(f"[mipa build] loading feeds from {raw_dir}", file=sys.stderr, flush=True)
+    selective = is_selective(dbt_args)
     try:
+        if selective and db_path.exists():
+            # a selective build rebuilds what it selects on top of the last good database,
+            # so the models it leaves out are kept instead of vanishing from the warehouse
+            print(
+                f"[mipa build] selective build: starting from a copy of {db_path.name}",
+                file=sys.stderr,
+                flush=True,
+            )
+            shutil.copyfile(db_path, building)
+        print(f"[mipa build] loading feeds from {raw_dir}", file=sys.stderr, flush=True)
         summary = ingest(raw_dir, building)
     except FeedError:
-        building.unlink(missing_ok=True)
+        _remove(_scratch(building))
         raise
+    except (OSError, duckdb.Error) as exc:
+        _remove(_scratch(building))
+        raise BuildError(_os_error_message(exc, f"loading the feeds into {building}", folder, db_path)) from exc
     loaded = time.perf_counter()
     for feed in sorted({f.feed for f in summary.files}):
-        files = [f for f in summary.files if f.feed == feed]
+        files = [f for f in summary.files if f.feed == feed and f.status != "not_loaded"]
         print(
             f"[mipa build]   {feed:<26} {summary.rows(feed):>10} rows from {len(files)} file(s)",
             file=sys.stderr,
             flush=True,
         )
+    for skipped in summary.not_loaded:
+        print(
+            f"[mipa build]   WARNING {skipped.source_file}: not loaded ({skipped.reason}); "
+            "listed in landing.delivery_files",
+            file=sys.stderr,
+            flush=True,
+        )
+    if summary.marker_problem:
+        print(
+            f"[mipa build]   WARNING _synthetic.json does not verify ({summary.marker_problem}): "
+            "the feeds are treated as real data",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"[mipa build] running dbt build into {building.name}", file=sys.stderr, flush=True)
-    code = run_dbt(["build", *(dbt_args or [])], building, project)
+    try:
+        code = run_dbt(["build", *dbt_args], building, project)
+    except OSError as exc:
+        _remove(_scratch(building))
+        raise BuildError(_os_error_message(exc, "starting dbt", folder, db_path)) from exc
     finished = time.perf_counter()
     if code != 0:
         report = _quarantine_report(building)
-        os.replace(building, failed)
+        if _disk_nearly_full(folder):
+            # dbt most likely failed for want of space: keeping the attempt would keep it full
+            _remove(_scratch(building))
+            failed_note = (
+                f"The disk holding {folder} is (nearly) full, which is the likely cause: the failed "
+                "attempt was removed; free space and build again."
+            )
+        else:
+            try:
+                os.replace(building, failed)
+            except OSError:
+                _remove(_scratch(building))
+                failed_note = "The failed attempt could not be kept."
+            else:
+                failed_note = f"The failed attempt is kept in {failed} for inspection."
         raise BuildError(
-            f"dbt build failed (exit {code}); {db_path} is unchanged. "
-            f"The failed attempt is kept in {failed} for inspection.\n{report}"
+            f"dbt build failed (exit {code}); {db_path} is unchanged. {failed_note}\n{report}"
         )
-    os.replace(building, db_path)
+    try:
+        os.replace(building, db_path)
+    except OSError as exc:
+        _remove(_scratch(building))
+        raise BuildError(_os_error_message(exc, f"replacing {db_path} with the new build", folder, db_path)) from exc
     print(f"[mipa build] done: {db_path}", file=sys.stderr, flush=True)
     return BuildSummary(db_path, summary, loaded - started, finished - loaded)

@@ -42,7 +42,18 @@ def run_build(args: argparse.Namespace) -> int:
     except (FeedError, BuildError) as exc:
         print(f"[mipa build] FAILED: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the last resort: name the file and the cause, no traceback
+        print(f"[mipa build] FAILED: {_os_error(exc)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return (
+        f"{where}{exc.strerror or exc}; check that the file or folder exists, is readable and "
+        "writable, and that the disk has space. The last good database is unchanged."
+    )
 
 
 def run_all(args: argparse.Namespace) -> int:
@@ -61,6 +72,9 @@ def run_all(args: argparse.Namespace) -> int:
         build(raw, db)
     except (FeedError, BuildError) as exc:
         print(f"[mipa run] FAILED: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"[mipa run] FAILED: {_os_error(exc)}", file=sys.stderr)
         return 1
     from mipa.report import build_report
 

@@ -1,7 +1,9 @@
 """Published exports of the panel: CSV and Parquet after disclosure control.
 
 ``mipa export`` writes ``<out>/<table>.csv`` and ``.parquet`` for the country-month panel
-and the analysts' return-chain mart, every count suppressed under 5 and rounded to tens
+and the analysts' return-chain mart, every count suppressed under 5 and rounded to tens,
+the mean lead time suppressed with its confirmations and otherwise rounded to whole days,
+so that no protected count can be recovered from a derived value, a flag or a sum
 (:mod:`mipa.disclosure`). The internal database keeps exact counts.
 """
 
@@ -75,7 +77,8 @@ def export(db_path: Path, out_dir: Path) -> list[Path]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("export", help="publishable CSV/Parquet of the panel (counts <5 suppressed, rounded to tens)")
+    p = subparsers.add_parser("export", help="publishable CSV/Parquet of the panel (counts <5 suppressed, rounded to tens; "
+                                        "means to whole days)")
     p.add_argument("--db", type=Path, default=None)
     p.add_argument("--out", type=Path, default=None, help="default: <project>/exports")
     p.set_defaults(func=run)

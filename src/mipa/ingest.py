@@ -6,6 +6,12 @@ replaces person identifiers by keyed-hash pseudonyms, and records for each row t
 file it came from and its row number, so every later rule can name file and row.
 Row-level rules (dates, nationality, duplicates, ...) are dbt's job: rows that break
 them are quarantined there, not dropped here.
+
+Every entry of a feed folder is loaded or listed in ``landing.delivery_files`` with the
+reason it was not; links that leave the raw folder stop the load unread; the contract's
+missing values (``NA``, ``N/A``, ...) load as NULL; a file whose dates contradict the
+declared day-first order stops the load. The person-id key is required unless the feeds
+carry the generator's signed marker (:func:`verify_synthetic_marker`).
 """
 
 from __future__ import annotations
@@ -17,19 +23,26 @@ import hmac
 import json
 import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from mipa.contract import DATA_FILE_SUFFIXES, FEEDS, FeedSpec
+from mipa.contract import (
+    DATA_FILE_SUFFIXES,
+    DATE_ORDER,
+    FEEDS,
+    MISSING_VALUES,
+    SYNTHETIC_MARKER,
+    FeedSpec,
+    manifest_signature,
+)
 
 LANDING_SCHEMA = "landing"
-SYNTHETIC_MARKER = "_synthetic.json"
-# Only for feeds the generator wrote (marked by SYNTHETIC_MARKER): synthetic person ids
-# identify nobody, so a public default key is harmless there and nowhere else.
-SYNTHETIC_DEFAULT_KEY = "mipa-synthetic-feeds-only"
+KEY_VARIABLE = "MIPA_PSEUDONYM_KEY"
 
 
 class FeedError(Exception):
@@ -41,9 +54,10 @@ class FileLoad:
     feed: str
     source_file: str
     rows: int
-    status: str  # 'loaded' | 'empty_file'
-    sha256: str
+    status: str  # 'loaded' | 'empty_file' | 'not_loaded'
+    sha256: str | None
     identical_to: str | None = None
+    reason: str | None = None  # why a file was not loaded
 
 
 @dataclass
@@ -51,23 +65,96 @@ class IngestSummary:
     raw_dir: Path
     synthetic: bool
     files: list[FileLoad] = field(default_factory=list)
+    marker_problem: str | None = None  # why a _synthetic.json present did not verify
 
     def rows(self, feed: str) -> int:
         return sum(f.rows for f in self.files if f.feed == feed)
 
+    @property
+    def not_loaded(self) -> list[FileLoad]:
+        return [f for f in self.files if f.status == "not_loaded"]
 
-def resolve_pseudonym_key(raw_dir: Path) -> bytes:
-    """Key for the person-id hash: env ``MIPA_PSEUDONYM_KEY``; a default only for synthetic feeds."""
-    key = os.environ.get("MIPA_PSEUDONYM_KEY", "")
-    if key:
+
+@dataclass
+class FeedEntry:
+    """One entry of a feed folder: a delivery file to load, or something listed as not loaded."""
+
+    feed: str
+    path: Path
+    source_file: str
+    sha256: str | None
+    reason: str | None = None  # None: a delivery file that is loaded
+
+    @property
+    def loadable(self) -> bool:
+        return self.reason is None
+
+
+def resolve_pseudonym_key(raw_dir: Path, synthetic: bool = False, marker_problem: str | None = None) -> bytes:
+    """Key for the person-id hash: env ``MIPA_PSEUDONYM_KEY``, required unless the feeds
+    are proven synthetic (a verified generator marker); then a random per-build key."""
+    if KEY_VARIABLE in os.environ:
+        key = os.environ[KEY_VARIABLE]
+        if not key.strip():
+            raise FeedError(
+                f"{raw_dir}: {KEY_VARIABLE} is set but blank (rule: pseudonym_key); a blank key "
+                "makes person pseudonyms recomputable by anyone. Set a long random secret, or unset "
+                "the variable for feeds written by `mipa simulate`."
+            )
         return key.encode("utf-8")
-    if (raw_dir / SYNTHETIC_MARKER).exists():
-        return SYNTHETIC_DEFAULT_KEY.encode("utf-8")
+    if synthetic:
+        # synthetic person ids identify nobody; a fresh random key (never a public one)
+        # means even a forged marker could not expose real ids to a dictionary attack
+        return secrets.token_bytes(32)
+    hint = (
+        f" {SYNTHETIC_MARKER} is present but does not prove the feeds synthetic: {marker_problem}"
+        " (for synthetic feeds, regenerate them with `mipa simulate --force`)."
+        if marker_problem
+        else ""
+    )
     raise FeedError(
-        f"{raw_dir}: MIPA_PSEUDONYM_KEY is not set. Real feeds hold person identifiers, which "
-        "are replaced by a keyed hash on load; set the key in the environment "
+        f"{raw_dir}: {KEY_VARIABLE} is not set (rule: pseudonym_key).{hint} Real feeds hold person "
+        "identifiers, which are replaced by a keyed hash on load; set the key in the environment "
         "(keep it secret and stable across runs, or person links between runs break)."
     )
+
+
+def verify_synthetic_marker(raw_dir: Path, found: dict[str, str | None]) -> tuple[bool, dict | None, str | None]:
+    """Whether ``raw_dir`` holds feeds the generator wrote, unchanged.
+
+    ``found`` maps every entry of every feed folder (``feed/name``) to the SHA-256 of its
+    bytes. The marker must be a JSON object whose signed manifest lists exactly these
+    files with these hashes. Returns (verified, marker, problem); problem is None when
+    there is no marker at all.
+    """
+    marker = raw_dir / SYNTHETIC_MARKER
+    if not marker.exists() and not marker.is_symlink():
+        return False, None, None
+    if marker.is_symlink() or not marker.is_file():
+        return False, None, "it is not a regular file"
+    try:
+        meta = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return False, None, f"it cannot be read as JSON ({type(exc).__name__})"
+    if not isinstance(meta, dict):
+        return False, None, "it is not a JSON object"
+    manifest, signature = meta.get("file_sha256"), meta.get("signature")
+    if not isinstance(manifest, dict) or not isinstance(signature, str) or not manifest:
+        return False, meta, "it holds no signed file manifest (an unfinished or older generator run, or written by hand)"
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items()):
+        return False, meta, "its manifest is malformed"
+    if not hmac.compare_digest(manifest_signature(manifest), signature):
+        return False, meta, "its signature does not match its manifest"
+    extra = sorted(set(found) - set(manifest))
+    if extra:
+        return False, meta, f"{extra[0]} was not written by the generator"
+    gone = sorted(set(manifest) - set(found))
+    if gone:
+        return False, meta, f"{gone[0]} was written by the generator and is missing"
+    changed = sorted(f for f in found if found[f] != manifest[f])
+    if changed:
+        return False, meta, f"{changed[0]} changed after it was generated"
+    return True, meta, None
 
 
 def pseudonymise(values: pa.Array, key: bytes) -> pa.Array:
@@ -83,22 +170,64 @@ def pseudonymise(values: pa.Array, key: bytes) -> pa.Array:
     return pa.array(out, type=pa.string())
 
 
-def discover_files(raw_dir: Path, feed: str) -> list[Path]:
-    """Delivery files of one feed in name order: later names are later deliveries."""
+def scan_feed(raw_dir: Path, feed: str) -> list[FeedEntry]:
+    """Every entry of one feed folder in name order (later names are later deliveries):
+    delivery files to load, and everything else with the reason it is not loaded.
+
+    A link that leaves the raw folder stops the load without being read."""
     folder = raw_dir / feed
     if not folder.is_dir():
         raise FeedError(
             f"{folder}: feed folder '{feed}' is missing (rule: feed_folder_present). "
             f"Expected one folder per feed under {raw_dir}: {', '.join(FEEDS)}."
         )
-    files = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in DATA_FILE_SUFFIXES
-    )
-    if not files:
+    root = raw_dir.resolve()
+    if not folder.resolve().is_relative_to(root):
+        raise FeedError(
+            f"{folder}: feed folder '{feed}' is a link that leaves the raw folder {raw_dir} "
+            "(rule: inside_raw_dir); copy the deliveries into the raw folder instead."
+        )
+    try:
+        listing = sorted(folder.iterdir(), key=lambda p: p.name)
+    except OSError as exc:
+        raise FeedError(
+            f"{folder}: feed folder '{feed}' cannot be listed (rule: readable_file): "
+            f"{exc.strerror or type(exc).__name__}; check its permissions."
+        ) from exc
+    entries = []
+    for path in listing:
+        source_file = f"{feed}/{path.name}"
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            raise FeedError(
+                f"{source_file}: is a symbolic link to a file outside the raw folder {raw_dir} "
+                "(rule: inside_raw_dir); the file was not read. Copy the delivery into the feed "
+                "folder instead."
+            )
+        if not path.is_file():
+            kind = "a broken link" if path.is_symlink() and not path.exists() else "not a regular file"
+            entries.append(FeedEntry(feed, path, source_file, None, f"{kind}: not a delivery file"))
+            continue
+        sha = _file_sha256(path, source_file)
+        suffix = path.suffix.lower()
+        if suffix not in DATA_FILE_SUFFIXES:
+            shown = "".join(path.suffixes[-2:]).lower() or "(none)"
+            reason = (
+                f"unsupported file type {shown}: the contract accepts "
+                f"{' and '.join(DATA_FILE_SUFFIXES)} (decompress or convert the file, or remove it)"
+            )
+            entries.append(FeedEntry(feed, path, source_file, sha, reason))
+            continue
+        entries.append(FeedEntry(feed, path, source_file, sha))
+    if not any(e.loadable for e in entries):
         raise FeedError(
             f"{folder}: no .csv or .parquet files in feed folder '{feed}' (rule: feed_has_files)."
         )
-    return files
+    return entries
+
+
+def discover_files(raw_dir: Path, feed: str) -> list[Path]:
+    """Delivery files of one feed in name order: later names are later deliveries."""
+    return [e.path for e in scan_feed(raw_dir, feed) if e.loadable]
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -132,12 +261,50 @@ def _csv_error(exc: duckdb.Error, source_file: str) -> FeedError:
     return FeedError(f"{source_file}: {where}cannot be parsed as CSV (rule: csv_format): {reason}")
 
 
-def _file_sha256(path: Path) -> str:
+def _file_sha256(path: Path, source_file: str) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise FeedError(
+            f"{source_file}: file cannot be read (rule: readable_file): {exc.strerror or type(exc).__name__}"
+        ) from exc
     return digest.hexdigest()
+
+
+def _shown_columns(present: list[str]) -> str:
+    """Column names for a message, capped: a file that is no delivery must not be echoed."""
+    names = [n if len(n) <= 40 else n[:40] + "..." for n in present[:12]]
+    more = f" and {len(present) - 12} more" if len(present) > 12 else ""
+    return (", ".join(names) + more) if names else "none"
+
+
+# a non-ISO date: first field, second field, four-digit year (any of - / . between)
+_DAY_FIRST_LIKE = r"^\s*(?P<a>\d{1,2})[-/.](?P<b>\d{1,2})[-/.](?P<y>\d{4})(?:[^0-9]|$)"
+
+
+def check_date_order(table: pa.Table, column: str, source_file: str) -> None:
+    """Stop on a date that contradicts the contract's day-first order (``DATE_ORDER``).
+
+    ``03-25-2023`` cannot be day-first; in the same file ``03-04-2023`` would then be read
+    as 3 April instead of 4 March. One such row shows the export is month-first."""
+    values = table.column(column).combine_chunks()
+    parts = pc.extract_regex(values, _DAY_FIRST_LIKE)
+    day = pc.cast(pc.struct_field(parts, "a"), pa.int32())
+    month = pc.cast(pc.struct_field(parts, "b"), pa.int32())
+    contradicts = pc.and_(pc.greater(month, 12), pc.less_equal(day, 12))
+    index = pc.index(pc.fill_null(contradicts, False), True).as_py()
+    if index is None or index < 0:
+        return
+    value = values[index].as_py().strip()[:20]
+    raise FeedError(
+        f"{source_file}: row {index + 1} {column} '{value}' has {int(month[index].as_py())} in the month "
+        f"position of the declared date order {DATE_ORDER} (rule: date_order); the file looks "
+        "month-first, so its other dates would be read with day and month swapped. Re-export it with "
+        "ISO dates (YYYY-MM-DD) or day-first."
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -203,10 +370,14 @@ def _load_file(
         raise FeedError(
             f"{source_file}: missing required column(s) {', '.join(missing)} "
             f"(rule: required_columns; feed '{spec.name}' needs {', '.join(spec.required_columns)}; "
-            f"found {', '.join(present) or 'none'})"
+            f"found {_shown_columns(present)})"
         )
+    # values of the contract's missing-value list (NA, N/A, NULL, ...) load as NULL
+    missing_list = ", ".join("'" + v.replace("'", "''") + "'" for v in MISSING_VALUES)
     select_list = ", ".join(
-        f'cast("{by_key[c]}" as varchar) as {c}' for c in spec.required_columns
+        f'case when lower(trim(cast("{by_key[c]}" as varchar))) in ({missing_list}) then null '
+        f'else cast("{by_key[c]}" as varchar) end as {c}'
+        for c in spec.required_columns
     )
     try:
         table = con.execute(f"select {select_list} from {relation}").fetch_arrow_table()
@@ -216,6 +387,7 @@ def _load_file(
         raise FeedError(
             f"{source_file}: file cannot be read (rule: readable_file): {_first_line(exc)}"
         ) from exc
+    check_date_order(table, spec.date_column, source_file)
     if spec.person_column is not None:
         index = table.schema.get_field_index(spec.person_column)
         hashed = pseudonymise(table.column(index).combine_chunks(), key)
@@ -241,49 +413,58 @@ def ingest(raw_dir: Path, db_path: Path) -> IngestSummary:
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise FeedError(f"{raw_dir}: raw directory does not exist (set MIPA_RAW_DIR).")
-    key = resolve_pseudonym_key(raw_dir)
-    summary = IngestSummary(raw_dir=raw_dir, synthetic=(raw_dir / SYNTHETIC_MARKER).exists())
+    entries = {name: scan_feed(raw_dir, name) for name in FEEDS}
+    found = {e.source_file: e.sha256 for feed_entries in entries.values() for e in feed_entries}
+    synthetic, marker, problem = verify_synthetic_marker(raw_dir, found)
+    key = resolve_pseudonym_key(raw_dir, synthetic, problem)
+    summary = IngestSummary(raw_dir=raw_dir, synthetic=synthetic, marker_problem=problem)
     con = duckdb.connect(str(db_path))
     try:
         con.execute(f"create schema if not exists {LANDING_SCHEMA}")
         for spec in FEEDS.values():
             _create_landing_table(con, spec)
             seen: dict[str, str] = {}
-            for order, path in enumerate(discover_files(raw_dir, spec.name), start=1):
-                source_file = f"{spec.name}/{path.name}"
-                sha = _file_sha256(path)
-                if path.stat().st_size == 0:
-                    summary.files.append(FileLoad(spec.name, source_file, 0, "empty_file", sha))
+            order = 0
+            for entry in entries[spec.name]:
+                if not entry.loadable:
+                    summary.files.append(
+                        FileLoad(spec.name, entry.source_file, 0, "not_loaded", entry.sha256, reason=entry.reason)
+                    )
                     continue
-                rows = _load_file(con, spec, path, source_file, order, key)
+                order += 1
+                if entry.path.stat().st_size == 0:
+                    summary.files.append(FileLoad(spec.name, entry.source_file, 0, "empty_file", entry.sha256))
+                    continue
+                rows = _load_file(con, spec, entry.path, entry.source_file, order, key)
                 summary.files.append(
-                    FileLoad(spec.name, source_file, rows, "loaded", sha, seen.get(sha))
+                    FileLoad(spec.name, entry.source_file, rows, "loaded", entry.sha256, seen.get(entry.sha256))
                 )
-                seen.setdefault(sha, source_file)
-        _write_file_log(con, summary)
+                seen.setdefault(entry.sha256, entry.source_file)
+        _write_file_log(con, summary, marker if synthetic else None)
     finally:
         con.close()
     return summary
 
 
-def _write_file_log(con: duckdb.DuckDBPyConnection, summary: IngestSummary) -> None:
+def _write_file_log(con: duckdb.DuckDBPyConnection, summary: IngestSummary, marker: dict | None) -> None:
     con.execute(
         f"""create or replace table {LANDING_SCHEMA}.delivery_files (
             feed varchar, source_file varchar, file_sha256 varchar, rows_loaded bigint,
-            load_status varchar, identical_to_file varchar)"""
+            load_status varchar, identical_to_file varchar, not_loaded_reason varchar)"""
     )
     if summary.files:
         con.executemany(
-            f"insert into {LANDING_SCHEMA}.delivery_files values (?, ?, ?, ?, ?, ?)",
+            f"insert into {LANDING_SCHEMA}.delivery_files values (?, ?, ?, ?, ?, ?, ?)",
             [
-                (f.feed, f.source_file, f.sha256, f.rows, f.status, f.identical_to)
+                (f.feed, f.source_file, f.sha256, f.rows, f.status, f.identical_to, f.reason)
                 for f in summary.files
             ],
         )
-    meta = {"synthetic": summary.synthetic}
-    marker = summary.raw_dir / SYNTHETIC_MARKER
-    if marker.exists():
-        meta["generator"] = json.loads(marker.read_text(encoding="utf-8"))
+    meta: dict = {"synthetic": summary.synthetic}
+    if marker is not None:
+        meta["generator"] = {k: v for k, v in marker.items() if k not in ("file_sha256", "signature")}
+    if summary.marker_problem:
+        meta["synthetic_marker_problem"] = summary.marker_problem
     con.execute(f"create or replace table {LANDING_SCHEMA}.load_metadata (metadata json)")
     con.execute(
         f"insert into {LANDING_SCHEMA}.load_metadata values (?)", [json.dumps(meta, sort_keys=True)]

@@ -16,10 +16,14 @@ def test_small_counts_are_suppressed_and_others_rounded() -> None:
                           "lead_time_days": [None, 10.0, 55.5, 70.0, 12.0, 99.0]})
     out = protect_counts(frame, ["forced_departures", "confirmations"], dependent_columns={"lead_time_days": "confirmations"})
     assert out["forced_departures"].tolist() == [0, pd.NA, pd.NA, 10, 20, 30]
-    assert out["forced_departures_sdc"].tolist() == ["exact", "suppressed", "suppressed", "rounded", "rounded", "exact"]
+    # a multiple of ten is flagged 'rounded' too: an 'exact' flag would publish its true value
+    assert out["forced_departures_sdc"].tolist() == ["zero", "suppressed", "suppressed", "rounded", "rounded", "rounded"]
     # lead time rests on the month's confirmations: suppressed with them
     assert out["lead_time_days"].isna().tolist() == [True, True, False, False, True, False]
-    assert out["lead_time_days_sdc"].tolist() == ["missing", "suppressed", "exact", "exact", "suppressed", "exact"]
+    assert out["lead_time_days_sdc"].tolist() == ["missing", "suppressed", "rounded", "rounded", "suppressed", "rounded"]
+    # and published to whole days (halves up): at full precision, mean x count would be whole
+    # only for the true count, which rounding the count to tens is meant to hide
+    assert out["lead_time_days"].dropna().tolist() == [56.0, 70.0, 99.0]
     # the input keeps exact counts (estimates use the unrounded panel)
     assert frame["forced_departures"].tolist() == [0, 1, 4, 5, 17, 30]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 import mipa
+from mipa.contract import MISSING_VALUES, SYNTHETIC_MARKER, manifest_signature
 from mipa.simulate.config import config_hash, load_config
 from mipa.simulate.countries import choose_countries, load_aliases, load_countries
 from mipa.simulate.dirty import KINDS, LABEL, Spellings, inject
@@ -26,7 +28,7 @@ from mipa.simulate.model import (
 )
 from mipa.simulate.writer import FEEDS, Counters, FeedWriter, assemble, id_width, write_truth
 
-MARKER = "_synthetic.json"
+MARKER = SYNTHETIC_MARKER
 TRUTH = "truth.csv"
 CHUNK_EVENTS = 1_000_000  # expected clean events per chunk of countries (bounds memory)
 
@@ -61,14 +63,57 @@ def _years_of(days: np.ndarray) -> np.ndarray:
     return days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def feed_manifest(out: Path) -> dict[str, str]:
+    """``feed/name`` -> SHA-256 of every entry of every feed folder under ``out``."""
+    manifest = {}
+    for feed in FEEDS:
+        folder = out / feed
+        if folder.is_dir():
+            for path in sorted(folder.iterdir()):
+                if path.is_file() and not path.is_symlink():
+                    manifest[f"{feed}/{path.name}"] = _sha256(path)
+                else:
+                    manifest[f"{feed}/{path.name}"] = ""  # never verifies: not ours
+    return manifest
+
+
+def _is_our_output(out: Path) -> bool:
+    """Whether ``out`` holds a complete, unchanged output of the generator (signed marker)."""
+    marker = out / MARKER
+    if marker.is_symlink() or not marker.is_file():
+        return False
+    try:
+        meta = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(meta, dict):
+        return False
+    if meta.get("status") == "incomplete":
+        # an interrupted run of ours, which never gets as far as signing its files
+        return meta.get("generator") == "mipa simulate"
+    manifest, signature = meta.get("file_sha256"), meta.get("signature")
+    if not isinstance(manifest, dict) or not isinstance(signature, str):
+        return False
+    return manifest_signature(manifest) == signature and feed_manifest(out) == manifest
+
+
 def _prepare(out: Path, force: bool) -> None:
     """Clear a previous synthetic output; refuse to touch anything that is not synthetic."""
     ours = [out / f for f in FEEDS] + [out / TRUTH, out / MARKER]
     present = [p for p in ours if p.exists()]
-    if present and not (out / MARKER).exists() and not force:
+    if present and not force and not _is_our_output(out):
         raise FileExistsError(
-            f"{out} already holds raw feeds without a {MARKER} marker (real data?); "
-            "refusing to overwrite. Choose another --out or pass force=True / --force."
+            f"{out} already holds raw feeds that this generator did not write, or changed since "
+            f"(no {MARKER} marker whose signed manifest matches them: real data?); refusing to "
+            "overwrite. Choose another --out or pass force=True / --force."
         )
     for p in present:
         if p.is_dir():
@@ -124,7 +169,9 @@ def simulate(
     rate = float(cfg["dirty"]["rate"] if dirty_rate is None else dirty_rate)
     out = Path(out_dir)
     _prepare(out, force)
-    (out / MARKER).write_text(json.dumps({"status": "incomplete"}) + "\n", encoding="utf-8")
+    (out / MARKER).write_text(
+        json.dumps({"status": "incomplete", "generator": "mipa simulate"}) + "\n", encoding="utf-8"
+    )
 
     countries = load_countries()
     choice = choose_countries(countries, cfg, seed)
@@ -142,7 +189,11 @@ def simulate(
 
     counters = Counters(width=id_width(scale))
     writer = FeedWriter(out, fmt)
-    spellings = Spellings(load_aliases()) if dirty else None
+    # never a spelling the contract reads as missing (Namibia's ISO2 code NA)
+    aliases = load_aliases() if dirty else None
+    if aliases is not None:
+        aliases = aliases[~aliases["alias"].str.strip().str.lower().isin(MISSING_VALUES)]
+    spellings = Spellings(aliases) if dirty else None
     clean_counts = {f: 0 for f in FEEDS}
     dirty_by_feed = {f: {k: 0 for k in KINDS} for f in FEEDS}
     dirty_details: dict = {}
@@ -253,6 +304,11 @@ def simulate(
             "redelivered_files": redelivered,
         },
     }
+    # the signed manifest binds the marker to exactly these files: the loader treats the
+    # feeds as synthetic (no pseudonym key needed) only when every feed file matches it
+    manifest = feed_manifest(out)
+    marker["file_sha256"] = manifest
+    marker["signature"] = manifest_signature(manifest)
     (out / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     for path, n in sorted(writer.rows.items()):
         say(f"  {path}: {n:,} rows")
