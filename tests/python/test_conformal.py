@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from mipa.estimability import NotEstimable
@@ -21,6 +20,7 @@ from mipa.inference.conformal import (
     conformal_rows,
     conformal_series,
     conformal_unit,
+    moving_average,
     p_values,
 )
 from mipa.inference.randomization import PanelArrays
@@ -308,21 +308,119 @@ def test_smoothed_control_mean_is_the_moving_average():
     assert conformal_unit(pa, "u15", smooth=2).row()["inference"] == "conformal_factor_t_ma2"
 
 
-def test_overall_row_averages_units_by_post_months_with_their_own_variances():
+def _staggered(rng, *, effects=(1.0, 3.0, -2.0), starts=(41, 49, 57), n0=20, T=64, common=0.0):
+    """``n0`` controls and one treated row per effect, each with its own start period; a
+    common month shock of sd ``common`` hits every row (the units then share noise)."""
+    N = n0 + len(effects)
+    a = rng.normal(0, 2, N)
+    lam = np.cumsum(rng.normal(0, 1, T))
+    shock = rng.normal(0, common, T) if common else np.zeros(T)
+    y = a[:, None] + lam[None, :] + shock[None, :] + rng.normal(0, 1, (N, T))
+    first = np.full(N, np.inf)
+    for i, (eff, start) in enumerate(zip(effects, starts)):
+        y[n0 + i, start - 1:] += eff
+        first[n0 + i] = start
+    return _panel(y, first)
+
+
+def _brute_average_p(pa, theta0, smooth, lags=None):
+    """p(theta0) of the average test by refitting every unit at its own null effect
+    ``theta_j + theta0 - theta_bar`` and computing the statistic shift by shift in loops."""
+    T = pa.periods.size
+    controls = ~np.isfinite(pa.first_treat)
+    cbar_all = pa.y[controls].mean(axis=0)
+    fits = []
+    for j in np.flatnonzero(np.isfinite(pa.first_treat)):
+        y = pa.y[j]
+        cbar = moving_average(cbar_all, smooth)
+        D = (pa.periods >= pa.first_treat[j]).astype(float)
+        X = np.column_stack([np.ones(T), cbar, D])
+        theta_j = np.linalg.lstsq(X, y, rcond=None)[0][2]
+        fits.append((y, cbar, D, theta_j))
+    w = np.array([f[2].sum() for f in fits]) / sum(f[2].sum() for f in fits)
+    theta_bar = float(w @ np.array([f[3] for f in fits]))
+    L = bartlett_lags(T) if lags is None else lags
+    resid = []
+    for y, cbar, D, theta_j in fits:
+        z = y - (theta_j + theta0 - theta_bar) * D
+        X = np.column_stack([np.ones(T), cbar])
+        resid.append(z - X @ np.linalg.lstsq(X, z, rcond=None)[0])
+
+    def stat(k):
+        g = np.zeros(T)
+        num = 0.0
+        for wj, u, (_, _, D, _) in zip(w, resid, fits):
+            start, span = int(np.flatnonzero(D)[0]), int(D.sum())
+            inside = np.array([((t - start - k) % T) < span for t in range(T)])
+            m_in, m_out = u[inside].mean(), u[~inside].mean()
+            num += wj * (m_in - m_out)
+            g += np.where(inside, wj * (u - m_in) / inside.sum(), -wj * (u - m_out) / (~inside).sum())
+        v = sum((1 - abs(lag) / (L + 1)) * sum(g[t] * g[(t + lag) % T] for t in range(T)) for lag in range(-L, L + 1))
+        return abs(num) / math.sqrt(v)
+
+    s = np.array([stat(k) for k in range(T)])
+    return float(np.mean(s >= s[0] - 1e-9 * max(1.0, s.max())))
+
+
+def test_average_test_matches_brute_force_refits_and_its_bounds():
+    from mipa.inference.conformal import conformal_average
+
+    rng = np.random.default_rng(21)
+    pa = _staggered(rng, common=0.5)
+    res, left_out = conformal_average(pa, smooth=2)
+    assert left_out == []
+    for theta0 in (res.estimate - 1.0, res.estimate + 0.3, 0.0, 2.5):
+        stats_p = conformal_average(pa, smooth=2, null=theta0)[0].p_value
+        assert stats_p == pytest.approx(_brute_average_p(pa, theta0, smooth=2), abs=1e-12)
+    # the bounds are where p crosses alpha: just inside accepted, just outside rejected
+    eps = 1e-6 * (1 + abs(res.ci_high))
+    p = [conformal_average(pa, smooth=2, null=v)[0].p_value
+         for v in (res.ci_low + eps, res.ci_high - eps, res.ci_low - eps, res.ci_high + eps)]
+    assert p[0] > 0.05 and p[1] > 0.05 and p[2] <= 0.05 and p[3] <= 0.05
+
+
+def test_average_estimate_is_the_post_month_weighted_mean_of_the_country_rows():
+    from mipa.inference.conformal import conformal_average
+
+    pa = _staggered(np.random.default_rng(3))
+    rows = conformal_rows(pa, smooth=2)
+    res, _ = conformal_average(pa, smooth=2)
+    w = rows["n_post"].to_numpy(float) / rows["n_post"].sum()
+    assert res.estimate == pytest.approx(float(w @ rows["estimate"].to_numpy(float)), abs=1e-12)
+    assert res.n_treated_clusters == 3 and res.ci_low < res.estimate < res.ci_high
+
+
+def test_average_covers_the_planted_average_of_heterogeneous_effects():
+    """Effects 1, 3 and -2 (average over post months, not zero) with a common month shock:
+    the interval must cover the planted average about 95% of the time, and a true zero
+    average (effects 2, -1, -1 weighted to zero) must be rejected about 5% of the time."""
+    from mipa.inference.conformal import conformal_average
+
+    rng = np.random.default_rng(5)
+    covered, rejected = [], []
+    for _ in range(150):
+        pa = _staggered(rng, common=0.7)
+        w = np.array([24, 16, 8]) / 48
+        res, _ = conformal_average(pa)
+        covered.append(res.ci_low <= float(w @ [1.0, 3.0, -2.0]) <= res.ci_high)
+        zero = _staggered(rng, effects=(1.0, -1.0, -1.0), common=0.7)
+        rejected.append(conformal_average(zero)[0].p_value <= 0.05)
+    assert 0.90 <= np.mean(covered) <= 0.995, np.mean(covered)
+    assert 0.005 <= np.mean(rejected) <= 0.10, np.mean(rejected)
+
+
+def test_average_leaves_out_a_unit_without_post_months_and_names_it():
     from mipa.inference.conformal import overall_row
 
-    units = pd.DataFrame({
-        "scope": ["A", "B", "C"], "estimate": [1.0, 3.0, np.nan], "std_error": [0.5, 1.0, np.nan],
-        "n_post": [10, 30, 5], "n_obs": [100, 100, 100], "n_clusters": [41, 41, 41],
-    })
-    row = overall_row(units, model="factor", smooth=2)
-    assert row["estimate"] == pytest.approx(0.25 * 1.0 + 0.75 * 3.0)
-    assert row["std_error"] == pytest.approx(np.sqrt(0.25**2 * 0.25 + 0.75**2 * 1.0))
-    assert row["ci_low"] == pytest.approx(row["estimate"] - 1.959964 * row["std_error"], rel=1e-6)
-    assert row["reason"] == "cells_left_out" and "C" in row["reason_detail"]
-    assert row["n_treated_clusters"] == 2 and row["inference"] == "unit_variances_factor_ma2"
-    empty = overall_row(units.assign(estimate=np.nan))
-    assert empty["status"] == "not_estimable"
+    rng = np.random.default_rng(8)
+    pa = _staggered(rng)
+    pa.y[-1, 56:] = np.nan  # the last partner (start 57) is never observed after its start
+    row = overall_row(pa, smooth=2)
+    assert row["status"] == "estimated" and row["reason"] == "cells_left_out"
+    assert pa.units[-1] in row["reason_detail"] and row["n_treated_clusters"] == 2
+    assert row["inference"] == "conformal_average_factor_t_ma2"
+    pa.y[np.isfinite(pa.first_treat)] = np.nan
+    assert overall_row(pa)["status"] == "not_estimable"
 
 
 def test_unit_standard_error_matches_the_spread_of_the_estimate():

@@ -131,7 +131,7 @@ import numpy as np
 import pandas as pd
 
 from mipa.estimability import NotEstimable, attempt, status_columns
-from mipa.estimators.results import ESTIMATE_COLUMNS, estimate_row, normal_ci
+from mipa.estimators.results import ESTIMATE_COLUMNS, estimate_row
 from mipa.inference.randomization import PanelArrays
 
 __all__ = [
@@ -634,39 +634,168 @@ def conformal_rows(
 
 
 def overall_label(model: str, smooth: int = 0) -> str:
-    """Inference label of the overall average of the per-unit effects."""
-    label = f"unit_variances_{model}"
+    """Inference label of the joint conformal interval for the average over the treated units."""
+    label = f"conformal_average_{model}_t"
     return f"{label}_ma{smooth}" if smooth > 0 else label
 
 
-def overall_row(unit_rows: pd.DataFrame, *, model: Model = "factor", smooth: int = 0,
-                alpha: float = 0.05) -> dict[str, Any]:
-    """The average effect over the treated units, from their own per-unit estimates.
+@dataclass(frozen=True)
+class _UnitFit:
+    """One treated unit's factor/DiD fit placed on the calendar (``T_cal`` months): residuals
+    ``u0`` and ``r`` (zero where the unit is not used), the used months, the post months."""
 
-    ``theta = sum_j w_j theta_j`` with ``w_j`` proportional to the unit's observed post
-    months (the average over treated post months, as ETWFE's ``simple`` aggregate), and
-    ``se = sqrt(sum_j w_j^2 se_j^2)`` with ``se_j`` each unit's own long-run standard error
-    (:func:`studentized_standard_error`): the units' noises are independent, and each
-    unit's variance is learned from its own months, so heterogeneous effects and a big,
-    noisy partner are accounted for (no cluster count or placebo pool is involved).
-    Normal interval. ``unit_rows``: :func:`conformal_rows` with ``statistic="t"``, which
-    carry ``n_obs`` and the post months in ``n_post``; units without an estimate are left
-    out (``cells_left_out``).
+    scope: str
+    estimate: float
+    u0: np.ndarray
+    r: np.ndarray
+    used: np.ndarray
+    post: np.ndarray
+    n_controls: int
+
+
+def _unit_fit(pa: PanelArrays, unit: Any, *, model: Model, alpha: float, smooth: int) -> _UnitFit:
+    j = pa.treated_position(unit)
+    y, cbar, t1, n_controls, T = _unit_series(pa, j)
+    _check(T, T - t1, t1, alpha, model, y, cbar, f"{unit}: ", "t")
+    used = np.isfinite(pa.y[j]) & np.isfinite(pa.y[~pa.treated]).any(axis=0)
+    cbar = moving_average(cbar, smooth)
+    post_used = np.arange(T) >= T - t1
+    u0, r = _residual_parts(y, cbar, post_used, model)
+    u0_cal, r_cal = np.zeros(used.size), np.zeros(used.size)
+    u0_cal[used], r_cal[used] = u0, r
+    post = used & (pa.periods >= pa.first_treat[j])
+    return _UnitFit(str(unit), float(r @ u0 / (r @ r)), u0_cal, r_cal, used, post, n_controls)
+
+
+class _AverageStats(_StudentStats):
+    """The studentized statistic of the weighted average over units, for every common cyclic
+    shift ``k`` of the calendar, as a function of ``delta = theta0 - theta_hat`` (the
+    distance of the null average from the estimated one).
+
+    Unit ``j``'s residuals under the null are ``u_j(delta) = uhat_j - delta r_j``
+    (``uhat_j = u0_j - theta_hat_j r_j``, its residuals at its own estimate): the units'
+    estimated differences from the average are kept and only the average is tested (a
+    plug-in for the nuisance heterogeneity). For shift ``k`` unit ``j``'s block is its post
+    months shifted by ``k`` (cyclically, on the calendar) and its complement the rest of its
+    used months; ``d_jk`` = block mean - complement mean. The numerator is
+    ``sum_j w_j d_jk(delta) = a_k - delta b_k``. The variance is the Bartlett long-run
+    variance (lags ``L = floor(T_cal^(1/3))``, cyclic) of the influence series
+    ``g_kt = sum_j w_j [1(t in block)(u_jt - m_in)/n_in - 1(t in rest)(u_jt - m_out)/n_out]``
+    over calendar months ``t``: the units' common shocks in the same month enter with their
+    covariance, which a sum of the units' own variances leaves out. It is
+    ``q0_k - 2 delta q1_k + delta^2 q2_k``, so the exact inversion of
+    :class:`_StudentStats` applies unchanged. A unit whose shifted block or complement
+    holds fewer than one or two used months (months missing in the calendar) contributes
+    nothing at that shift.
     """
-    label = overall_label(model, smooth)
-    ok = unit_rows[np.isfinite(unit_rows["estimate"].to_numpy(float))
-                   & np.isfinite(unit_rows["std_error"].to_numpy(float))]
-    base = {"aggregation": "simple", "scope": "overall", "inference": label}
-    if ok.empty:
-        why = NotEstimable("no_estimate_for_scope", "no treated country has a per-country estimate")
-        return {**base, "n_treated_clusters": 0, **status_columns(why)}
-    w = ok["n_post"].to_numpy(float)
-    w = w / w.sum()
-    est = float(w @ ok["estimate"].to_numpy(float))
-    se = float(np.sqrt(np.sum(w**2 * ok["std_error"].to_numpy(float) ** 2)))
-    lo, hi, p = normal_ci(est, se, level=1 - alpha)
-    left_out = sorted(set(unit_rows["scope"]) - set(ok["scope"]))
+
+    def __init__(self, fits: Sequence[_UnitFit], weights: np.ndarray, lags: int | None) -> None:
+        T = fits[0].used.size
+        k = np.arange(T)[:, None]
+        t = np.arange(T)[None, :]
+        a = np.zeros(T)
+        b = np.zeros(T)
+        g0 = np.zeros((T, T))
+        g1 = np.zeros((T, T))
+        for w, f in zip(weights, fits):
+            start = int(np.flatnonzero(f.post)[0])
+            span = int(np.flatnonzero(f.post)[-1]) - start + 1
+            inside = (((t - start - k) % T) < span) & f.used[None, :]
+            outside = ~inside & f.used[None, :]
+            n_in, n_out = inside.sum(axis=1), outside.sum(axis=1)
+            ok = (n_in >= 1) & (n_out >= 2)
+            w_in = np.where(ok, w / np.maximum(n_in, 1), 0.0)[:, None]
+            w_out = np.where(ok, w / np.maximum(n_out, 1), 0.0)[:, None]
+            uhat = f.u0 - f.estimate * f.r
+            for v, num, g in ((uhat, a, g0), (f.r, b, g1)):
+                m_in = (inside * v).sum(axis=1, keepdims=True) / np.maximum(n_in, 1)[:, None]
+                m_out = (outside * v).sum(axis=1, keepdims=True) / np.maximum(n_out, 1)[:, None]
+                num += np.where(ok, w * (m_in - m_out)[:, 0], 0.0)
+                g += inside * (v - m_in) * w_in - outside * (v - m_out) * w_out
+        L = bartlett_lags(T) if lags is None else int(lags)
+
+        def lrv(x: np.ndarray, z: np.ndarray) -> np.ndarray:
+            out = (x * z).sum(axis=1)
+            for lag in range(1, min(L, T - 1) + 1):
+                out = out + (1 - lag / (L + 1)) * ((x * np.roll(z, -lag, 1)).sum(axis=1)
+                                                   + (z * np.roll(x, -lag, 1)).sum(axis=1))
+            return out
+
+        self.u0 = np.zeros(T)  # _invert reads the number of shifts from it
+        self.t0, self.t1 = 0, 0
+        self.r = np.zeros(T)
+        self.a, self.b = a, b
+        self.q0, self.q1, self.q2 = lrv(g0, g0), lrv(g0, g1), lrv(g1, g1)
+        self.eps = 1e-12 * max(1.0, float(np.abs(self.q0).max()))
+
+
+def conformal_average(
+    pa: PanelArrays,
+    *,
+    model: Model = "factor",
+    alpha: float = 0.05,
+    null: float = 0.0,
+    lags: int | None = None,
+    smooth: int = 0,
+) -> tuple[ConformalResult, list[str]]:
+    """A conformal interval for the average effect over the treated units, allowing each
+    unit its own effect (:class:`_AverageStats`).
+
+    ``theta = sum_j w_j theta_j``, ``w_j`` proportional to unit ``j``'s used post months
+    (the average over treated post months, as ETWFE's ``simple`` aggregate), each
+    ``theta_j`` the unit's own estimate of :func:`conformal_unit` (same model and
+    smoothing, so the average is exactly the weighted mean of the per-country rows).
+    ``H0: theta = theta0`` is tested with the units' residuals at the null (their estimated
+    differences from the average kept), the common cyclic shifts of the calendar (which keep
+    the units' shared month shocks together) and the studentized average statistic; the set
+    ``{theta0 : p > alpha}`` is inverted exactly as for one unit (CWZ 2021, Theorem 2 for
+    validity under weak dependence; the plug-in of the heterogeneity makes it approximate,
+    and the harness measures it). Units that cannot be run are left out (returned as the
+    second element); none left: ``NotEstimable('no_estimate_for_scope')``.
+
+    Why not simpler: averaging the units' estimates with the sum of their own long-run
+    variances and a normal interval covered 95.0% with the annex's effects but 92.0% with a
+    homogeneous one and rejected a true zero 9.6% of the time (500 replications, forced
+    departures): the variances are small-sample biased and the units share the control
+    mean's month shocks; drawing each unit's shift independently covered 90-92%.
+    """
+    fits, left_out = [], []
+    for unit in pa.units[pa.treated]:
+        fit, failure = attempt(lambda unit=unit: _unit_fit(pa, unit, model=model, alpha=alpha, smooth=smooth))
+        if fit is None:
+            left_out.append(str(unit))
+        else:
+            fits.append(fit)
+    if not fits:
+        raise NotEstimable("no_estimate_for_scope", "no treated country has a per-country estimate")
+    weights = np.array([f.post.sum() for f in fits], dtype=float)
+    weights = weights / weights.sum()
+    estimate = float(weights @ np.array([f.estimate for f in fits]))
+    stats = _AverageStats(fits, weights, lags)
+    lo, hi, convex = _invert(stats, alpha, 0.0)
+    T = stats.u0.size
+    p0 = float(_count(stats(np.array([null - estimate])))[0] / T)
+    se = float(np.sqrt(max(float(stats.q0[0]), 0.0)) / abs(float(stats.b[0])))
+    n_post = int(sum(f.post.sum() for f in fits))
+    result = ConformalResult(
+        scope="overall", estimate=estimate, ci_low=estimate + lo, ci_high=estimate + hi, p_value=p0,
+        n_obs=int(sum(f.used.sum() for f in fits)), n_pre=int(sum(f.used.sum() for f in fits)) - n_post,
+        n_post=n_post, n_clusters=max(f.n_controls for f in fits) + len(fits), n_treated_clusters=len(fits),
+        model=model, statistic="t", alpha=float(alpha), null=float(null), convex=convex,
+        inference=overall_label(model, smooth), smooth=int(smooth), std_error=se,
+    )
+    return result, left_out
+
+
+def overall_row(pa: PanelArrays, *, model: Model = "factor", smooth: int = 0, alpha: float = 0.05,
+                lags: int | None = None) -> dict[str, Any]:
+    """:func:`conformal_average` as a row of :data:`~mipa.estimators.results.ESTIMATE_COLUMNS`
+    (``aggregation = 'simple'``, ``scope = 'overall'``); the units left out are named in
+    ``reason_detail``, and a panel with none estimable gives a ``not_estimable`` row."""
+    out, failure = attempt(lambda: conformal_average(pa, model=model, alpha=alpha, lags=lags, smooth=smooth))
+    base = {"aggregation": "simple", "scope": "overall", "inference": overall_label(model, smooth)}
+    if out is None:
+        return {**base, "n_treated_clusters": 0, **status_columns(failure)}
+    result, left_out = out
     note = f"left out (no per-country estimate): {', '.join(left_out)}" if left_out else None
-    return {**base, "estimate": est, "std_error": se, "ci_low": float(lo), "ci_high": float(hi), "p_value": float(p),
-            "n_obs": int(ok["n_obs"].sum()), "n_clusters": int(ok["n_clusters"].max()),
-            "n_treated_clusters": int(len(ok)), **status_columns(None, note)}
+    return estimate_row(result, "simple", **status_columns(None, note))

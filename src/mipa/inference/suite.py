@@ -38,11 +38,11 @@ conformal  conformal_factor_t_ma2                 per country: the partner on th
                                                   conformal permutation test with a
                                                   studentized post-vs-rest statistic, inverted
                                                   exactly (:mod:`~mipa.inference.conformal`)
-conformal  unit_variances_factor_ma2              overall: the per-country factor-model effects
-                                                  averaged over post months, normal interval
-                                                  with each country's own long-run variance
-                                                  (independent countries; heterogeneous
-                                                  effects allowed)
+conformal  conformal_average_factor_t_ma2          overall: the per-country factor-model effects
+                                                  averaged over post months; conformal test of
+                                                  the average with the countries' own effects
+                                                  kept, common calendar shifts, studentized by
+                                                  the long-run variance of the average
 ========== ====================================== ==============================================
 
 Per country, ETWFE's clustered and WCR rows come from the regression with one cohort per
@@ -98,7 +98,7 @@ METHODS: tuple[tuple[str, str], ...] = (
     ("twfe", "wild_cluster_bootstrap_webb"),
     ("sdid", "sdid_placebo"),
     ("poisson_etwfe", "cluster_unit"),
-    ("conformal", "unit_variances_factor_ma2"),
+    ("conformal", "conformal_average_factor_t_ma2"),
     ("conformal", "conformal_factor_t_ma2"),
 )
 __all__ = ["METHODS", "SUITE_COLUMNS", "InferenceSettings", "inference_results", "inference_table"]
@@ -279,11 +279,11 @@ def _sdid(pa: PanelArrays, s: InferenceSettings) -> pd.DataFrame:
 
 
 def _conformal(pa: PanelArrays, s: InferenceSettings, overall: bool) -> pd.DataFrame:
+    if overall:
+        return pd.DataFrame([overall_row(pa, model=s.conformal_model, smooth=s.conformal_smooth, alpha=s.alpha)])
     units = conformal_rows(pa, model=s.conformal_model, statistic=s.conformal_statistic, alpha=s.alpha,
                            smooth=s.conformal_smooth)
-    if not overall:
-        return units.reindex(columns=ESTIMATE_COLUMNS)
-    return pd.DataFrame([overall_row(units, model=s.conformal_model, smooth=s.conformal_smooth, alpha=s.alpha)])
+    return units.reindex(columns=ESTIMATE_COLUMNS)
 
 
 def _expected(estimator: str, inference: str | None, treated: Sequence[str],
@@ -291,7 +291,7 @@ def _expected(estimator: str, inference: str | None, treated: Sequence[str],
     """(inference, scope) of every row a job must produce."""
     if estimator == "twfe":
         return [(m, "overall") for e, m in s.methods if e == "twfe"]
-    if estimator == "conformal" and not str(inference).startswith("conformal"):
+    if estimator == "conformal" and str(inference).startswith("conformal_average"):
         return [(inference, "overall")]
     scopes = list(treated) if estimator in ("sdid", "conformal") else ["overall", *treated]
     return [(inference, sc) for sc in scopes]
@@ -334,7 +334,7 @@ def inference_table(
         ("twfe", None, lambda: _twfe(panel, outcome, s)),
         ("poisson_etwfe", "cluster_unit", lambda: _poisson(panel, outcome, treated, s)),
         ("sdid", "sdid_placebo", lambda: _sdid(pa, s)),
-        ("conformal", "unit_variances_factor_ma2", lambda: _conformal(pa, s, overall=True)),
+        ("conformal", "conformal_average_factor_t_ma2", lambda: _conformal(pa, s, overall=True)),
         ("conformal", "conformal_factor_t_ma2", lambda: _conformal(pa, s, overall=False)),
     ]
     frames = []

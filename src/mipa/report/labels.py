@@ -71,7 +71,7 @@ INFERENCE: dict[str, dict[str, str]] = {
         "randomization_ferman_pinto": "Randomization (Ferman-Pinto)",
         "sdid_placebo": "Placebo",
         "conformal_factor_t_ma2": "Conformal (CWZ), factor model",
-        "unit_variances_factor_ma2": "Countries' own variances, factor model",
+        "conformal_average_factor_t_ma2": "Conformal test of the average (countries' own effects kept), factor model",
     },
     "nl": {
         "cluster_unit": "Geclusterd per land",
@@ -85,7 +85,7 @@ INFERENCE: dict[str, dict[str, str]] = {
         "randomization_ferman_pinto": "Randomisatie (Ferman-Pinto)",
         "sdid_placebo": "Placebo",
         "conformal_factor_t_ma2": "Conform (CWZ), factormodel",
-        "unit_variances_factor_ma2": "Eigen varianties per land, factormodel",
+        "conformal_average_factor_t_ma2": "Conforme toets van het gemiddelde (eigen effect per land), factormodel",
     },
 }
 
