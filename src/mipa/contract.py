@@ -60,6 +60,18 @@ FEEDS: dict[str, FeedSpec] = {
 
 DATA_FILE_SUFFIXES = (".csv", ".parquet")
 
+CODES: dict[str, tuple[str, ...]] = {
+    "departure_type": ("forced", "independent", "unsupervised"),
+    "outcome": ("confirmed", "rejected"),
+}
+"""The contract's codes of the coded columns. A delivery with other codes translates them
+in its mapping file (``mipa.mapping``); a value that is neither is quarantined by dbt."""
+
+MAPPING_FILE = "_mapping.yml"
+"""Name of a feed's optional mapping file, in the feed folder next to the deliveries: how
+the export's column names, date format, codes and missing values read as this contract
+(``mipa.mapping``). It is never loaded as a delivery."""
+
 MISSING_VALUES: tuple[str, ...] = ("", "na", "n/a", "#n/a", "null", "none", "nan", "-", "?")
 """Text that means "no value" in any column, compared after trimming, in any case. Such a
 value is loaded as NULL, so a missing nationality is never read as a country (``NA`` is

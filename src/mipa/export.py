@@ -76,16 +76,48 @@ def export(db_path: Path, out_dir: Path) -> list[Path]:
     return written
 
 
+HELP = "publishable CSV/Parquet of the panel (counts <5 suppressed, rounded to tens; means to whole days)"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("export", help="publishable CSV/Parquet of the panel (counts <5 suppressed, rounded to tens; "
-                                        "means to whole days)")
-    p.add_argument("--db", type=Path, default=None)
-    p.add_argument("--out", type=Path, default=None, help="default: <project>/exports")
+    p = subparsers.add_parser(
+        "export",
+        help=HELP,
+        description="Write the country-month panel and the return-chain mart as CSV and Parquet after "
+        "disclosure control: counts under 5 suppressed, the others rounded to tens, mean lead times to "
+        "whole days. The warehouse keeps the exact counts.",
+    )
+    p.add_argument("--db", type=Path, default=None,
+                   help="database file to export from (default: $MIPA_DB_PATH or data/mipa.duckdb)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: <project>/exports)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    out = args.out or settings.project_dir() / "exports"
-    for path in export(args.db or settings.db_path(), out):
+    import duckdb
+
+    out = Path(args.out or settings.project_dir() / "exports")
+    db = Path(args.db or settings.db_path())
+    if not db.is_file():
+        print(f"mipa export: database {db} does not exist; build it with mipa build, or point --db at a "
+              "built warehouse", file=sys.stderr)
+        return 2
+    try:
+        written = export(db, out)
+    except duckdb.CatalogException:
+        print(f"mipa export: {db} has no panel marts (marts.fct_country_month); build them with mipa build "
+              f"--db {db}", file=sys.stderr)
+        return 2
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"mipa export: {db} cannot be read ({first}); point --db at a warehouse built by mipa build, "
+              "and close programs that hold it open for writing", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = exc.filename or out
+        print(f"mipa export: cannot write {where} ({exc.strerror or exc}); choose a writable --out",
+              file=sys.stderr)
+        return 2
+    for path in written:
         print(path, file=sys.stderr)
     return 0

@@ -12,6 +12,10 @@ reason it was not; links that leave the raw folder stop the load unread; the con
 missing values (``NA``, ``N/A``, ...) load as NULL; a file whose dates contradict the
 declared day-first order stops the load. The person-id key is required unless the feeds
 carry the generator's signed marker (:func:`verify_synthetic_marker`).
+
+A feed folder's mapping file (``_mapping.yml``, :mod:`mipa.mapping`) translates an export's
+own column names, date format, codes and missing values into the contract while each
+file is loaded; it is listed in ``landing.delivery_files`` with status ``mapping``.
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ from mipa.contract import (
     DATA_FILE_SUFFIXES,
     DATE_ORDER,
     FEEDS,
+    MAPPING_FILE,
     MISSING_VALUES,
     SYNTHETIC_MARKER,
     FeedSpec,
     manifest_signature,
 )
+from mipa.mapping import FeedMapping, MappingError, load_mapping
 
 LANDING_SCHEMA = "landing"
 KEY_VARIABLE = "MIPA_PSEUDONYM_KEY"
@@ -54,7 +60,7 @@ class FileLoad:
     feed: str
     source_file: str
     rows: int
-    status: str  # 'loaded' | 'empty_file' | 'not_loaded'
+    status: str  # 'loaded' | 'empty_file' | 'not_loaded' | 'mapping'
     sha256: str | None
     identical_to: str | None = None
     reason: str | None = None  # why a file was not loaded
@@ -66,6 +72,7 @@ class IngestSummary:
     synthetic: bool
     files: list[FileLoad] = field(default_factory=list)
     marker_problem: str | None = None  # why a _synthetic.json present did not verify
+    mappings: list[FileLoad] = field(default_factory=list)  # the feeds' mapping files, applied
 
     def rows(self, feed: str) -> int:
         return sum(f.rows for f in self.files if f.feed == feed)
@@ -84,10 +91,11 @@ class FeedEntry:
     source_file: str
     sha256: str | None
     reason: str | None = None  # None: a delivery file that is loaded
+    is_mapping: bool = False  # the feed's mapping file: applied to every delivery, never loaded
 
     @property
     def loadable(self) -> bool:
-        return self.reason is None
+        return self.reason is None and not self.is_mapping
 
 
 def resolve_pseudonym_key(raw_dir: Path, synthetic: bool = False, marker_problem: str | None = None) -> bytes:
@@ -208,6 +216,9 @@ def scan_feed(raw_dir: Path, feed: str) -> list[FeedEntry]:
             entries.append(FeedEntry(feed, path, source_file, None, f"{kind}: not a delivery file"))
             continue
         sha = _file_sha256(path, source_file)
+        if path.name == MAPPING_FILE:
+            entries.append(FeedEntry(feed, path, source_file, sha, is_mapping=True))
+            continue
         suffix = path.suffix.lower()
         if suffix not in DATA_FILE_SUFFIXES:
             shown = "".join(path.suffixes[-2:]).lower() or "(none)"
@@ -215,6 +226,8 @@ def scan_feed(raw_dir: Path, feed: str) -> list[FeedEntry]:
                 f"unsupported file type {shown}: the contract accepts "
                 f"{' and '.join(DATA_FILE_SUFFIXES)} (decompress or convert the file, or remove it)"
             )
+            if suffix in (".yml", ".yaml"):
+                reason += f"; a feed's mapping file must be named {MAPPING_FILE}"
             entries.append(FeedEntry(feed, path, source_file, sha, reason))
             continue
         entries.append(FeedEntry(feed, path, source_file, sha))
@@ -230,24 +243,26 @@ def discover_files(raw_dir: Path, feed: str) -> list[Path]:
     return [e.path for e in scan_feed(raw_dir, feed) if e.loadable]
 
 
-def _csv_header(path: Path) -> list[str]:
+def _csv_header(path: Path, delimiter: str = ",") -> list[str]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        return next(csv.reader(handle), [])
+        return next(csv.reader(handle, delimiter=delimiter), [])
 
 
-def _relation_sql(path: Path) -> str:
+def _relation_sql(path: Path, delimiter: str = ",") -> str:
     quoted = str(path).replace("'", "''")
     if path.suffix.lower() == ".parquet":
         return f"read_parquet('{quoted}')"
-    # The dialect is the contract's (comma, double quotes), not sniffed: a sniffer guesses
-    # around a broken row instead of reporting it. Every column is read as text; types are
-    # checked row by row in dbt, so a bad value quarantines one row instead of the file.
+    # The dialect is the contract's (comma unless a mapping says otherwise, double quotes),
+    # not sniffed: a sniffer guesses around a broken row instead of reporting it. Every
+    # column is read as text; types are checked row by row in dbt, so a bad value
+    # quarantines one row instead of the file.
     columns = ", ".join(
-        "'{}': 'VARCHAR'".format(name.replace("'", "''")) for name in _csv_header(path)
+        "'{}': 'VARCHAR'".format(name.replace("'", "''")) for name in _csv_header(path, delimiter)
     )
+    delim = delimiter.replace("'", "''")
     return (
         f"read_csv('{quoted}', header = true, auto_detect = false, columns = {{{columns}}}, "
-        "delim = ',', quote = '\"', escape = '\"', strict_mode = true)"
+        f"delim = '{delim}', quote = '\"', escape = '\"', strict_mode = true)"
     )
 
 
@@ -353,10 +368,11 @@ def _load_file(
     source_file: str,
     file_order: int,
     key: bytes,
+    mapping: FeedMapping | None = None,
 ) -> int:
     if path.suffix.lower() == ".csv":
         check_utf8(path, source_file)
-    relation = _relation_sql(path)
+    relation = _relation_sql(path, mapping.delimiter if mapping else ",")
     try:
         present = [row[0] for row in con.execute(f"describe select * from {relation}").fetchall()]
     except duckdb.Error as exc:
@@ -365,18 +381,32 @@ def _load_file(
         ) from exc
     # column names are matched case-insensitively and without surrounding spaces
     by_key = {c.strip().lower(): c for c in present}
-    missing = [c for c in spec.required_columns if c not in by_key]
+    export = {c: (mapping.export_column(c) if mapping else c) for c in spec.required_columns}
+    missing = [c for c in spec.required_columns if export[c].strip().lower() not in by_key]
     if missing:
+        hint = ""
+        if len(present) == 1 and ";" in present[0]:
+            hint = f"; the header holds ';': set delimiter: ';' in {spec.name}/{MAPPING_FILE}"
+        if mapping and any(c in mapping.columns for c in missing):
+            names = ", ".join(f"{export[c]} (for {c})" for c in missing)
+            raise FeedError(
+                f"{source_file}: missing column(s) {names} named in {mapping.source} (rule: mapping_columns; "
+                f"found {_shown_columns(present)}){hint}"
+            )
+        mapped = f"; if the export names them otherwise, map them in {spec.name}/{MAPPING_FILE}" if not hint else ""
         raise FeedError(
-            f"{source_file}: missing required column(s) {', '.join(missing)} "
+            f"{source_file}: missing required column(s) {', '.join(export[c] for c in missing)} "
             f"(rule: required_columns; feed '{spec.name}' needs {', '.join(spec.required_columns)}; "
-            f"found {_shown_columns(present)})"
+            f"found {_shown_columns(present)}){hint}{mapped}"
         )
-    # values of the contract's missing-value list (NA, N/A, NULL, ...) load as NULL
-    missing_list = ", ".join("'" + v.replace("'", "''") + "'" for v in MISSING_VALUES)
+    # values of the contract's missing-value list (NA, N/A, NULL, ...) and of the feed's
+    # mapping load as NULL
+    declared = MISSING_VALUES + (mapping.missing_values if mapping else ())
+    missing_list = ", ".join("'" + v.replace("'", "''") + "'" for v in dict.fromkeys(declared))
+    column_sql = {c: '"' + by_key[export[c].strip().lower()].replace('"', '""') + '"' for c in spec.required_columns}
     select_list = ", ".join(
-        f'case when lower(trim(cast("{by_key[c]}" as varchar))) in ({missing_list}) then null '
-        f'else cast("{by_key[c]}" as varchar) end as {c}'
+        f"case when lower(trim(cast({column_sql[c]} as varchar))) in ({missing_list}) then null "
+        f"else cast({column_sql[c]} as varchar) end as {c}"
         for c in spec.required_columns
     )
     try:
@@ -387,7 +417,15 @@ def _load_file(
         raise FeedError(
             f"{source_file}: file cannot be read (rule: readable_file): {_first_line(exc)}"
         ) from exc
-    check_date_order(table, spec.date_column, source_file)
+    if mapping is None:
+        check_date_order(table, spec.date_column, source_file)
+    else:
+        try:
+            table = mapping.translate(table, source_file)
+        except MappingError as exc:
+            raise FeedError(str(exc)) from exc
+        if mapping.date_format is None:
+            check_date_order(table, spec.date_column, source_file)
     if spec.person_column is not None:
         index = table.schema.get_field_index(spec.person_column)
         hashed = pseudonymise(table.column(index).combine_chunks(), key)
@@ -415,6 +453,7 @@ def ingest(raw_dir: Path, db_path: Path) -> IngestSummary:
         raise FeedError(f"{raw_dir}: raw directory does not exist (set MIPA_RAW_DIR).")
     entries = {name: scan_feed(raw_dir, name) for name in FEEDS}
     found = {e.source_file: e.sha256 for feed_entries in entries.values() for e in feed_entries}
+    mappings = load_mappings(entries)
     synthetic, marker, problem = verify_synthetic_marker(raw_dir, found)
     key = resolve_pseudonym_key(raw_dir, synthetic, problem)
     summary = IngestSummary(raw_dir=raw_dir, synthetic=synthetic, marker_problem=problem)
@@ -425,7 +464,17 @@ def ingest(raw_dir: Path, db_path: Path) -> IngestSummary:
             _create_landing_table(con, spec)
             seen: dict[str, str] = {}
             order = 0
+            mapping = mappings.get(spec.name)
             for entry in entries[spec.name]:
+                if entry.is_mapping:
+                    loads = sum(1 for e in entries[spec.name] if e.loadable)
+                    summary.mappings.append(
+                        FileLoad(
+                            spec.name, entry.source_file, 0, "mapping", entry.sha256,
+                            reason=f"the feed's mapping file, applied to its {loads} delivery file(s); not a delivery",
+                        )
+                    )
+                    continue
                 if not entry.loadable:
                     summary.files.append(
                         FileLoad(spec.name, entry.source_file, 0, "not_loaded", entry.sha256, reason=entry.reason)
@@ -435,7 +484,7 @@ def ingest(raw_dir: Path, db_path: Path) -> IngestSummary:
                 if entry.path.stat().st_size == 0:
                     summary.files.append(FileLoad(spec.name, entry.source_file, 0, "empty_file", entry.sha256))
                     continue
-                rows = _load_file(con, spec, entry.path, entry.source_file, order, key)
+                rows = _load_file(con, spec, entry.path, entry.source_file, order, key, mapping)
                 summary.files.append(
                     FileLoad(spec.name, entry.source_file, rows, "loaded", entry.sha256, seen.get(entry.sha256))
                 )
@@ -446,19 +495,30 @@ def ingest(raw_dir: Path, db_path: Path) -> IngestSummary:
     return summary
 
 
+def load_mappings(entries: dict[str, list[FeedEntry]]) -> dict[str, FeedMapping]:
+    """The validated mapping of every feed that has one; an invalid one stops the load."""
+    out = {}
+    for feed, feed_entries in entries.items():
+        for entry in feed_entries:
+            if entry.is_mapping:
+                try:
+                    out[feed] = load_mapping(entry.path, feed)
+                except MappingError as exc:
+                    raise FeedError(str(exc)) from exc
+    return out
+
+
 def _write_file_log(con: duckdb.DuckDBPyConnection, summary: IngestSummary, marker: dict | None) -> None:
     con.execute(
         f"""create or replace table {LANDING_SCHEMA}.delivery_files (
             feed varchar, source_file varchar, file_sha256 varchar, rows_loaded bigint,
             load_status varchar, identical_to_file varchar, not_loaded_reason varchar)"""
     )
-    if summary.files:
+    logged = summary.files + summary.mappings
+    if logged:
         con.executemany(
             f"insert into {LANDING_SCHEMA}.delivery_files values (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (f.feed, f.source_file, f.sha256, f.rows, f.status, f.identical_to, f.reason)
-                for f in summary.files
-            ],
+            [(f.feed, f.source_file, f.sha256, f.rows, f.status, f.identical_to, f.reason) for f in logged],
         )
     meta: dict = {"synthetic": summary.synthetic}
     if marker is not None:

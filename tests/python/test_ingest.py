@@ -98,3 +98,17 @@ def test_identical_redelivery_is_flagged(minimal_feeds: Path, tmp_path: Path, ps
     resent = [f for f in summary.files if f.source_file.endswith("resent.csv")][0]
     assert resent.identical_to == "returns/returns_2022.csv"
     assert summary.rows("returns") == 4  # both copies land; staging supersedes the older copy
+
+
+def test_every_country_alias_is_reachable() -> None:
+    """An alias that is a declared missing value loads as NULL and can never match: the seed
+    must not hold one (Namibia's ISO2 code NA)."""
+    import csv as _csv
+
+    from mipa.contract import MISSING_VALUES
+
+    seed = Path(__file__).resolve().parents[2] / "seeds" / "country_aliases.csv"
+    with seed.open(encoding="utf-8", newline="") as handle:
+        aliases = [row["alias"] for row in _csv.DictReader(handle)]
+    assert len(aliases) > 900
+    assert [a for a in aliases if a.strip().lower() in MISSING_VALUES] == []

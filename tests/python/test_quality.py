@@ -350,3 +350,71 @@ def test_shipped_config_passes_the_calibrated_synthetic_warehouse(synthetic_ware
     assert results.loc[~results["success"], "expectation"].tolist() == []
     checks = pd.read_csv(docs / "freshness.csv")
     assert (checks["status"] == "ok").all(), checks.to_string()
+
+
+# --- synthetic calendar and checks with nothing to check -----------------------------------
+
+
+def _mark(db: Path, metadata: dict) -> None:
+    import json
+
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("create table landing.load_metadata (metadata json)")
+        con.execute("insert into landing.load_metadata values (?)", [json.dumps(metadata)])
+    finally:
+        con.close()
+
+
+SYNTHETIC_METADATA = {"synthetic": True, "generator": {"settings": {"window": {"start": "2016-01", "end": "2025-05"}}}}
+
+
+def test_synthetic_feeds_are_measured_against_their_delivery_calendar(tmp_path):
+    from mipa.quality.freshness import reference_date_for
+
+    counts = {m: 100 for m in HISTORY} | {"2025-05": 100}
+    synthetic = make_db(tmp_path / "synthetic.duckdb", {"returns": monthly_returns(counts)})
+    _mark(synthetic, SYNTHETIC_METADATA)
+    assert reference_date_for(synthetic, today=date(2026, 5, 1))[0] == date(2025, 6, 1)
+    checks = run_source_checks(synthetic, FreshnessSettings.from_config(TEST_CONFIG))
+    returns = checks[checks["feed"] == "returns"].set_index("check")
+    assert returns.loc["freshness", "status"] == "ok"
+    assert "before 2025-06-01" in returns.loc["freshness", "message"]  # not today
+    assert returns.loc["volume", "status"] == "ok" and returns.loc["volume", "message"].startswith("2025-05:")
+    # a given date wins; real feeds (no verified marker) are measured against today
+    assert reference_date_for(synthetic, date(2025, 1, 1)) == (date(2025, 1, 1), "given")
+    real = make_db(tmp_path / "real.duckdb")
+    _mark(real, {"synthetic": False})
+    assert reference_date_for(real, today=date(2026, 5, 1)) == (date(2026, 5, 1), "today")
+
+
+def test_validate_prints_the_synthetic_reference_date(tmp_path, capsys):
+    db = make_db(tmp_path / "synthetic.duckdb")
+    _mark(db, SYNTHETIC_METADATA)
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["validate", "--db", str(db), "--config", str(write_config(tmp_path / "q.yml", TEST_CONFIG)),
+                              "--reports", str(tmp_path / "reports"), "--run", "t"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "measured against 2025-06-01 (synthetic delivery calendar" in out
+    assert "WARN returns" not in out
+
+
+def test_volume_with_nothing_to_check_says_so(tmp_path):
+    # records only long before the last complete month: 0 in 2025-05 and in the 12 months before
+    row = volume_of(tmp_path, "empty", {"2023-01": 50})
+    assert row["status"] == "not_checked"
+    assert "nothing to check" in row["message"] and "ok" not in row["message"]
+    # no month before the last complete one: nothing to compare with
+    row = volume_of(tmp_path, "first", {"2025-05": 40})
+    assert row["status"] == "not_checked" and "no earlier month to compare with" in row["message"]
+    # something after nothing is still news
+    row = volume_of(tmp_path, "jump", {"2023-01": 50, "2025-05": 40})
+    assert row["status"] == "warn" and "jump" in row["message"]
+
+
+def test_validate_with_missing_database_is_a_user_error(tmp_path, capsys):
+    assert validate(tmp_path / "nope.duckdb", write_config(tmp_path / "q.yml", TEST_CONFIG), tmp_path / "r") == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "mipa build" in err and "`" not in err

@@ -39,6 +39,25 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+N_PARTNERS = 6  # the annex's partner countries, in start order
+
+
+def usage_problem(args: argparse.Namespace, outcomes: tuple[str, ...] | list[str]) -> str | None:
+    """One line saying which argument cannot be used and what to give instead, or None."""
+    unknown = [o for o in (args.outcomes or []) if o not in outcomes]
+    if unknown:
+        return f"unknown --outcome {', '.join(unknown)}; choose from {', '.join(outcomes)}"
+    if args.reps < 1:
+        return f"--reps must be at least 1, got {args.reps}"
+    if not 1 <= args.n_treated <= N_PARTNERS:
+        return f"--n-treated must be between 1 and {N_PARTNERS} (the annex's partners), got {args.n_treated}"
+    if args.workers is not None and args.workers < 1:
+        return f"--workers must be at least 1, got {args.workers}"
+    if args.first_replication < 0:
+        return f"--first-replication must be 0 or more, got {args.first_replication}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -47,12 +66,11 @@ def run(args: argparse.Namespace) -> int:
     from mipa.montecarlo.design import PANEL_OUTCOMES, Design
     from mipa.montecarlo.harness import only_estimators, run_montecarlo, stderr_progress, summarize
 
-    outcomes = args.outcomes or ["forced_departures"]
-    unknown = [o for o in outcomes if o not in PANEL_OUTCOMES]
-    if unknown or args.reps < 1:
-        print(f"mipa montecarlo: unknown outcome(s) {unknown}" if unknown else "mipa montecarlo: --reps must be >= 1",
-              file=sys.stderr)
+    problem = usage_problem(args, PANEL_OUTCOMES)
+    if problem:
+        print(f"mipa montecarlo: {problem}", file=sys.stderr)
         return 2
+    outcomes = args.outcomes or ["forced_departures"]
     options = {"effects": args.effects, "effect_scale": args.effect_scale, "n_treated": args.n_treated}
     if args.seed is not None:
         options["seed"] = args.seed

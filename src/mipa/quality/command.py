@@ -4,8 +4,9 @@ Runs the Great Expectations suites of ``quality/expectations.yml`` on the landed
 the country-month panel, and the freshness and volume checks of the feeds; prints every
 failure, writes GX Data Docs (``index.html``), a self-contained page of all results
 (``summary.html``) and the check tables (CSV) to ``<reports>/<run>/data_docs/``. Exit 1
-when an error-level expectation fails (or the config or database cannot be read);
-warnings are printed and the run passes.
+when an error-level expectation fails, exit 2 when the config or database cannot be read;
+warnings are printed and the run passes. Freshness and volume are measured against
+--reference-date, else the synthetic feeds' delivery date, else today.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from datetime import date
 from pathlib import Path
 
 from mipa import settings
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,8 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reports", type=Path, default=None,
                    help="reports folder (default: <project>/reports)")
     p.add_argument("--run", default="latest", help="run folder name (default: latest)")
-    p.add_argument("--reference-date", type=date.fromisoformat, default=None,
-                   help="date freshness and volume are measured against (YYYY-MM-DD; default: today)")
+    p.add_argument("--reference-date", type=_iso_date, default=None,
+                   help="date freshness and volume are measured against (YYYY-MM-DD; default: the "
+                        "synthetic feeds' delivery date, or today for real feeds)")
     p.set_defaults(func=run)
 
 
@@ -47,16 +56,17 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if not args.run or args.run in (".", "..") or any(c in args.run for c in "/\\"):
         print(f"[mipa validate] FAILED: --run must be a plain folder name, got {args.run!r}", file=sys.stderr)
-        return 1
+        return 2
     db = Path(args.db or settings.db_path())
-    if not db.exists():
-        print(f"[mipa validate] FAILED: database {db} not found (run `mipa build` first)", file=sys.stderr)
-        return 1
+    if not db.is_file():
+        print(f"[mipa validate] FAILED: database {db} not found; build it with mipa build, or point --db "
+              "at a built warehouse", file=sys.stderr)
+        return 2
     try:
         config = ex.load_config(args.config)
     except ex.QualityConfigError as exc:
         print(f"[mipa validate] FAILED: {exc}", file=sys.stderr)
-        return 1
+        return 2
     reports = Path(args.reports or settings.project_dir() / "reports")
     out = reports / args.run / "data_docs"
     if out.exists():
@@ -69,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     except ex.QualityConfigError as exc:
         print(f"[mipa validate] FAILED: {exc}", file=sys.stderr)
         return 1
-    checks = freshness.run_source_checks(db, config.freshness, args.reference_date)
+    reference_date, basis = freshness.reference_date_for(db, args.reference_date)
+    checks = freshness.run_source_checks(db, config.freshness, reference_date)
 
     outcome.results.to_csv(out / "expectations.csv", index=False)
     checks.to_csv(out / "freshness.csv", index=False)
@@ -77,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         "database": str(db),
         "config": str(config.path),
         "run": args.run,
-        "reference_date": str(args.reference_date or date.today()),
+        "reference_date": str(reference_date),
+        "reference_date_basis": basis,
         "expectations": int(len(outcome.results)),
         "errors": outcome.errors["expectation"].tolist(),
         "warnings": outcome.warnings["expectation"].tolist(),
@@ -91,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     page.write_text(ex.render_html(outcome, checks, facts), encoding="utf-8")
 
     print(ex.summarise(outcome))
+    print(f"freshness and volume measured against {reference_date} ({basis})")
     print(freshness.summarise(checks))
     print(f"data docs: {page} (self-contained); GX site: {outcome.data_docs_index or out}")
     if not outcome.success:

@@ -462,7 +462,8 @@ def render_html(
                     cls = "ok" if v else f"badge fail-{row['severity']}"
                     cells.append(f"<td class='{cls}'>{'pass' if v else 'FAIL'}</td>")
                 elif c == "status":
-                    cells.append(f"<td class='{'ok' if v == 'ok' else 'badge warn'}'>{esc(str(v))}</td>")
+                    cls = "ok" if v == "ok" else ("" if v == "not_checked" else "badge warn")
+                    cells.append(f"<td class='{cls}'>{esc(str(v))}</td>")
                 elif c in ("threshold", "observed") and isinstance(v, float):
                     cells.append(f"<td class='num'>{esc(_fmt(v))}</td>")
                 elif c == "threshold":

@@ -10,12 +10,19 @@
   ``[median / factor, median x factor]`` warns.
 
 Both return tidy DataFrames (``CHECK_COLUMNS``): one row per feed and check, status
-``ok`` or ``warn``. They only warn: a late or thin delivery is news for the people who use
-the panel, not a reason to stop it.
+``ok``, ``warn`` or ``not_checked`` (nothing to check: no records in the month nor in the
+months before it, or no earlier month to compare with). They only warn: a late or thin
+delivery is news for the people who use the panel, not a reason to stop it.
+
+The reference date defaults to today for real feeds. Feeds proven synthetic (the
+generator's verified marker, ``landing.load_metadata``) are measured against their own
+delivery calendar: the first day after the generated window, as if the export had been
+delivered the day the window closed (:func:`reference_date_for`).
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass, field
 from datetime import date
@@ -28,6 +35,7 @@ import pandas as pd
 from mipa.contract import FEEDS
 
 CHECK_COLUMNS = ["feed", "check", "status", "observed", "threshold", "message"]
+NOT_CHECKED = "not_checked"
 DEFAULT_MAX_AGE_DAYS = 45
 DEFAULT_FACTOR = 3.0
 DEFAULT_HISTORY_MONTHS = 12
@@ -137,7 +145,7 @@ def check_freshness(
         age = (reference_date - newest).days
         status = "warn" if age > limit else "ok"
         rows.append((feed, "freshness", status, float(age), float(limit),
-                     f"newest {event_date_column(feed)} {newest} is {age} days before "
+                     f"newest {event_date_column(feed)} {newest} is {age} day{'' if age == 1 else 's'} before "
                      f"{reference_date} (max {limit}){note}"))
     return pd.DataFrame(rows, columns=CHECK_COLUMNS)
 
@@ -173,15 +181,19 @@ def check_volume(
         ]
         observed = float(counts.get(month, 0.0))
         if not history_months:
-            rows.append((feed, "volume", "ok", float("nan"), factor,
-                         f"{label}: {observed:.0f} records; no history before it, not compared"))
+            rows.append((feed, "volume", NOT_CHECKED, float("nan"), factor,
+                         f"{label}: {observed:.0f} records and no earlier month to compare with: not checked"))
             continue
         median = statistics.median(float(counts.get(m, 0.0)) for m in history_months)
         span = f"median {median:g} over the previous {len(history_months)} months"
+        if median == 0 and observed == 0:
+            rows.append((feed, "volume", NOT_CHECKED, float("nan"), factor,
+                         f"{label}: 0 records and a median of 0 over the previous "
+                         f"{len(history_months)} months: nothing to check"))
+            continue
         if median == 0:
-            status = "ok" if observed == 0 else "warn"
-            rows.append((feed, "volume", status, float("inf") if observed else float("nan"), factor,
-                         f"{label}: {observed:.0f} records, {span}"))
+            rows.append((feed, "volume", "warn", float("inf"), factor,
+                         f"{label}: {observed:.0f} records, {span}; jump from (almost) none"))
             continue
         ratio = observed / median
         if ratio > factor:
@@ -195,16 +207,52 @@ def check_volume(
     return pd.DataFrame(rows, columns=CHECK_COLUMNS)
 
 
+def synthetic_delivery_date(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The delivery date of feeds proven synthetic: the first day after the generated
+    window (``landing.load_metadata``); None for real feeds or without metadata."""
+    try:
+        row = con.execute("select metadata from landing.load_metadata limit 1").fetchone()
+    except duckdb.Error:
+        return None
+    try:
+        meta = json.loads(row[0]) if row and row[0] else {}
+        if not meta.get("synthetic"):
+            return None
+        year, month = (int(x) for x in str(meta["generator"]["settings"]["window"]["end"])[:7].split("-"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return _add_months(date(year, month, 1), 1)
+
+
+def reference_date_for(
+    db: Path | str | duckdb.DuckDBPyConnection, given: date | None = None, today: date | None = None
+) -> tuple[date, str]:
+    """The date freshness and volume are measured against, and where it comes from:
+    the given date; else the synthetic feeds' delivery date; else today."""
+    if given is not None:
+        return given, "given"
+    own = not isinstance(db, duckdb.DuckDBPyConnection)
+    con = duckdb.connect(str(db), read_only=True) if own else db
+    try:
+        synthetic = synthetic_delivery_date(con)
+    finally:
+        if own:
+            con.close()
+    if synthetic is not None:
+        return synthetic, "synthetic delivery calendar: the day after the generated window"
+    return today or date.today(), "today"
+
+
 def run_source_checks(
     db: Path | str | duckdb.DuckDBPyConnection,
     settings: FreshnessSettings,
     reference_date: date | None = None,
 ) -> pd.DataFrame:
-    """Freshness and volume of every feed (reference date default: today)."""
-    reference_date = reference_date or date.today()
+    """Freshness and volume of every feed (reference date default: :func:`reference_date_for`)."""
     own = not isinstance(db, duckdb.DuckDBPyConnection)
     con = duckdb.connect(str(db), read_only=True) if own else db
     try:
+        reference_date, _ = reference_date_for(con, reference_date)
         return pd.concat(
             [check_freshness(con, settings, reference_date), check_volume(con, settings, reference_date)],
             ignore_index=True,
@@ -216,7 +264,10 @@ def run_source_checks(
 
 def summarise(checks: pd.DataFrame) -> str:
     warned = checks[checks["status"] == "warn"]
-    lines = [f"freshness and volume: {len(checks)} checks, {len(warned)} warnings"]
+    skipped = int((checks["status"] == NOT_CHECKED).sum())
+    note = f", {skipped} with nothing to check" if skipped else ""
+    lines = [f"freshness and volume: {len(checks)} checks, {len(warned)} warnings{note}"]
     for row in checks.itertuples(index=False):
-        lines.append(f"  {row.status.upper():<4} {row.feed:<26} {row.check:<9} {row.message}")
+        status = "SKIP" if row.status == NOT_CHECKED else row.status.upper()
+        lines.append(f"  {status:<4} {row.feed:<26} {row.check:<9} {row.message}")
     return "\n".join(lines)

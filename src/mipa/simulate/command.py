@@ -6,15 +6,15 @@ import argparse
 import os
 import sys
 
-HELP = "Generate synthetic raw return-service feeds with known planted effects."
+HELP = "generate synthetic raw return-service feeds with known planted effects"
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "simulate",
         help=HELP,
-        description=HELP
-        + " Writes one folder per feed (returns, requests, nationality_confirmations,"
+        description="Generate synthetic raw return-service feeds with known planted effects."
+        " Writes one folder per feed (returns, requests, nationality_confirmations,"
         " laissez_passers) with one delivery file per year, plus truth.csv and _synthetic.json.",
     )
     p.add_argument("--out", default=os.environ.get("MIPA_RAW_DIR", "data/raw"),
@@ -34,14 +34,42 @@ def register(subparsers) -> None:
                    help="'zero' plants no effects (null simulation)")
     p.add_argument("--effect-scale", type=float, default=None,
                    help="multiply all planted effects (default: config effect_scale = 1)")
+    p.add_argument("--layout", choices=["contract", "dutch"], default="contract",
+                   help="'dutch' = Dutch column names, codes and dates, with a _mapping.yml per feed")
     p.add_argument("--force", action="store_true",
                    help="overwrite feed folders in --out even without a _synthetic.json marker")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
 
 
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """A one-line description of an argument the generator cannot use, or None."""
+    import yaml
+
+    from mipa.simulate.config import load_config
+
+    if args.scale <= 0:
+        return f"--scale must be > 0, got {args.scale:g}"
+    if args.dirty_rate is not None and not 0 <= args.dirty_rate <= 1:
+        return f"--dirty-rate must be a share between 0 and 1, got {args.dirty_rate:g}"
+    if args.config is not None:
+        try:
+            load_config(args.config, args.scenario)
+        except OSError as exc:
+            return f"--config {args.config} cannot be read ({exc.strerror or exc}); give a YAML file"
+        except (ValueError, yaml.YAMLError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            return f"--config {args.config} is not a YAML mapping of settings ({first}); see src/mipa/simulate/default.yml"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from mipa.simulate.runner import simulate
+
+    problem = _usage_problem(args)
+    if problem:
+        print(f"mipa simulate: {problem}", file=sys.stderr)
+        return 2
 
     effect_scale = 0.0 if args.effects == "zero" else args.effect_scale
     progress = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -58,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             dirty_rate=args.dirty_rate,
             force=args.force,
             progress=progress,
+            layout=args.layout,
         )
     except FileExistsError as exc:
         print(f"mipa simulate: {exc}", file=sys.stderr)

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 import mipa
-from mipa.contract import MISSING_VALUES, SYNTHETIC_MARKER, manifest_signature
+from mipa.contract import MAPPING_FILE, MISSING_VALUES, SYNTHETIC_MARKER, manifest_signature
+from mipa.mapping import write_mapping
 from mipa.simulate.config import config_hash, load_config
 from mipa.simulate.countries import choose_countries, load_aliases, load_countries
 from mipa.simulate.dirty import KINDS, LABEL, Spellings, inject
@@ -26,7 +27,16 @@ from mipa.simulate.model import (
     country_rng,
     draw_country_params,
 )
-from mipa.simulate.writer import FEEDS, Counters, FeedWriter, assemble, id_width, write_truth
+from mipa.simulate.writer import (
+    FEEDS,
+    LAYOUTS,
+    Counters,
+    FeedWriter,
+    assemble,
+    dutch_mapping,
+    id_width,
+    write_truth,
+)
 
 MARKER = SYNTHETIC_MARKER
 TRUTH = "truth.csv"
@@ -48,6 +58,7 @@ class SimulationSummary:
     chunks: int
     config_hash: str
     dirty_counts: dict[str, int] = field(default_factory=dict)
+    layout: str = "contract"
 
     @property
     def events_per_second(self) -> float:
@@ -149,6 +160,7 @@ def simulate(
     dirty_rate: float | None = None,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    layout: str = "contract",
 ) -> SimulationSummary:
     """Write synthetic raw feeds, ``truth.csv`` and ``_synthetic.json`` into ``out_dir``.
 
@@ -156,7 +168,9 @@ def simulate(
     ``effect_scale`` multiplies all planted effects (0 = null simulation); ``dirty_rate``
     defaults to the config's ``dirty.rate``; ``scenario`` names a preset merged under
     ``config`` ('hard': conditions on which some effects cannot be estimated, see
-    ``simulate/scenarios/hard.yml``). Quiet unless ``progress`` is given."""
+    ``simulate/scenarios/hard.yml``). ``layout="dutch"`` writes Dutch column names, codes and
+    dates with a ``_mapping.yml`` per feed that reads them as the contract (same rows, same
+    panel). Quiet unless ``progress`` is given."""
     t0 = time.perf_counter()
     say = progress or (lambda _msg: None)
     cfg = load_config(config, scenario)
@@ -167,6 +181,8 @@ def simulate(
     fmt = fmt or ("parquet" if scale > 1 else "csv")
     effect_scale = float(cfg.get("effect_scale", 1.0) if effect_scale is None else effect_scale)
     rate = float(cfg["dirty"]["rate"] if dirty_rate is None else dirty_rate)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     out = Path(out_dir)
     _prepare(out, force)
     (out / MARKER).write_text(
@@ -188,7 +204,7 @@ def simulate(
         f"scale {scale:g}, {fmt}, {len(chunks)} chunk(s){', dirty' if dirty else ''}")
 
     counters = Counters(width=id_width(scale))
-    writer = FeedWriter(out, fmt)
+    writer = FeedWriter(out, fmt, layout)
     # never a spelling the contract reads as missing (Namibia's ISO2 code NA)
     aliases = load_aliases() if dirty else None
     if aliases is not None:
@@ -262,6 +278,15 @@ def simulate(
             truth_rows.append({"iso3": iso, "outcome": o, "partnership_start_month": str(start)[:7],
                                "planted_effect": plan.truth.get(o, 0.0)})
     write_truth(out / TRUTH, truth_rows)
+    if layout == "dutch":
+        for feed in FEEDS:
+            (out / feed).mkdir(parents=True, exist_ok=True)
+            write_mapping(
+                out / feed / MAPPING_FILE,
+                dutch_mapping(feed, fmt),
+                f"How the Dutch layout of feed '{feed}' reads as the mipa raw contract\n"
+                "(written by mipa simulate --layout dutch; see README, 'Mapping files').",
+            )
 
     feed_rows = {f: sum(n for p, n in writer.rows.items() if p.startswith(f + "/")) for f in FEEDS}
     dirty_rows = {k: sum(dirty_by_feed[f][k] for f in FEEDS) for k in KINDS}
@@ -280,6 +305,7 @@ def simulate(
             "dirty": dirty,
             "dirty_rate": rate if dirty else 0.0,
             "effect_scale": effect_scale,
+            "layout": layout,
             "window": {"start": str(cal.months[cal.w0]), "end": str(cal.months[-1]),
                        "requests_from": str(cal.months[0])},
             "id_width": counters.width,
@@ -304,8 +330,9 @@ def simulate(
             "redelivered_files": redelivered,
         },
     }
-    # the signed manifest binds the marker to exactly these files: the loader treats the
-    # feeds as synthetic (no pseudonym key needed) only when every feed file matches it
+    # the signed manifest binds the marker to exactly these files (the mapping files of the
+    # Dutch layout included): the loader treats the feeds as synthetic (no pseudonym key
+    # needed) only when every feed file matches it
     manifest = feed_manifest(out)
     marker["file_sha256"] = manifest
     marker["signature"] = manifest_signature(manifest)
@@ -327,4 +354,5 @@ def simulate(
         chunks=len(chunks),
         config_hash=chash,
         dirty_counts=dirty_rows if dirty else {},
+        layout=layout,
     )

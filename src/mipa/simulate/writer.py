@@ -13,6 +13,12 @@ nationality_confirmations/ record_id, request_id, nationality, decision_date, ou
 laissez_passers/           record_id, person_id, nationality, issue_date
   laissez_passers_YYYY
 =========================  ===================================================================
+
+``layout="dutch"`` writes the same rows as a Dutch case-management export might: Dutch
+column names, Dutch codes (``Gedwongen``, ``Zelfstandig aantoonbaar``, ``Zonder toezicht``,
+``Bevestigd``, ``Afgewezen``), dates ``DD-MM-YYYY``, ``onbekend`` for an empty value and
+``;`` between CSV fields, with a ``_mapping.yml`` per feed that reads it as the contract
+(:data:`DUTCH_LAYOUT`, :func:`dutch_mapping`).
 """
 
 from __future__ import annotations
@@ -52,6 +58,44 @@ ID_PREFIX = {
 PERSON_PREFIX = "P"
 OUTCOME_LABELS = np.array(["rejected", "confirmed"])
 
+LAYOUTS = ("contract", "dutch")
+# the Dutch layout: per feed, the export's name of every contract column
+DUTCH_COLUMNS = {
+    "returns": {"record_id": "Zaaknummer", "person_id": "V-nummer", "nationality": "Nationaliteit",
+                "departure_date": "Vertrekdatum", "departure_type": "Soort vertrek"},
+    "requests": {"record_id": "Aanvraagnummer", "person_id": "V-nummer", "nationality": "Nationaliteit",
+                 "request_date": "Datum aanvraag"},
+    "nationality_confirmations": {"record_id": "Besluitnummer", "request_id": "Aanvraagnummer",
+                                  "nationality": "Nationaliteit", "decision_date": "Datum besluit",
+                                  "outcome": "Uitkomst"},
+    "laissez_passers": {"record_id": "LP-nummer", "person_id": "V-nummer", "nationality": "Nationaliteit",
+                        "issue_date": "Datum afgifte"},
+}
+DUTCH_CODES = {
+    "departure_type": {"forced": "Gedwongen", "independent": "Zelfstandig aantoonbaar",
+                       "unsupervised": "Zonder toezicht"},
+    "outcome": {"confirmed": "Bevestigd", "rejected": "Afgewezen"},
+}
+DUTCH_DATE_FORMAT = "DD-MM-YYYY"
+DUTCH_MISSING = "onbekend"
+DUTCH_DELIMITER = ";"
+
+
+def dutch_mapping(feed: str, fmt: str) -> dict:
+    """The mapping file (as a dict) that reads the Dutch layout of ``feed`` as the contract."""
+    mapping: dict = {"columns": dict(DUTCH_COLUMNS[feed]), "date_format": DUTCH_DATE_FORMAT}
+    codes = {
+        column: {dutch.lower(): code for code, dutch in table.items()}
+        for column, table in DUTCH_CODES.items()
+        if column in FEEDS[feed]
+    }
+    if codes:
+        mapping["codes"] = codes
+    mapping["missing_values"] = [DUTCH_MISSING]
+    if fmt == "csv":
+        mapping["delimiter"] = DUTCH_DELIMITER
+    return mapping
+
 
 def id_width(scale: float) -> int:
     """Digits of the zero-padded sequence in record and person ids."""
@@ -68,8 +112,31 @@ def iso_dates(days: np.ndarray) -> pa.Array:
     return pc.cast(pa.array(days.astype(np.int32), type=pa.date32()), pa.string())
 
 
-def schema(feed: str) -> pa.Schema:
-    return pa.schema([(c, pa.string()) for c in FEEDS[feed]])
+def schema(feed: str, layout: str = "contract") -> pa.Schema:
+    names = FEEDS[feed] if layout == "contract" else [DUTCH_COLUMNS[feed][c] for c in FEEDS[feed]]
+    return pa.schema([(c, pa.string()) for c in names])
+
+
+def to_dutch(feed: str, table: pa.Table) -> pa.Table:
+    """A feed table in the contract layout, written the Dutch way (same rows, same order).
+
+    Only what the contract would read is translated: a value that is no contract code or
+    no calendar date (the dirty mode's defects) is written as it is."""
+    columns = []
+    for name in FEEDS[feed]:
+        values = table.column(name).combine_chunks()
+        if name in DUTCH_CODES:
+            codes = DUTCH_CODES[name]
+            index = pc.index_in(values, value_set=pa.array(list(codes), type=pa.string()))
+            dutch = pc.take(pa.array(list(codes.values()), type=pa.string()), index)
+            values = pc.if_else(pc.is_valid(index), dutch, values)
+        if name == DATE_COLUMN[feed]:
+            parsed = pc.strptime(values, format="%Y-%m-%d", unit="s", error_is_null=True)
+            valid = pc.fill_null(pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), values), False)
+            values = pc.if_else(valid, pc.strftime(parsed, format="%d-%m-%Y"), values)
+        values = pc.if_else(pc.fill_null(pc.equal(values, ""), False), DUTCH_MISSING, values)
+        columns.append(values)
+    return pa.Table.from_arrays(columns, schema=schema(feed, "dutch"))
 
 
 @dataclass
@@ -197,11 +264,14 @@ def _person_ids(numbers: np.ndarray, width: int) -> pa.Array:
 class FeedWriter:
     """Delivery files per feed and year; CSV or Parquet, opened lazily, streamed."""
 
-    def __init__(self, out_dir: Path, fmt: str):
+    def __init__(self, out_dir: Path, fmt: str, layout: str = "contract"):
         if fmt not in ("csv", "parquet"):
             raise ValueError(f"unknown format {fmt!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
         self.out_dir = Path(out_dir)
         self.fmt = fmt
+        self.layout = layout
         self._sinks: dict[tuple[str, int], tuple[object, object]] = {}
         self.rows: dict[str, int] = {}  # relative file path -> rows
         self.labels: dict[str, np.ndarray] = {}  # relative file path -> rows per dirty label
@@ -217,6 +287,8 @@ class FeedWriter:
             return
         if labels is None:
             labels = np.zeros(table.num_rows, np.int8)
+        if self.layout == "dutch":
+            table = to_dutch(feed, table)
         order = np.argsort(year, kind="stable")
         years = year[order]
         bounds = np.flatnonzero(np.diff(years)) + 1
@@ -236,12 +308,15 @@ class FeedWriter:
         if key not in self._sinks:
             path = self.path(feed, year)
             path.parent.mkdir(parents=True, exist_ok=True)
+            layout_schema = schema(feed, self.layout)
             if self.fmt == "csv":
                 fh = open(path, "wb")
-                writer = pacsv.CSVWriter(fh, schema(feed), write_options=pacsv.WriteOptions(quoting_style="needed"))
+                delimiter = DUTCH_DELIMITER if self.layout == "dutch" else ","
+                options = pacsv.WriteOptions(quoting_style="needed", delimiter=delimiter)
+                writer = pacsv.CSVWriter(fh, layout_schema, write_options=options)
             else:
                 fh = None
-                writer = pq.ParquetWriter(path, schema(feed), compression="zstd")
+                writer = pq.ParquetWriter(path, layout_schema, compression="zstd")
             self._sinks[key] = (writer, fh)
         return self._sinks[key][0]
 
