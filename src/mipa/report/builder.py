@@ -32,7 +32,7 @@ from mipa.report.data import (
     ReportData,
     load,
 )
-from mipa.report.figures import FigureSpec, RenderedFigure, figure_specs, render
+from mipa.report.figures import FigureSpec, RenderedFigure, figure_specs, render_all
 from mipa.report.formatting import fmt_int, fmt_month_long, fmt_month_short
 from mipa.report.html import Section, heading, page, paragraph, render_dl, render_figure, render_table
 from mipa.report.parts import Part, load_marts, part_modules
@@ -57,6 +57,13 @@ NUMERIC_EXPORT_COLUMNS = (
     "n_countries", "rows_landed", "rows_staged", "rows_quarantined", "quarantined_share", "rows_loaded", "n_rows",
 )
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def report_workers() -> int:
+    """Processes that draw the figures: ``MIPA_REPORT_WORKERS``, else one per core (at most
+    two: the report runs after the build, so nothing else is busy)."""
+    value = os.environ.get("MIPA_REPORT_WORKERS")
+    return max(1, int(value)) if value else max(1, min(2, os.cpu_count() or 1))
 
 
 def log(message: str) -> None:
@@ -281,18 +288,20 @@ def build_report(db_path: Path, out_dir: Path, *, lang: str = "en", run_name: st
             for block in part.blocks:
                 if isinstance(block, Table):
                     tables[block.name] = block
-        total = sum(len(v) for v in specs.values())
-        rendered: dict[str, list[RenderedFigure]] = {}
+        flat = [(group, spec) for group, group_specs in specs.items() for spec in group_specs]
         done = 0
-        for group, group_specs in specs.items():
-            for spec in group_specs:
-                done += 1
-                tick = time.perf_counter()
-                fig = render(spec)
-                (staging / f"{spec.name}.png").write_bytes(fig.png)
-                (staging / f"{spec.name}.svg").write_bytes(fig.svg)
-                rendered.setdefault(group, []).append(fig)
-                log(f"figure {done}/{total} {spec.name} ({time.perf_counter() - tick:.1f}s)")
+
+        def written(fig: RenderedFigure, seconds: float) -> None:
+            nonlocal done
+            done += 1
+            (staging / f"{fig.spec.name}.png").write_bytes(fig.png)
+            (staging / f"{fig.spec.name}.svg").write_bytes(fig.svg)
+            log(f"figure {done}/{len(flat)} {fig.spec.name} ({seconds:.1f}s)")
+
+        drawn = render_all([spec for _, spec in flat], workers=report_workers(), on_done=written)
+        rendered: dict[str, list[RenderedFigure]] = {}
+        for (group, _), fig in zip(flat, drawn, strict=True):
+            rendered.setdefault(group, []).append(fig)
         exports = extra_exports(data)
         log(f"writing {len(tables) + len(exports)} tables (CSV, Parquet)")
         for table in tables.values():
