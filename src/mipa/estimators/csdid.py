@@ -10,13 +10,15 @@ References
   ``std_ipw_did_panel``, ``reg_did_panel``), whose computations this module reproduces.
 
 The public entry point is :func:`callaway_santanna`; its docstring states the formulas.
+A second stage as R ``did`` (``att_gt`` then ``aggte``): :func:`callaway_santanna_fit` keeps
+the cells' influence functions and :func:`aggte` aggregates them, also by calendar period.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -38,7 +40,8 @@ from mipa.estimators.results import (
     normal_ci,
 )
 
-__all__ = ["callaway_santanna", "ANALYTIC", "BOOTSTRAP"]
+__all__ = ["callaway_santanna", "callaway_santanna_fit", "aggte", "CSFit", "CSAggregation",
+           "AGGREGATIONS", "ANALYTIC", "BOOTSTRAP"]
 
 ANALYTIC = "analytic_influence_function"
 BOOTSTRAP = "multiplier_bootstrap"
@@ -206,6 +209,36 @@ def callaway_santanna(
     cohort serves as control only (with ``"nevertreated"`` it becomes the never-treated
     group), with a warning.
     """
+    return callaway_santanna_fit(
+        panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat,
+        covariates=covariates, control_group=control_group, base_period=base_period,
+        anticipation=anticipation, est_method=est_method, bootstrap=bootstrap, n_boot=n_boot,
+        seed=seed, alpha=alpha, cohort=cohort, unit_labels=unit_labels, multiplier=multiplier,
+    ).result
+
+
+def callaway_santanna_fit(
+    panel: pd.DataFrame,
+    *,
+    outcome: str,
+    unit: str,
+    period: str,
+    first_treat: str,
+    covariates: Sequence[str] = (),
+    control_group: Literal["nevertreated", "notyettreated"] = "nevertreated",
+    base_period: Literal["varying", "universal"] = "varying",
+    anticipation: int = 0,
+    est_method: Literal["dr", "ipw", "reg"] = "dr",
+    bootstrap: bool = True,
+    n_boot: int = 999,
+    seed: int = 20260701,
+    alpha: float = 0.05,
+    cohort: Literal["group", "unit"] = "group",
+    unit_labels: Mapping | None = None,
+    multiplier: Literal["rademacher", "mammen"] = "rademacher",
+) -> CSFit:
+    """:func:`callaway_santanna` (same arguments, same ``result``) with the influence
+    functions of the cells kept, for a second aggregation stage (:func:`aggte`)."""
     _validate_options(
         control_group, base_period, anticipation, est_method, n_boot, alpha, cohort, multiplier
     )
@@ -220,7 +253,7 @@ def callaway_santanna(
     if bootstrap:
         boot = _bootstrap(data.n_units, cells, aggs, n_boot, seed, alpha, multiplier)
 
-    return _assemble(
+    result = _assemble(
         data, cohorts, cells, aggs, boot,
         outcome=outcome,
         control_group=control_group,
@@ -242,6 +275,7 @@ def callaway_santanna(
             "multiplier": multiplier,
         },
     )
+    return CSFit(result, data.unit_ids, cells.psi, data, cohorts, cells, aggs)
 
 
 # ----------------------------------------------------------------------------------------
@@ -378,7 +412,7 @@ def _prepare(panel: pd.DataFrame, outcome: str, unit: str, period: str, first_tr
             control_only_g = latest
             msg = (f"no never-treated units: periods from {latest - anticipation:g} on are "
                    f"dropped and the last cohort (first_treat={latest:g}) is a control only")
-        warnings.warn(msg, stacklevel=3)
+        warnings.warn(msg, stacklevel=4)
         notes.append(msg)
 
     early = np.isfinite(g) & (g <= tlist[0] + anticipation)
@@ -387,7 +421,7 @@ def _prepare(panel: pd.DataFrame, outcome: str, unit: str, period: str, first_tr
         dropped = [str(u) for u in unit_ids[early]]
         msg = (f"dropped {int(early.sum())} units already treated in the first period"
                + (f" (anticipation = {anticipation})" if anticipation else "") + f": {dropped}")
-        warnings.warn(msg, stacklevel=3)
+        warnings.warn(msg, stacklevel=4)
         notes.append(msg)
         keep = ~early
         unit_ids, g, y = unit_ids[keep], g[keep], y[keep]
@@ -539,7 +573,7 @@ def _estimate_cells(data: _Data, cells: _Cells, est_method: str, with_covariates
         warnings.warn(
             f"{len(problems)} ATT(g,t) cells could not be estimated and are NaN "
             f"(left out of the aggregations): {'; '.join(kinds)}",
-            stacklevel=3,
+            stacklevel=4,
         )
     cells.att = att
     cells.psi = psi
@@ -578,7 +612,6 @@ def _aggregate(data: _Data, cohorts: _Cohorts, cells: _Cells) -> _Agg:
     att0 = np.where(valid, cells.att, 0.0)
     size = cohorts.members.sum(axis=0).astype(float)
     pgg = size / n  # cohort shares pi_g
-    pg = pgg[cells.coh]  # per cell
     e_cells = cells.t - cells.g
 
     post_ok = valid & cells.post
@@ -591,12 +624,7 @@ def _aggregate(data: _Data, cohorts: _Cohorts, cells: _Cells) -> _Agg:
     scope: list[str] = []
     sets: list[np.ndarray] = []
 
-    def pi_weighted(sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        total = pg[sel].sum()
-        w = np.where(sel, pg / total, 0.0)
-        est = w @ att0
-        v = np.where(sel, (att0 - est) / total, 0.0)
-        return w, v
+    pi_weighted = _pi_weighting(n, cohorts, cells)
 
     def add(kd: str, sc: str, w: np.ndarray, v: np.ndarray, cs: np.ndarray) -> None:
         kind.append(kd)
@@ -635,14 +663,7 @@ def _aggregate(data: _Data, cohorts: _Cohorts, cells: _Cells) -> _Agg:
         valid & (e_cells >= 0))
 
     # calendar: pi-weighted by period (from the first treatment on); overall = mean
-    min_g = cells.g[valid].min()
-    cal_w, cal_v = [], []
-    for tv in np.unique(cells.t[valid & (cells.t >= min_g)]):
-        sel = post_ok & (cells.t == tv)
-        if sel.any():
-            w, v = pi_weighted(sel)
-            cal_w.append(w)
-            cal_v.append(v)
+    _, cal_w, cal_v = _calendar_columns(cells, pi_weighted)
     add("calendar", "overall", np.mean(cal_w, axis=0), np.mean(cal_v, axis=0), post_ok)
 
     for j, c in enumerate(g_idx):
@@ -658,6 +679,40 @@ def _aggregate(data: _Data, cohorts: _Cohorts, cells: _Cells) -> _Agg:
     # overall group: estimated cohort weights, (1/P) sum_g 1{i in g} (theta_g - theta)
     psi[:, group_j] += cohorts.members[:, g_idx].astype(float) @ (g_est - est[group_j]) / total_g
     return _Agg(kind, scope, est, psi, sets, eseq)
+
+
+def _pi_weighting(n: int, cohorts: _Cohorts, cells: _Cells):
+    """``pi_weighted(sel) -> (w, v)``: the weights W[:, j] and estimated-weights ("wif")
+    coefficients V[:, j] of the pi_g-weighted mean of the cells in ``sel``."""
+    att0 = np.where(cells.valid, cells.att, 0.0)
+    pg = (cohorts.members.sum(axis=0).astype(float) / n)[cells.coh]  # cohort share per cell
+
+    def pi_weighted(sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        total = pg[sel].sum()
+        w = np.where(sel, pg / total, 0.0)
+        est = w @ att0
+        v = np.where(sel, (att0 - est) / total, 0.0)
+        return w, v
+
+    return pi_weighted
+
+
+def _calendar_columns(cells: _Cells, pi_weighted) -> tuple[list[float], list[np.ndarray],
+                                                             list[np.ndarray]]:
+    """Periods t >= min g with an estimable post cell, and the weights ``(w, v)`` of
+    theta(t) = sum_{g <= t} pi_g ATT(g,t) / sum pi_g (R ``aggte(type = "calendar")``)."""
+    valid = cells.valid
+    post_ok = valid & cells.post
+    min_g = cells.g[valid].min()
+    periods, cal_w, cal_v = [], [], []
+    for tv in np.unique(cells.t[valid & (cells.t >= min_g)]):
+        sel = post_ok & (cells.t == tv)
+        if sel.any():
+            w, v = pi_weighted(sel)
+            periods.append(tv)
+            cal_w.append(w)
+            cal_v.append(v)
+    return periods, cal_w, cal_v
 
 
 # ----------------------------------------------------------------------------------------
@@ -715,15 +770,15 @@ def _bootstrap(n: int, cells: _Cells, aggs: _Agg, n_boot: int, seed: int, alpha:
             crit = float(np.quantile(bt, 1 - alpha, method="inverted_cdf"))
     if not np.isfinite(crit):
         warnings.warn("simultaneous critical value is NA; reporting pointwise bands",
-                      stacklevel=3)
+                      stacklevel=4)
         crit = z
     elif crit < z:
         warnings.warn("simultaneous band narrower than pointwise; reporting pointwise bands",
-                      stacklevel=3)
+                      stacklevel=4)
         crit = z
     elif crit >= 7:
         warnings.warn(f"simultaneous critical value {crit:.2f} is too large to be reliable",
-                      stacklevel=3)
+                      stacklevel=4)
     return _Boot(se_cells, se_aggs, crit)
 
 
@@ -850,3 +905,111 @@ def _assemble(data: _Data, cohorts: _Cohorts, cells: _Cells, aggs: _Agg, boot: _
         att_gt=att_gt,
         settings=settings,
     )
+
+
+# ----------------------------------------------------------------------------------------
+# second stage: aggregations of a fit (R did::aggte)
+# ----------------------------------------------------------------------------------------
+
+AGGREGATIONS = ("simple", "group", "dynamic", "calendar")
+
+
+@dataclass(frozen=True, eq=False)
+class CSFit:
+    """:func:`callaway_santanna`'s result with the arrays a second aggregation stage needs.
+
+    ``influence`` (N, K): the influence function of every ATT(g,t) cell (R ``did``'s
+    ``inffunc``), rows in the order of ``unit_ids``, columns in the order of
+    ``result.att_gt``; zero for a NaN cell. The analytic standard error of cell k is
+    ``sqrt(sum_i psi_ik^2) / N`` and the analytic variance matrix of the cells
+    ``psi' psi / N^2``. The other fields are the estimator's internal arrays.
+    """
+
+    result: DidResult
+    unit_ids: np.ndarray
+    influence: np.ndarray
+    data: _Data = field(repr=False)
+    cohorts: _Cohorts = field(repr=False)
+    cells: _Cells = field(repr=False)
+    aggs: _Agg = field(repr=False)
+
+
+@dataclass(frozen=True, eq=False)
+class CSAggregation:
+    """One aggregation of the ATT(g,t) cells (R ``did::aggte``).
+
+    Entry 0 is the overall parameter, entries 1.. the detail ``keys`` (cohort keys as in
+    ``att_gt.group`` for ``group``, event times for ``dynamic``, periods for
+    ``calendar``; none for ``simple``). ``influence`` (N, 1+J) holds their influence
+    functions; ``std_error`` follows the fit's inference (multiplier bootstrap, drawn with
+    the fit's seed, or analytic), ``analytic_std_error`` is always the influence-function
+    one. ``critical_value`` is the uniform (sup-t) band's for the detail entries, the
+    pointwise normal quantile without bootstrap.
+    """
+
+    type: str
+    keys: list[Any]
+    estimate: np.ndarray
+    influence: np.ndarray
+    std_error: np.ndarray
+    analytic_std_error: np.ndarray
+    inference: str
+    critical_value: float
+    alpha: float
+
+
+def aggte(fit: CSFit, type: str = "simple") -> CSAggregation:
+    """Aggregate the cells of ``fit`` as R ``did::aggte(type = ...)``.
+
+    ``simple``, ``group`` and ``dynamic`` are the parameters of ``fit.result`` (same
+    estimates; the detail rows of ``dynamic`` are ``fit.result.event_study``).
+    ``calendar``: theta(t) = sum_{g <= t} pi_g ATT(g,t) / sum_{g <= t} pi_g for every
+    period t from the first treatment on with an estimable post cell, with the
+    estimated-weights term of the influence function as the other pi-weighted means
+    (see :func:`callaway_santanna`); the overall parameter is their mean.
+    """
+    if type not in AGGREGATIONS:
+        raise ValueError(f"type must be one of {AGGREGATIONS}, got {type!r}")
+    aggs, cells, cohorts = fit.aggs, fit.cells, fit.cohorts
+    n = fit.data.n_units
+    settings = fit.result.settings
+    overall = next(j for j, (kd, sc) in enumerate(zip(aggs.kind, aggs.scope))
+                   if kd == type and sc == "overall")
+    est = [aggs.est[overall : overall + 1]]
+    psi = [aggs.psi[:, overall : overall + 1]]
+    keys: list[Any] = []
+    if type in ("group", "dynamic"):
+        detail = "group" if type == "group" else "event"
+        idx = [j for j, (kd, sc) in enumerate(zip(aggs.kind, aggs.scope))
+               if kd == detail and (detail == "event" or sc != "overall")]
+        est.append(aggs.est[idx])
+        psi.append(aggs.psi[:, idx])
+        if type == "group":
+            key_of = dict(zip(cohorts.labels, cohorts.att_gt_keys))
+            keys = [key_of[aggs.scope[j]] for j in idx]
+        else:
+            keys = [_fmt_period(e) for e in aggs.event_times]
+    elif type == "calendar":
+        periods, cal_w, cal_v = _calendar_columns(cells, _pi_weighting(n, cohorts, cells))
+        w_mat, v_mat = np.column_stack(cal_w), np.column_stack(cal_v)
+        est.append(w_mat.T @ np.where(cells.valid, cells.att, 0.0))
+        member_cell = cohorts.members[:, cells.coh].astype(float)
+        psi.append(cells.psi @ w_mat + member_cell @ v_mat)
+        keys = [_fmt_period(t) for t in periods]
+    estimate = np.concatenate(est)
+    influence = np.column_stack(psi)
+    se_a = _analytic_se(influence)
+    alpha = float(settings["alpha"])
+    if not settings["bootstrap"]:
+        return CSAggregation(type, keys, estimate, influence, se_a, se_a, ANALYTIC,
+                             float(stats.norm.ppf(1 - alpha / 2)), alpha)
+    # the fit's bootstrap (same multipliers), the band over the detail entries
+    agg = _Agg(["overall"] + ["event"] * len(keys), [""] * len(estimate), estimate,
+               influence, [], np.asarray(keys))
+    with warnings.catch_warnings():
+        if not keys:  # no detail entries, no band
+            warnings.simplefilter("ignore")
+        boot = _bootstrap(n, cells, agg, int(settings["n_boot"]), int(settings["seed"]), alpha,
+                          settings["multiplier"])
+    return CSAggregation(type, keys, estimate, influence, boot.se_aggs, se_a, BOOTSTRAP,
+                         boot.crit_event, alpha)
