@@ -1,17 +1,30 @@
-"""Benchmark figures (printed, never asserted): generator speed, dbt build time, panel build
-on --scale 100 data against a bare DuckDB GROUP BY, and estimator wall times against the
-`csdid` package on the same panel.
+"""Benchmark figures (printed, never asserted): issue 15's targets, each measured in this run
+beside its target and, where there is one, a peer measured on the same data in the same run.
+
+* ``mipa run`` end to end (simulate, load, dbt build with every estimator, inference method,
+  sensitivity and robustness model, the report, validation) plus the Dutch report;
+* the Monte Carlo: ``--mc-reps`` replications of the annex design with every estimator and
+  method, extrapolated to 500 replications x 3 designs on the same workers;
+* ``mipa --help`` and ``import mipa``;
+* ETWFE against pyfixest ``feols`` and Callaway & Sant'Anna against ``csdid`` on the same panel;
+* SDID against ``synthdid``;
+* the panel build on ``--scale`` x the default volume against a bare DuckDB GROUP BY over the
+  same files, with peak RSS.
+
+A table of every figure against its target closes the output.
 
     make bench                       # everything (the scale-100 part takes a few minutes)
-    python scripts/benchmark.py --skip-scale
+    python scripts/benchmark.py --skip-scale --mc-reps 10
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import time
 import warnings
@@ -30,9 +43,122 @@ from mipa.estimators.etwfe import etwfe  # noqa: E402
 from mipa.estimators.twfe import twfe  # noqa: E402
 from mipa.simulate import simulate  # noqa: E402
 
+# (figure, measured, target, peer or ratio, met) rows of the closing table
+TARGETS: list[tuple[str, str, str, str, str]] = []
+
 
 def line(label: str, value: str) -> None:
     print(f"{label:<58} {value}", flush=True)
+
+
+def target(figure: str, measured: str, goal: str, peer: str, met: bool | None) -> None:
+    TARGETS.append((figure, measured, goal, peer, "-" if met is None else ("yes" if met else "NO")))
+
+
+def _mipa(*args: str, env: dict | None = None, capture: bool = True) -> tuple[float, subprocess.CompletedProcess]:
+    exe = Path(sys.executable).with_name("mipa")
+    started = time.perf_counter()
+    done = subprocess.run([str(exe), *args], env={**os.environ, **(env or {})}, text=True,
+                          capture_output=capture, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        tail = (done.stderr or "").strip().splitlines()[-3:] if capture else []
+        raise RuntimeError(f"mipa {' '.join(args)} exited {done.returncode}: {' | '.join(tail)}")
+    return seconds, done
+
+
+def bench_cli() -> None:
+    """``mipa --help`` and ``import mipa`` (best of three, new processes)."""
+    helps = [_mipa("--help")[0] for _ in range(3)]
+    line("mipa --help (best of 3)", f"{min(helps):.3f} s")
+    target("mipa --help", f"{min(helps):.2f} s", "< 0.5 s", "", min(helps) < 0.5)
+    imports = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import mipa"], check=True)
+        imports.append(time.perf_counter() - started)
+    line("python -c 'import mipa' (best of 3, interpreter start incl.)", f"{min(imports):.3f} s")
+    target("import mipa", f"{min(imports):.2f} s", "< 1 s", "", min(imports) < 1.0)
+
+
+def bench_run(root: Path) -> Path:
+    """``mipa run`` on new synthetic feeds, then the Dutch report: wall, CPU, peak RSS."""
+    raw, db = root / "run_raw", root / "run.duckdb"
+    shutil.rmtree(raw, ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds, done = _mipa("run", "--raw-dir", str(raw), "--db", str(db))
+    nl, _ = _mipa("report", "--db", str(db), "--lang", "nl")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    total = seconds + nl
+    line("mipa run (simulate, build, estimate, report en, validate)", f"{seconds:.1f} s")
+    line("  + mipa report --lang nl", f"{nl:.1f} s")
+    line("  CPU seconds of both (all processes), cores used", f"{cpu:.0f} s, {cpu / total:.2f} of {os.cpu_count()}")
+    line("  peak RSS of the largest child process", f"{after.ru_maxrss / 1024:,.0f} MiB")
+    results = settings.project_dir() / "target" / "run_results.json"
+    if results.exists():
+        timings = sorted(((r.get("execution_time", 0.0), r["unique_id"]) for r in json.loads(results.read_text())["results"]),
+                         reverse=True)[:6]
+        for secs, uid in timings:
+            line(f"  dbt node {uid.split('.')[-1]}", f"{secs:.1f} s")
+    target("mipa run, both report languages", f"{total:.0f} s", "< 60 s", f"CPU {cpu:.0f} s on {os.cpu_count()} cores",
+           total < 60)
+    return db
+
+
+def bench_montecarlo(root: Path, reps: int, workers: int) -> None:
+    """A reduced Monte Carlo (annex design, every estimator and method), extrapolated."""
+    out = root / "montecarlo"
+    shutil.rmtree(out, ignore_errors=True)
+    seconds, _ = _mipa("montecarlo", "--reps", str(reps), "--effects", "annex", "--workers", str(workers),
+                       "--out", str(out))
+    per_rep = seconds / reps
+    full = per_rep * 500 * 3
+    line(f"Monte Carlo, {reps} replications x every estimator, {workers} workers", f"{seconds:.1f} s "
+         f"({per_rep:.2f} s a replication)")
+    line("  extrapolated: 500 replications x 3 designs", f"{full / 60:.1f} min")
+    target("Monte Carlo, 500 reps x 3 designs (extrapolated)", f"{full / 60:.0f} min", "< 10 min",
+           f"from {reps} reps", full < 600)
+
+
+def bench_etwfe_feols(db: Path) -> None:
+    """ETWFE (not-yet-treated, cohort cells) against the same regression in pyfixest."""
+    import numpy as np
+
+    con = duckdb.connect(str(db), read_only=True)
+    panel = prepare_panel(con.execute("select * from marts.fct_country_month").df())
+    con.close()
+    common = {"unit": "iso3", "period": "period", "first_treat": "first_treat"}
+    warnings.simplefilter("ignore")
+    y = "forced_departures"
+    mine = _time(lambda: etwfe(panel, outcome=y, **common), repeat=3)
+    est = etwfe(panel, outcome=y, **common).overall()["estimate"]
+    try:
+        import pyfixest as pf
+    except ImportError:
+        line("pyfixest", "not installed (make install-dev) - comparison skipped")
+        return
+    data = panel[["iso3", "period", "first_treat", y]].dropna().copy()
+    post = (data["first_treat"] > 0) & (data["period"] >= data["first_treat"])
+    data["cell"] = np.where(post, "g" + data["first_treat"].astype(int).astype(str) + "_t"
+                            + data["period"].astype(str), "ref")
+
+    def run_feols():
+        return pf.feols(f"{y} ~ i(cell, ref='ref') | iso3 + period", data=data, vcov={"CRV1": "iso3"})
+
+    run_feols()  # pyfixest compiles on first use: time the second call
+    theirs = _time(run_feols, repeat=3)
+    fit = run_feols()
+    coefs = fit.coef()
+    counts = data.loc[post, "cell"].value_counts()
+    names = {c: next((k for k in coefs.index if str(k).endswith(f"::{c}") or str(k).endswith(f"[T.{c}]")), None)
+             for c in counts.index}
+    simple = float(sum(coefs[names[c]] * n for c, n in counts.items() if names[c]) / counts.sum())
+    line("ETWFE, forced departures (mipa)", f"{mine:.3f} s")
+    line("  pyfixest feols, same cells and fixed effects", f"{theirs:.3f} s (simple ATT differs by {abs(simple - est):.1e})")
+    line("  ratio feols / mipa", f"{theirs / mine:.2f}x")
+    target("ETWFE vs pyfixest feols", f"{mine:.2f} s", "at least as fast", f"feols {theirs:.2f} s = {theirs / mine:.2f}x",
+           theirs >= mine)
 
 
 def bench_generator(root: Path) -> Path:
@@ -90,11 +216,24 @@ def bench_scale(root: Path, scale: int) -> None:
 
     db = root / f"mipa_x{scale}.duckdb"
     started = time.perf_counter()
-    result = build(raw, db, ["--select", "+fct_country_month", "+dim_country", "--exclude", "tag:estimation"])
+    # a new process, so its peak RSS is the build's own (dbt is its child)
+    code = ("import sys, json, resource, time; from pathlib import Path; from mipa.build import build; "
+            "t = time.perf_counter(); r = build(Path(sys.argv[1]), Path(sys.argv[2]), ['--select', "
+            "'+fct_country_month', '+dim_country', 'country_neighbours', '--exclude', 'tag:estimation']); "
+            "print(json.dumps({'ingest': r.seconds_ingest, 'seconds': time.perf_counter() - t, 'rss_self': "
+            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'rss_children': "
+            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
+    done = subprocess.run([sys.executable, "-c", code, str(raw), str(db)], capture_output=True, text=True, check=True)
+    facts = json.loads(done.stdout.strip().splitlines()[-1])
     panel = time.perf_counter() - started
+    rss = max(facts["rss_self"], facts["rss_children"]) / 1024
     line(f"panel build on x{scale} (load + dbt build to fct_country_month, tests incl.)", f"{panel:.1f} s")
-    line("  of which load (ingest, pseudonymisation)", f"{result.seconds_ingest:.1f} s")
+    line("  of which load (ingest, pseudonymisation)", f"{facts['ingest']:.1f} s")
     line("  ratio panel build / bare GROUP BY", f"{panel / bare:.0f}x")
+    line("  peak RSS of the build (largest process)", f"{rss:,.0f} MiB")
+    target(f"panel build x{scale} vs bare DuckDB", f"{panel:.0f} s", "within 3x", f"bare {bare:.1f} s = {panel / bare:.0f}x",
+           panel / bare <= 3)
+    target(f"peak RSS of the x{scale} build", f"{rss:,.0f} MiB", "< 1 GiB", "", rss < 1024)
 
 
 def _time(fn, repeat: int = 1) -> float:
@@ -152,7 +291,9 @@ def bench_estimators(db: Path) -> None:
 
     theirs = _time(run_csdid, repeat=1)
     line("csdid package, same outcome, ATT(g,t) + bootstrap + simple", f"{theirs:.3f} s")
-    line("  speed-up of mipa over csdid", f"{theirs / mine:.1f}x (target >= 5x)")
+    line("  speed-up of mipa over csdid", f"{theirs / mine:.1f}x (target >= 20x)")
+    target("Callaway & Sant'Anna vs csdid", f"{mine:.2f} s", ">= 20x faster", f"csdid {theirs:.1f} s = {theirs / mine:.0f}x",
+           theirs / mine >= 20)
 
 
 def bench_sdid(db: Path) -> None:
@@ -204,16 +345,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=100)
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--mc-reps", type=int, default=20, help="replications of the timed Monte Carlo (0: skip)")
+    parser.add_argument("--skip-run", action="store_true", help="skip the timed mipa run")
     args = parser.parse_args(argv)
     root = args.workdir or settings.project_dir() / "data" / "bench"
     root.mkdir(parents=True, exist_ok=True)
     print(f"mipa benchmark ({os.cpu_count()} cores; figures, not assertions)", flush=True)
+    bench_cli()
+    if not args.skip_run:
+        bench_run(root)
     raw = bench_generator(root)
     db = bench_build(raw, root)
     bench_estimators(db)
+    bench_etwfe_feols(db)
     bench_sdid(db)
+    if args.mc_reps:
+        bench_montecarlo(root, args.mc_reps, workers=min(2, os.cpu_count() or 1))
     if not args.skip_scale:
         bench_scale(root, args.scale)
+    print("\nTargets (issue 15), measured in this run:", flush=True)
+    print(f"{'figure':<46} {'measured':>10} {'target':>18}  {'peer / ratio':<34} met", flush=True)
+    for figure, measured, goal, peer, met in TARGETS:
+        print(f"{figure:<46} {measured:>10} {goal:>18}  {peer:<34} {met}", flush=True)
     return 0
 
 

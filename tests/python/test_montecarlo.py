@@ -168,3 +168,29 @@ def test_reduced_montecarlo_reproduces_the_coverage_findings():
     assert annex.loc[("etwfe", "randomization_ferman_pinto", "overall"), "rejection_rate"] >= 0.9
     assert annex.loc[("etwfe", "wild_cluster_bootstrap_webb", "countries"), "rejection_rate"] <= 0.1
     assert annex.loc[("etwfe", "randomization_ferman_pinto", "MAR"), "bias"] == pytest.approx(0.25, abs=0.6)
+
+
+def test_multiplicative_effects_keep_the_average_and_follow_the_expected_count():
+    """A rate-ratio effect has the additive design's average effect per country (the truth),
+    but month by month it is proportional to the country's expected count without it."""
+    from mipa.simulate.model import Model
+
+    additive = PanelSampler(Design(effects="annex")).draw(3)
+    rate = PanelSampler(Design(effects="annex", effect_form="multiplicative")).draw(3)
+    assert Design(effects="annex", effect_form="multiplicative").label == "annex_multiplicative"
+    assert Design(effects="zero", effect_form="multiplicative").label == "zero"
+    for iso in additive.treated:
+        a, m = additive.truth["forced_departures"][iso], rate.truth["forced_departures"][iso]
+        assert m == pytest.approx(a, rel=0.02, abs=0.02), iso
+    post = additive.panel["first_treat"].gt(0) & additive.panel["period"].ge(additive.panel["first_treat"])
+    assert not np.allclose(additive.panel.loc[post, "forced_departures"], rate.panel.loc[post, "forced_departures"])
+    # the profile itself: mean 1 over the post months, proportional to the expected count
+    model = Model.__new__(Model)
+    model.effect_form = "multiplicative"
+    expected = np.array([5.0, 5.0, 2.0, 4.0, 6.0])
+    postw = np.array([False, False, True, True, True])
+    shape = model._profile(expected, postw)
+    assert shape[postw].mean() == pytest.approx(1.0) and np.allclose(shape[~postw], 0)
+    assert np.allclose(shape[postw] / expected[postw], shape[postw][0] / expected[postw][0])
+    model.effect_form = "additive"
+    assert np.array_equal(model._profile(expected, postw), postw.astype(float))

@@ -25,6 +25,8 @@ def register(subparsers) -> None:
                    help="planted effects: the annex's per-country ones, their average for every partner,"
                         " or none (size)")
     p.add_argument("--effect-scale", type=float, default=1.0, help="multiply the planted effects")
+    p.add_argument("--effect-form", choices=["additive", "multiplicative"], default="additive",
+                   help="planted effects: the same change every post month, or a constant rate ratio")
     p.add_argument("--n-treated", type=int, default=6, help="keep the first N partners in start order (1-6)")
     p.add_argument("--outcome", action="append", dest="outcomes",
                    help="outcome column (repeatable; default forced_departures)")
@@ -71,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"mipa montecarlo: {problem}", file=sys.stderr)
         return 2
     outcomes = args.outcomes or ["forced_departures"]
-    options = {"effects": args.effects, "effect_scale": args.effect_scale, "n_treated": args.n_treated}
+    options = {"effects": args.effects, "effect_scale": args.effect_scale, "effect_form": args.effect_form,
+               "n_treated": args.n_treated}
     if args.seed is not None:
         options["seed"] = args.seed
     design = Design(**options)

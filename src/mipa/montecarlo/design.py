@@ -25,6 +25,10 @@ Effects
 * ``homogeneous``: every treated country gets the annex countries' average effect.
 * ``zero``: no effect anywhere (rejection rates are then the size of the tests).
 
+``effect_form``: ``additive`` (the same change in every post month) or ``multiplicative``
+(a constant rate ratio: the change follows the country's expected count month by month,
+with the same average; :mod:`mipa.simulate.model`).
+
 ``n_treated`` keeps the first ``n`` partners in start order (1-6).
 """
 
@@ -40,6 +44,7 @@ import pandas as pd
 from mipa.simulate.config import load_config
 from mipa.simulate.countries import choose_countries, load_countries
 from mipa.simulate.model import (
+    EFFECT_FORMS,
     FORCED,
     INDEPENDENT,
     PURPOSE_EVENTS,
@@ -70,6 +75,7 @@ class Design:
 
     effects: EffectPattern = "annex"
     effect_scale: float = 1.0
+    effect_form: str = "additive"  # or "multiplicative": see mipa.simulate.model (Planted effects)
     n_treated: int = 6
     seed: int = 20260522  # the generator's default seed: the annex-calibrated country draw
     config: dict = field(default_factory=dict, hash=False, compare=False)  # merged over default.yml
@@ -79,6 +85,16 @@ class Design:
             raise ValueError(f"effects must be one of {EFFECT_PATTERNS}, not {self.effects!r}")
         if self.effect_scale < 0:
             raise ValueError("effect_scale must be >= 0")
+        if self.effect_form not in EFFECT_FORMS:
+            raise ValueError(f"effect_form must be one of {EFFECT_FORMS}, not {self.effect_form!r}")
+
+    @property
+    def label(self) -> str:
+        """The design's name in summaries: the effects pattern, ``_multiplicative`` appended
+        for a rate-ratio effect (no effect has no form)."""
+        if self.effect_form == "additive" or self.effects == "zero":
+            return self.effects
+        return f"{self.effects}_{self.effect_form}"
 
     def describe(self) -> dict:
         out = asdict(self)
@@ -112,6 +128,7 @@ class PanelSampler:
         treated = partners[: d.n_treated]
         cfg["treatment"] = {k: cfg["treatment"][k] for k in treated}
         cfg["effects"] = self._effects(cfg, treated)
+        cfg["effect_form"] = d.effect_form
         countries = load_countries()
         choice = choose_countries(countries, cfg, d.seed)
         params = draw_country_params(choice, countries, cfg, d.seed)

@@ -159,7 +159,7 @@ def summarize(replicates: pd.DataFrame, design: Design) -> pd.DataFrame:
     rows = replicates.copy()
     pooled = rows[rows["scope"] != "overall"].assign(scope="countries")
     rows = pd.concat([rows, pooled], ignore_index=True)
-    rows["effects"] = design.effects
+    rows["effects"] = design.label
     rows["width"] = rows["ci_high"] - rows["ci_low"]
     rows["error"] = rows["estimate"] - rows["truth"]
     out = []
@@ -172,7 +172,7 @@ def summarize(replicates: pd.DataFrame, design: Design) -> pd.DataFrame:
         err = grp["error"].to_numpy(float)
         err = err[np.isfinite(err)]
         out.append({
-            "effects": design.effects,
+            "effects": design.label,
             **dict(zip(SUMMARY_KEYS[1:], key, strict=True)),
             "n_replications": int(grp["replication"].nunique()),
             "n_intervals": n,
@@ -203,11 +203,13 @@ def stderr_progress(message: str) -> None:
 
 
 def only_estimators(settings: InferenceSettings, estimators: Sequence[str] | None) -> InferenceSettings:
-    """``settings`` restricted to the methods of some estimators (None = all)."""
+    """``settings`` restricted to some estimators (None = all): ``etwfe`` keeps every method
+    of ETWFE, ``etwfe:cluster_unit`` only that one (bias and RMSE need one method)."""
     if not estimators:
         return settings
-    known = {e for e, _ in settings.methods}
+    known = {e for e, _ in settings.methods} | {f"{e}:{m}" for e, m in settings.methods}
     unknown = sorted(set(estimators) - known)
     if unknown:
         raise ValueError(f"unknown estimator(s) {unknown}; choose from {sorted(known)}")
-    return replace(settings, methods=tuple(m for m in settings.methods if m[0] in set(estimators)))
+    wanted = set(estimators)
+    return replace(settings, methods=tuple(m for m in settings.methods if m[0] in wanted or f"{m[0]}:{m[1]}" in wanted))

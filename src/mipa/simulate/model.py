@@ -35,7 +35,12 @@ requests the *own* flow of that link absorbs the difference between the wanted c
 the change already induced by the downstream links (compensation, also in the months
 before the start). Extra LPs and the LPs / confirmations behind extra departures are kept
 on or after the start date (their lags are drawn truncated), so nothing moves into the
-pre-period: no anticipation. Reductions thin the existing flows. Lead time: the non-zero
+pre-period: no anticipation. Reductions thin the existing flows. ``effect_form`` says how ``delta_X`` spreads
+over the post months: ``additive`` (default) adds it to every month; ``multiplicative``
+adds ``delta_X x E[Y_t | none] / mean_post E[Y | none]``, a constant rate ratio whose
+average is still ``delta_X``, so the effect rises and falls with the country's own
+seasonality, trend and shocks (the case where a level DiD and a rate model disagree).
+Lead time: the non-zero
 part of the lead-time distribution of decisions taken from the start month on is rescaled
 so that its mean moves by ``delta_lead``. Where an own flow would have to become negative
 it is clipped at zero; the truth file reports the achieved expected effect (mean over the
@@ -87,6 +92,8 @@ OUTCOMES = [
     "forced_departures",
     "verified_departures",
 ]
+# how a planted effect spreads over the post months (config ``effect_form``; Model._profile)
+EFFECT_FORMS = ("additive", "multiplicative")
 EFFECT_KEYS = [
     "requests",
     "confirmations",
@@ -432,6 +439,9 @@ class Model:
         self.params = params
         self.scale = float(scale)
         self.effect_scale = float(cfg.get("effect_scale", 1.0) if effect_scale is None else effect_scale)
+        self.effect_form = str(cfg.get("effect_form", "additive"))
+        if self.effect_form not in EFFECT_FORMS:
+            raise ValueError(f"effect_form must be one of {EFFECT_FORMS}, not {self.effect_form!r}")
         self.cal = Calendar.from_config(cfg)
         cal = self.cal
         self.covid = covid_curve(cal, cfg)
@@ -582,6 +592,16 @@ class Model:
             "verified_departures": forced + own["indep_lp"] + own["indep_own"] + own["indep_lp_x"],
         }
 
+    def _profile(self, expected: np.ndarray, postw: np.ndarray) -> np.ndarray:
+        """How a planted monthly effect spreads over the months: ``1`` in every post month
+        (``additive``), or proportional to the month's expected count without the effect,
+        scaled to mean 1 over the post months (``multiplicative``: a constant rate ratio, so
+        the effect follows the country's seasonality, trend and shocks)."""
+        if self.effect_form == "additive":
+            return postw.astype(float)
+        level = float(expected[postw].mean()) if postw.any() else 0.0
+        return postw * expected / level if level > 0 else postw.astype(float)
+
     def _apply_effects(self, plan: CountryPlan, base: dict[str, np.ndarray]) -> None:
         iso3, start, cal = plan.iso3, plan.start_idx, self.cal
         post = np.arange(cal.n) >= start
@@ -611,16 +631,17 @@ class Model:
             (d["forced_departures"], "forced_lp", "forced_own"),
             (d["independent_departures"], "indep_lp", "indep_own"),
         ):
+            shape = self._profile(base[lp_key] + base[own_key], postw)
             if delta > 0:
                 share = float(self.cfg["effects"].get("forced_via_lp_share", 0.8))
                 if d["laissez_passers"] < delta * share:
                     share = max(0.0, d["laissez_passers"]) / delta
-                own[lp_key + "_x"] = own[lp_key + "_x"] + delta * share * postw
-                own[own_key] = own[own_key] + delta * (1 - share) * postw
+                own[lp_key + "_x"] = own[lp_key + "_x"] + delta * share * shape
+                own[own_key] = own[own_key] + delta * (1 - share) * shape
             elif delta < 0:
                 total = base[lp_key] + base[own_key]
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    factor = np.where(total > 0, np.clip(1 + delta / total, 0, None), 1.0)
+                    factor = np.where(total > 0, np.clip(1 + delta * shape / total, 0, None), 1.0)
                 factor = np.where(postw, factor, 1.0)
                 own[lp_key] = base[lp_key] * factor
                 own[own_key] = base[own_key] * factor
@@ -634,7 +655,7 @@ class Model:
             ("pending", "requests", None),
         ):
             cur = self._totals(own, post, k_pre, k_post, start)
-            need = (e0[outcome] + d[outcome] * postw - cur[outcome]) * self.win
+            need = (e0[outcome] + d[outcome] * self._profile(e0[outcome], postw) - cur[outcome]) * self.win
             add = np.clip(need, 0, None)
             if extra_key is not None:
                 own[extra_key] = own[extra_key] + add * post
