@@ -356,8 +356,8 @@ def test_report_in_browser_shows_the_marts(browser, reports, report_db: Path) ->
         # the synthetic banner is shown, at the top and in every section
         assert page.locator(".banner-top").is_visible()
         assert page.locator(".banner-top").inner_text() == "Synthetic data — not the real DTenV feeds"
-        # data, trends, parallel trends, results, inference, sensitivity, robustness, run facts
-        assert page.locator("section .section-banner").count() == page.locator("section").count() == 8
+        # data, trends, parallel trends, results, inference, sensitivity, robustness, conclusions, run facts
+        assert page.locator("section .section-banner").count() == page.locator("section").count() == 9
 
         # result cells against did_estimates, to 1e-9
         cells = page.eval_on_selector_all("[data-kind=estimate][data-estimator]", "els => els.map(e => ({...e.dataset, text: e.textContent}))")

@@ -3,18 +3,21 @@ folder ``<out>/<run>/`` (index.html, tables as CSV and Parquet, figures as PNG a
 run_facts.json).
 
 The folder is written next to its final place and swapped in when complete, so a failed
-run never leaves half a report. The same database gives the same bytes: nothing in the
-output depends on the clock, the machine or the database's path.
+run never leaves half a report. The same database gives the same bytes on the same day and
+checkout: nothing in the output depends on the clock (beyond the report date, a day, which
+``SOURCE_DATE_EPOCH`` pins), the machine or the database's path.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.metadata
 import json
 import os
 import platform
 import re
 import shutil
+import subprocess
 import sys
 import time
 from html import escape
@@ -24,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from mipa.report import labels
+from mipa.report.conclusions import conclusions
 from mipa.report.data import (
     APPENDIX_OUTCOME,
     MAIN_OUTCOMES,
@@ -33,11 +37,12 @@ from mipa.report.data import (
     load,
 )
 from mipa.report.figures import FigureSpec, RenderedFigure, figure_specs, render_all
-from mipa.report.formatting import fmt_int, fmt_month_long, fmt_month_short
+from mipa.report.formatting import MISSING, fmt_int, fmt_month_long, fmt_month_short
 from mipa.report.html import Section, heading, page, paragraph, render_dl, render_figure, render_table
 from mipa.report.parts import Part, load_marts, part_modules
 from mipa.report.tables import (
     Table,
+    csdid_n_note,
     descriptive_table,
     effect_table,
     feeds_table,
@@ -80,6 +85,78 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
+# the code that makes the numbers: a checkout with changes here is marked as modified
+CODE_PATHS = ("src", "models", "python_models", "macros", "seeds", "dbt_project.yml", "pyproject.toml")
+
+
+def git_commit(root: Path | None = None) -> tuple[str | None, bool]:
+    """(short commit, uncommitted changes to the code) of the checkout mipa runs from, or
+    (None, False) when mipa is not run from a git checkout or git is absent. Read-only:
+    ``GIT_OPTIONAL_LOCKS=0`` keeps ``git status`` from rewriting the index."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[3]
+    git = shutil.which("git")
+    if git is None or not (root / ".git").exists():
+        return None, False
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+    try:
+        commit = subprocess.run([git, "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                                text=True, timeout=20, check=True, env=env).stdout.strip()
+        status = subprocess.run([git, "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                 *CODE_PATHS], capture_output=True, text=True, timeout=20, check=True, env=env)
+    except (OSError, subprocess.SubprocessError):
+        return None, False
+    return (commit or None), bool(status.stdout.strip())
+
+
+def code_version() -> dict[str, Any]:
+    """The mipa version and, when run from a git checkout, its commit."""
+    commit, modified = git_commit()
+    return {"mipa": tool_versions()["mipa"], "git_commit": commit, "git_modified": modified}
+
+
+def code_version_text(version: dict[str, Any], lang: str) -> str:
+    if not version.get("git_commit"):
+        return labels.text(lang, "code_version_no_git", version=version["mipa"])
+    text = labels.text(lang, "code_version_commit", version=version["mipa"], commit=version["git_commit"])
+    return labels.text(lang, "code_version_modified", text=text) if version.get("git_modified") else text
+
+
+def report_date() -> dt.date:
+    """Today, or the day of ``SOURCE_DATE_EPOCH`` (UTC) for reproducible builds."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        try:
+            return dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc).date()
+        except (ValueError, OverflowError, OSError):
+            pass
+    return dt.date.today()
+
+
+def fmt_day(day: dt.date, lang: str) -> str:
+    """``7 December 2025`` / ``7 december 2025``."""
+    return f"{day.day} {labels.month_name(lang, day.month)} {day.year}"
+
+
+def first_screen_facts(data: ReportData, lang: str, *, day: dt.date, version: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the reader sees first: when the report was made, which months the data cover,
+    and which code made it."""
+    t = lambda key, **kw: labels.text(lang, key, **kw)  # noqa: E731
+    pf = data.panel_facts
+    first, last = pf.get("first_event_month"), pf.get("last_event_month")
+    if first is None or last is None:
+        window = MISSING
+    else:
+        whole = (first, last) == (pf["first_month"], pf["last_month"])
+        window = t("facts_data_window_whole" if whole else "facts_data_window_value",
+                   first=fmt_month_long(first, lang), last=fmt_month_long(last, lang),
+                   panel_first=fmt_month_long(pf["first_month"], lang), panel_last=fmt_month_long(pf["last_month"], lang))
+    return [
+        (t("facts_report_date"), fmt_day(day, lang)),
+        (t("facts_data_window"), window),
+        (t("facts_code_version"), code_version_text(version, lang)),
+    ]
+
+
 def default_run_name(data: ReportData, lang: str) -> str:
     """``synthetic-<feed fingerprint>-en``: the same feeds and language give the same folder."""
     source = "synthetic" if data.synthetic else "real"
@@ -92,6 +169,7 @@ def default_run_name(data: ReportData, lang: str) -> str:
 def build_tables(data: ReportData, lang: str) -> dict[str, Table]:
     appendix = [o for o in OUTCOME_ORDER if o == APPENDIX_OUTCOME]
     robust_order = [APPENDIX_OUTCOME, *MAIN_OUTCOMES]  # the annex's tables A1 and A2 start with it
+    planted = data.planted if data.synthetic else None  # the generator's truth, never on real feeds
     return {
         "table1": descriptive_table(data.descriptive, lang=lang, outcomes=MAIN_OUTCOMES,
                                     name="table_01_descriptive", caption_key="table1_caption"),
@@ -99,14 +177,16 @@ def build_tables(data: ReportData, lang: str) -> dict[str, Table]:
                                      name="table_a3_descriptive_verified", caption_key="tableA3_caption"),
         "table2": effect_table(data.estimates, data.partners, lang=lang, estimator="etwfe", outcomes=MAIN_OUTCOMES,
                                name="table_02_etwfe", caption_key="table2_caption", note_keys=["note_etwfe"],
-                               inference=data.inference),
+                               inference=data.inference, planted=planted),
         "tableA1": effect_table(data.estimates, data.partners, lang=lang, estimator="csdid", outcomes=robust_order,
                                 name="table_a1_csdid", caption_key="tableA1_caption", note_keys=["note_csdid"],
-                                inference=data.inference),
-        "tableA2": twfe_table(data.estimates, lang=lang, outcomes=robust_order),
+                                inference=data.inference, planted=planted,
+                                n_note=csdid_n_note(data.estimates, data.partners, lang=lang,
+                                                    n_rows=data.panel_facts["n_rows"])),
+        "tableA2": twfe_table(data.estimates, lang=lang, outcomes=robust_order, planted=planted),
         "tableA4": effect_table(data.estimates, data.partners, lang=lang, estimator="etwfe", outcomes=appendix,
                                 name="table_a4_etwfe_verified", caption_key="tableA4_caption",
-                                note_keys=["note_etwfe"], inference=data.inference),
+                                note_keys=["note_etwfe"], inference=data.inference, planted=planted),
         "yearly": yearly_table(data.yearly, lang=lang, outcomes=YEARLY_OUTCOME_ORDER),
         "feeds": feeds_table(data.reconciliation, data.delivery_files, lang=lang),
         "quarantine": quarantine_table(data.quarantine, lang=lang),
@@ -195,6 +275,10 @@ def build_sections(data: ReportData, lang: str, tables: dict[str, Table],
     results.blocks += [heading(3, t("sub_verified")), render_table(tables["tableA4"])]
     results.blocks += [heading(3, t("sub_yearly")), paragraph(t("intro_yearly")), render_table(tables["yearly"])]
 
+    concl = Section("conclusions", t("sec_conclusions"), t("intro_conclusions"))
+    concl.blocks.append('<ul class="conclusions">' + "".join(f"<li>{escape(point)}</li>"
+                                                             for point in conclusions(data, lang)) + "</ul>")
+
     facts = Section("facts", t("sec_facts"), t("intro_facts"))
     if data.warnings:
         facts.blocks.append('<div class="warning-box" role="alert">' + "".join(paragraph(w) for w in data.warnings)
@@ -202,7 +286,8 @@ def build_sections(data: ReportData, lang: str, tables: dict[str, Table],
     facts.blocks.append(render_dl(_source_facts(data, lang)))
     for key in ("feeds", "quarantine", "files", "settings", "versions"):
         facts.blocks.append(render_table(tables[key]))
-    return [data_section, trends, parallel, results, facts]
+    # the parts (inference, sensitivity, robustness) go in after results, before the conclusions
+    return [data_section, trends, parallel, results, concl, facts]
 
 
 # ---------------------------------------------------------------------------------------
@@ -239,10 +324,13 @@ def extra_exports(data: ReportData) -> dict[str, pd.DataFrame]:
 
 
 def run_facts(data: ReportData, lang: str, run: str, tables: dict[str, Table],
-              figures: list[RenderedFigure]) -> dict[str, Any]:
+              figures: list[RenderedFigure], *, day: dt.date | None = None,
+              version: dict[str, Any] | None = None) -> dict[str, Any]:
     pf = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.panel_facts.items()}
     return {
         "run": run,
+        "report_date": (day or report_date()).isoformat(),
+        "code_version": version or code_version(),
         "language": lang,
         "database": data.db_name,
         "load_metadata": data.metadata,
@@ -309,7 +397,8 @@ def build_report(db_path: Path, out_dir: Path, *, lang: str = "en", run_name: st
         for stem, frame in exports.items():
             write_frame_files(frame, staging, stem)
         all_figures = [f for group in rendered.values() for f in group]
-        facts = run_facts(data, lang, run, tables, all_figures)
+        day, code = report_date(), code_version()
+        facts = run_facts(data, lang, run, tables, all_figures, day=day, version=code)
         (staging / "run_facts.json").write_text(json.dumps(facts, indent=2, sort_keys=True, default=str) + "\n",
                                                 encoding="utf-8")
         t = lambda key, **kw: labels.text(lang, key, **kw)  # noqa: E731
@@ -318,7 +407,8 @@ def build_report(db_path: Path, out_dir: Path, *, lang: str = "en", run_name: st
         if data.synthetic and data.generator_seed is not None:
             source_text += f" (seed {data.generator_seed})"
         source = (f'<p class="source-line"><strong>{escape(t("facts_source"))}:</strong> '
-                  f"{escape(source_text)} · {escape(data.db_name)}</p>")
+                  f"{escape(source_text)} · {escape(data.db_name)}</p>"
+                  + render_dl(first_screen_facts(data, lang, day=day, version=code), cls="facts first-screen"))
         sections = build_sections(data, lang, tables, rendered)
         by_name = {f.spec.name: f for f in all_figures}
         for after, part in parts:

@@ -90,6 +90,10 @@ class ReportData:
     # did_inference: every estimator x inference method, with the Monte Carlo's verdict
     # (optional: older warehouses and warehouses built without estimation lack it)
     inference: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # fct_planted_effects: on synthetic feeds the generator's planted effect per scope
+    # ('overall' or a partner's ISO3) and outcome (optional: empty on real feeds and in
+    # warehouses built before the mart existed)
+    planted: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def synthetic(self) -> bool:
@@ -245,6 +249,14 @@ def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
         "n_control": int(facts[5]),
         "n_partner": len(partner_iso),
     }
+    # the data's window: the first and last panel month in which any feed recorded an event
+    # (the panel itself may start or end with empty months)
+    any_event = " or ".join(f"coalesce({o}, 0) > 0" for o in (*COUNT_OUTCOMES, "independent_departures",
+                                                                "unsupervised_departures"))
+    window = con.execute(
+        f"select min(month_start), max(month_start) from marts.fct_country_month where {any_event}"
+    ).fetchone()
+    panel_facts["first_event_month"], panel_facts["last_event_month"] = window
 
     present = _tables(con)
 
@@ -278,6 +290,13 @@ def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
     delivery_files = _df(con, "select * from landing.delivery_files order by feed, source_file")
     inference = (_df(con, "select * from marts.did_inference order by estimator, inference, outcome, scope")
                  if "marts.did_inference" in present else pd.DataFrame())
+    planted = pd.DataFrame()
+    if "marts.fct_planted_effects" in present:
+        planted = _df(con, "select scope, outcome, planted_effect, n_post_months from marts.fct_planted_effects "
+                           "order by scope, outcome")
+    elif bool(metadata.get("synthetic", False)):
+        warnings.append("marts.fct_planted_effects is missing: rebuild the warehouse (`mipa build`) to show the "
+                        "planted effects beside the estimates.")
 
     return ReportData(
         db_name=db_path.name,
@@ -299,4 +318,5 @@ def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
         delivery_files=delivery_files,
         warnings=warnings,
         inference=inference,
+        planted=planted,
     )

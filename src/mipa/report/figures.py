@@ -361,11 +361,21 @@ def finish_event_study_grid(fig: Figure, axes: Sequence, n_used: int, ncols: int
     fig.legend(handles=handles, loc="outside upper center", ncols=len(handles))
 
 
+def shown_event_window(rows: pd.DataFrame) -> tuple[int, int]:
+    """The event times a figure plots (first, last): what its caption must say, since an
+    estimator may have no leads (ETWFE starts at 0) or fewer lags than the window."""
+    times = rows["event_time"].dropna() if not rows.empty else pd.Series(dtype=float)
+    if times.empty:
+        return EVENT_WINDOW
+    return int(times.min()), int(times.max())
+
+
 def event_study_figure(data: ReportData, lang: str, estimator: str, number: str) -> FigureSpec:
     ev = data.event_study[(data.event_study["estimator"] == estimator) & (data.event_study["scope"] == "overall")]
     outcomes = [o for o in OUTCOME_ORDER if o in set(ev["outcome"])]
     ev = ev[ev["event_time"].between(*EVENT_WINDOW)]
     has_band = bool(ev["band_low"].notna().any()) if not ev.empty else False
+    low, high = shown_event_window(ev)
 
     def draw() -> Figure:
         nrows, ncols = _grid(len(outcomes))
@@ -387,13 +397,14 @@ def event_study_figure(data: ReportData, lang: str, estimator: str, number: str)
     return FigureSpec(
         name=f"figure_{number.zfill(2)}_event_study_{estimator}",
         number=number,
-        caption=labels.text(lang, "fig_event_caption", number=number, estimator=labels.estimator(lang, estimator)),
+        caption=labels.text(lang, "fig_event_caption", number=number, estimator=labels.estimator(lang, estimator),
+                            low=low, high=high),
         alt=labels.text(lang, "fig_event_alt", outcomes=", ".join(labels.outcome(lang, o).lower() for o in outcomes),
                         band=labels.text(lang, "fig_event_band_alt") if has_band else ""),
         draw=draw,
         notes=[labels.text(lang, "fig_event_note"),
-               labels.text(lang, "fig_event_window", low=EVENT_WINDOW[0], high=EVENT_WINDOW[1],
-                           file=f"event_study_{estimator}.csv")],
+               labels.text(lang, "fig_event_window", low=low, high=high, window_low=EVENT_WINDOW[0],
+                           window_high=EVENT_WINDOW[1], file=f"event_study_{estimator}.csv")],
     )
 
 

@@ -3,6 +3,7 @@ assets), accessible (captions, scoped headers, alt text) and readable when print
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -37,6 +38,8 @@ def render_cell(cell: Cell) -> str:
     if cell.classes:
         attrs["class"] = " ".join(cell.classes)
     sub = f'<br><span class="subtext">{escape(cell.subtext)}</span>' if cell.subtext else ""
+    if cell.planted:
+        sub += f'<br><span class="planted">{escape(cell.planted)}</span>'
     return f"<{tag}{_attrs(attrs)}>{escape(cell.text)}{sub}</{tag}>"
 
 
@@ -82,9 +85,9 @@ def render_figure(fig: RenderedFigure) -> str:
     )
 
 
-def render_dl(items: Iterable[tuple[str, str]]) -> str:
+def render_dl(items: Iterable[tuple[str, str]], cls: str = "facts") -> str:
     body = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in items)
-    return f'<dl class="facts">{body}</dl>'
+    return f'<dl class="{escape(cls, quote=True)}">{body}</dl>'
 
 
 def paragraph(text: str, cls: str | None = None) -> str:
@@ -116,8 +119,16 @@ h3 { font-size: 1.08rem; margin: 1.4em 0 0.4em; }
 .banner-top { position: sticky; top: 0; z-index: 10; }
 .section-banner { background: var(--warn-bg); color: var(--warn); border-left: 5px solid var(--warn);
                   font-weight: bold; padding: 4px 10px; margin: 0.4em 0 0.8em; font-size: 0.9rem; }
-nav.toc ol { columns: 2; margin: 0.3em 0; list-style: none; padding-left: 0; }
-nav.toc a { color: var(--accent); }
+nav.toc > ol { columns: 2; column-gap: 32px; margin: 0.3em 0; list-style: none; padding-left: 0; }
+nav.toc > ol > li { break-inside: avoid; margin-bottom: 0.25em; }
+nav.toc ol ol { list-style: none; padding-left: 1.6em; margin: 0.1em 0 0.2em; font-size: 0.9rem; }
+nav.toc a { color: var(--accent); text-decoration: none; }
+nav.toc a:hover { text-decoration: underline; }
+nav.toc .toc-number { display: inline-block; min-width: 2.2em; color: var(--muted); }
+dl.first-screen { margin: 0.4em 0 0.2em; }
+ul.conclusions { padding-left: 1.3em; }
+ul.conclusions li { margin: 0.35em 0; }
+table.data-table .planted { font-size: 0.82em; color: var(--warn); }
 .warning-box { background: #fff8d6; border: 1px solid #b38f00; padding: 8px 12px; margin: 0.8em 0; }
 .table-block { margin: 1.2em 0 1.6em; }
 .table-wrap { overflow-x: auto; }
@@ -153,19 +164,32 @@ dl.facts dt { font-weight: bold; }
 dl.facts dd { margin: 0; word-break: break-word; }
 footer { margin-top: 3em; font-size: 0.8rem; color: var(--muted); border-top: 1px solid var(--rule); padding-top: 6px; }
 @media print {
-  html { font-size: 10pt; }
+  html { font-size: 10pt; line-height: 1.35; }
+  body { background: #fff; color: #000; }
   .page { max-width: none; padding: 0; }
   .banner-top { position: static; }
   nav.toc { break-after: page; }
-  h2, h3 { break-after: avoid; }
+  nav.toc > ol { columns: 1; }
+  h2, h3 { break-after: avoid; break-inside: avoid; }
   section.report-section { break-before: page; }
-  figure.figure, .table-block, dl.facts { break-inside: avoid; }
+  figure.figure, dl.facts, ul.conclusions li { break-inside: avoid; }
+  /* a long table may run over pages: its header row repeats, no row is split */
+  .table-block { break-inside: auto; }
+  table.data-table { font-size: 8pt; width: 100%; }
+  table.data-table caption { break-after: avoid; }
+  table.data-table thead { display: table-header-group; }
+  table.data-table tr { break-inside: avoid; }
+  .table-notes { break-before: avoid; }
+  p, li { orphans: 3; widows: 3; }
   .figure-body svg.figure-svg { max-height: 235mm; }
   .table-wrap { overflow: visible; }
-  table.data-table { font-size: 8pt; }
+  /* wide tables wrap instead of running off the A4 page */
+  table.data-table th, table.data-table td { white-space: normal !important; padding: 2px 4px;
+                                             overflow-wrap: break-word; }
   .downloads { display: none; }
   a { color: inherit; text-decoration: none; }
-  .banner, .section-banner { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  .banner, .section-banner, table.data-table tr.group th, table.data-table .planted {
+    -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
 """
 
@@ -207,6 +231,47 @@ $sections
 """)
 
 
+H3 = re.compile(r"<h3(?: id=\"[^\"]*\")?>(.*?)</h3>", re.S)
+
+
+@dataclass
+class TocEntry:
+    id: str
+    number: str
+    title_html: str  # escaped
+    children: list[TocEntry] = field(default_factory=list)
+
+
+def number_sections(sections: Sequence[Section]) -> tuple[list[str], list[list[str]], list[TocEntry]]:
+    """Number the sections 1..n in page order and their subsections (every ``<h3>`` of their
+    blocks) n.1, n.2, ...; returns each section's numbered title (escaped HTML), its blocks
+    with numbered ``<h3 id=...>`` and the table of contents."""
+    titles, blocks, toc = [], [], []
+    for i, sec in enumerate(sections, start=1):
+        entry = TocEntry(sec.id, str(i), escape(sec.title))
+        counter = 0
+
+        def number(match: re.Match, entry: TocEntry = entry, i: int = i) -> str:
+            nonlocal counter
+            counter += 1
+            sub = TocEntry(f"{entry.id}-{counter}", f"{i}.{counter}", match.group(1))
+            entry.children.append(sub)
+            return f'<h3 id="{escape(sub.id)}">{sub.number} {sub.title_html}</h3>'
+
+        blocks.append([H3.sub(number, b) for b in sec.blocks])
+        titles.append(f"{i}. {escape(sec.title)}")
+        toc.append(entry)
+    return titles, blocks, toc
+
+
+def render_toc(toc: Sequence[TocEntry]) -> str:
+    def item(e: TocEntry) -> str:
+        sub = ("<ol>" + "".join(item(c) for c in e.children) + "</ol>") if e.children else ""
+        return f'<li><a href="#{escape(e.id)}"><span class="toc-number">{e.number}{"" if "." in e.number else "."}</span> {e.title_html}</a>{sub}</li>'
+
+    return "".join(item(e) for e in toc)
+
+
 def page(*, lang: str, title: str, subtitle: str, source_line: str, synthetic: bool, sections: Sequence[Section],
          footer: str, version: str) -> str:
     banner_text = labels.text(lang, "synthetic_banner")
@@ -214,15 +279,16 @@ def page(*, lang: str, title: str, subtitle: str, source_line: str, synthetic: b
               f"{escape(banner_text)}</div>") if synthetic else ""
     top = banner_text if synthetic else title
     css = CSS + PRINT_PAGE.substitute(top=top.replace('"', "'"))
-    toc = "".join(f'<li><a href="#{escape(s.id)}">{escape(s.title)}</a></li>' for s in sections)
+    titles, numbered_blocks, entries = number_sections(sections)
+    toc = render_toc(entries)
     parts = []
-    for s in sections:
-        inner = [heading(2, s.title, f"h-{s.id}")]
+    for s, title_html, blocks in zip(sections, titles, numbered_blocks, strict=True):
+        inner = [f'<h2 id="h-{escape(s.id)}">{title_html}</h2>']
         if synthetic:
             inner.append(f'<p class="section-banner" role="note">{escape(banner_text)}</p>')
         if s.intro:
             inner.append(paragraph(s.intro, "intro"))
-        inner.extend(s.blocks)
+        inner.extend(blocks)
         parts.append(f'<section class="report-section" id="{escape(s.id)}" aria-labelledby="h-{escape(s.id)}">'
                      + "\n".join(inner) + "</section>")
     return PAGE.substitute(

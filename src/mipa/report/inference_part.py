@@ -35,7 +35,7 @@ from mipa.report.formatting import (
     not_estimable_text,
 )
 from mipa.report.parts import Part, local_text
-from mipa.report.tables import Cell, Row, Table, partner_labels
+from mipa.report.tables import Cell, Row, Table, add_planted, partner_labels
 
 MARTS = ("marts.did_inference", "intermediate.int_inference__method_choice", "reference.inference_coverage")
 AFTER = "results"
@@ -266,12 +266,16 @@ def _attrs(row: pd.Series | None, **keys: str) -> dict[str, str]:
     return out
 
 
-def overall_table(inference: pd.DataFrame, lang: str, outcomes: Sequence[str]) -> Table:
+def overall_table(inference: pd.DataFrame, lang: str, outcomes: Sequence[str],
+                  planted: pd.DataFrame | None = None) -> Table:
+    """Every estimator x inference method's overall effect; on synthetic runs with the
+    planted effect beside each estimate (``planted``: fct_planted_effects)."""
     header = [Row([Cell(_t(lang, "col_method"), header=True, scope="col"),
                    *[Cell(labels.outcome(lang, o), header=True, scope="col") for o in outcomes],
                    Cell(_t(lang, "col_coverage"), header=True, scope="col"),
                    Cell(_t(lang, "col_size"), header=True, scope="col")])]
     body, tidy = [], []
+    any_planted = False
     for estimator, method in _methods(inference, "overall"):
         first = _pick(inference, estimator, method, outcomes[0], "overall")
         label = _method_cell_text(lang, estimator, method, first)
@@ -279,29 +283,39 @@ def overall_table(inference: pd.DataFrame, lang: str, outcomes: Sequence[str]) -
         for o in outcomes:
             row = _pick(inference, estimator, method, o, "overall")
             text = fmt_row_interval(row, lang, o)
-            cells.append(Cell(text, classes=("num", "estimate"),
-                              attrs=_attrs(row, estimator=estimator, inference=method, outcome=o, scope="overall")))
-            tidy.append({"estimator": estimator, "inference": method, "outcome": o, "scope": "overall",
-                         **({} if row is None else {c: row[c] for c in ("estimate", "ci_low", "ci_high", "p_value",
-                                                                        "is_default_method", "mc_coverage",
-                                                                        "mc_size")}),
-                         "display": text})
+            cell = Cell(text, classes=("num", "estimate"),
+                        attrs=_attrs(row, estimator=estimator, inference=method, outcome=o, scope="overall"))
+            cells.append(cell)
+            entry = {"estimator": estimator, "inference": method, "outcome": o, "scope": "overall",
+                     **({} if row is None else {c: row[c] for c in ("estimate", "ci_low", "ci_high", "p_value",
+                                                                    "is_default_method", "mc_coverage",
+                                                                    "mc_size")}),
+                     "display": text}
+            any_planted |= add_planted(cell, entry, planted, lang, outcome=o, scope="overall",
+                                       estimate=None if row is None else row["estimate"])
+            tidy.append(entry)
         cells.append(Cell(_coverage_text(first, lang), classes=("num",)))
         size = None if first is None else first.get("mc_size")
         cells.append(Cell(fmt_percent(size, 1, lang), classes=("num",)))
         classes = ("default-method",) if first is not None and bool(first["is_default_method"]) else ()
         body.append(Row(cells, classes))
     notes = [_t(lang, "note_default"), _t(lang, "note_marks"), _t(lang, "note_star"), _t(lang, "note_inversion")]
+    if any_planted:
+        notes.append(labels.text(lang, "note_planted"))
     return Table("table_i1_overall_inference", _t(lang, "overall_caption"), header, body, notes,
                  pd.DataFrame(tidy), classes=("results",))
 
 
-def country_table(inference: pd.DataFrame, partners: pd.DataFrame, lang: str, outcomes: Sequence[str]) -> Table:
+def country_table(inference: pd.DataFrame, partners: pd.DataFrame, lang: str, outcomes: Sequence[str],
+                  planted: pd.DataFrame | None = None) -> Table:
+    """Per-country effects of the per-country methods; on synthetic runs with the planted
+    effect beside each estimate (``planted``: fct_planted_effects)."""
     ncol = len(outcomes) + 2
     header = [Row([Cell("", header=True, scope="col"),
                    *[Cell(labels.outcome(lang, o), header=True, scope="col") for o in outcomes],
                    Cell(_t(lang, "col_coverage"), header=True, scope="col")])]
     body, tidy = [], []
+    any_planted = False
     countries = partner_labels(partners, lang)
     methods = [(e, m) for e, m in _methods(inference, "countries") if e in ("conformal", "sdid", "etwfe")]
     # the conformal intervals first (the per-country method the Monte Carlo checked), then SDID,
@@ -322,17 +336,23 @@ def country_table(inference: pd.DataFrame, partners: pd.DataFrame, lang: str, ou
             for o in outcomes:
                 row = _pick(inference, estimator, method, o, iso3)
                 text = fmt_row_interval(row, lang, o)
-                cells.append(Cell(text, classes=("num", "estimate"),
-                                  attrs=_attrs(row, estimator=estimator, inference=method, outcome=o, scope=iso3)))
-                tidy.append({"estimator": estimator, "inference": method, "outcome": o, "scope": iso3,
-                             **({} if row is None else {c: row[c] for c in ("estimate", "ci_low", "ci_high",
-                                                                            "p_value", "is_default_method",
-                                                                            "mc_coverage", "mc_size")}),
-                             "display": text})
+                cell = Cell(text, classes=("num", "estimate"),
+                            attrs=_attrs(row, estimator=estimator, inference=method, outcome=o, scope=iso3))
+                cells.append(cell)
+                entry = {"estimator": estimator, "inference": method, "outcome": o, "scope": iso3,
+                         **({} if row is None else {c: row[c] for c in ("estimate", "ci_low", "ci_high",
+                                                                        "p_value", "is_default_method",
+                                                                        "mc_coverage", "mc_size")}),
+                         "display": text}
+                any_planted |= add_planted(cell, entry, planted, lang, outcome=o, scope=iso3,
+                                           estimate=None if row is None else row["estimate"])
+                tidy.append(entry)
             cells.append(Cell("", classes=("num",)))
             body.append(Row(cells))
     notes = [_t(lang, "note_country"), _t(lang, "note_default"), _t(lang, "note_marks"), _t(lang, "note_star"),
              _t(lang, "note_inversion")]
+    if any_planted:
+        notes.append(labels.text(lang, "note_planted"))
     return Table("table_i2_country_inference", _t(lang, "country_caption"), header, body, notes,
                  pd.DataFrame(tidy), classes=("results",))
 
@@ -460,9 +480,10 @@ def build(data: ReportData, marts: dict[str, pd.DataFrame], lang: str) -> Part |
     else:
         intro = _t(lang, "intro", reps=fmt_int(coverage["n_replications"].max(), lang), wall=_wall_text(coverage, lang))
     part = Part("inference", _t(lang, "title"), intro)
-    part.blocks.append(overall_table(inference, lang, outcomes))
+    planted = data.planted if data.synthetic else None  # the generator's truth, never on real feeds
+    part.blocks.append(overall_table(inference, lang, outcomes, planted))
     if len(data.partners):
-        part.blocks.append(country_table(inference, data.partners, lang, outcomes))
+        part.blocks.append(country_table(inference, data.partners, lang, outcomes, planted))
     if not coverage.empty:
         part.blocks.append(coverage_figure(coverage, lang, data.synthetic))
         part.blocks.append(montecarlo_table(coverage, lang))

@@ -28,6 +28,7 @@ from mipa.report.figures import (
     _style_axes,
     draw_event_study_panel,
     finish_event_study_grid,
+    shown_event_window,
 )
 from mipa.report.formatting import (
     MISSING,
@@ -108,8 +109,8 @@ LABELS: dict[str, dict[str, str]] = {
             "95% intervals and uniform 95% bands (sup-t) over months -24 to 24. Leads far from "
             "zero speak against parallel trends."
         ),
-        "fig_event_caption": "Figure {number}. Event study: {estimator}",
-        "fig_event_alt": "Event-study effects with leads and lags, months -24 to 24, for {outcomes}, with pointwise intervals and uniform bands.",
+        "fig_event_caption": "Figure {number}. Event study: {estimator}, months {low} to {high} around the start",
+        "fig_event_alt": "Event-study effects with leads and lags, months {low} to {high}, for {outcomes}, with pointwise intervals and uniform bands.",
         "fig_event_note": "Country-clustered covariance; with one partner per start month the intervals are too narrow (see Table S1).",
         "fig_event_poisson_note": "Effects on the count scale (events per country-month). Open markers: an all-zero partner cell is behind the estimate; its interval is unreliable.",
         "est_etwfe": "extended TWFE, never-treated controls",
@@ -193,8 +194,8 @@ LABELS: dict[str, dict[str, str]] = {
             "puntsgewijze 95%-intervallen en uniforme 95%-banden (sup-t) over maand -24 tot 24. "
             "Effecten vóór de start ver van nul pleiten tegen parallelle trends."
         ),
-        "fig_event_caption": "Figuur {number}. Event study: {estimator}",
-        "fig_event_alt": "Event-study-effecten met voor- en naperiode, maand -24 tot 24, voor {outcomes}, met puntsgewijze intervallen en uniforme banden.",
+        "fig_event_caption": "Figuur {number}. Event study: {estimator}, maand {low} tot en met {high} rond de start",
+        "fig_event_alt": "Event-study-effecten met voor- en naperiode, maand {low} tot en met {high}, voor {outcomes}, met puntsgewijze intervallen en uniforme banden.",
         "fig_event_note": "Covariantie geclusterd per land; met één partnerland per startmaand zijn de intervallen te smal (zie tabel S1).",
         "fig_event_poisson_note": "Effecten in aantallen (gebeurtenissen per land en maand). Open markering: achter de schatting zit een cel van een partnerland met alleen nullen; het interval is onbetrouwbaar.",
         "est_etwfe": "extended TWFE, nooit behandelde controles",
@@ -310,6 +311,7 @@ def event_figure(events: pd.DataFrame, lang: str, estimator: str, number: str, s
     ev = events[events["estimator"] == estimator]
     outcomes = [o for o in OUTCOME_ORDER if o in set(ev["outcome"])]
     name_key = f"est_{estimator}"
+    low, high = shown_event_window(ev)  # the caption says what the axes show
 
     def draw() -> Figure:
         nrows, ncols = _grid(len(outcomes))
@@ -333,8 +335,9 @@ def event_figure(events: pd.DataFrame, lang: str, estimator: str, number: str, s
     return FigureSpec(
         name=f"figure_s{number}_event_study_{estimator}",
         number=f"S{number}",
-        caption=_t(lang, "fig_event_caption", number=f"S{number}", estimator=_t(lang, name_key)),
-        alt=_t(lang, "fig_event_alt", outcomes=", ".join(labels.outcome(lang, o).lower() for o in outcomes)),
+        caption=_t(lang, "fig_event_caption", number=f"S{number}", estimator=_t(lang, name_key), low=low, high=high),
+        alt=_t(lang, "fig_event_alt", outcomes=", ".join(labels.outcome(lang, o).lower() for o in outcomes),
+               low=low, high=high),
         draw=draw,
         notes=notes,
     )

@@ -57,6 +57,7 @@ class Cell:
     classes: tuple[str, ...] = ()
     attrs: dict[str, str] = field(default_factory=dict)
     subtext: str = ""  # a second, smaller line (e.g. the annex's clustered interval)
+    planted: str = ""  # synthetic runs: the planted effect, on its own line beside the estimate
 
 
 @dataclass
@@ -227,6 +228,36 @@ def partner_labels(partners: pd.DataFrame, lang: str) -> list[tuple[str, str]]:
     ]
 
 
+def planted_effect(planted: pd.DataFrame | None, *, outcome: str, scope: str) -> Any:
+    """The planted effect of one cell (fct_planted_effects), or None (real feeds, no mart,
+    or a scope the generator planted nothing for)."""
+    if planted is None or planted.empty:
+        return None
+    rows = planted[(planted["scope"] == scope) & (planted["outcome"] == outcome)]
+    if rows.empty or is_missing(rows["planted_effect"].iloc[0]):
+        return None
+    return float(rows["planted_effect"].iloc[0])
+
+
+def planted_text(value: Any, lang: str, *, outcome: str, estimate: Any = None) -> str:
+    """``planted 9.3``: the planted effect with the estimate's number of decimals."""
+    d = auto_decimals(value, *(() if is_missing(estimate) else (estimate,)), outcome=outcome)
+    return labels.text(lang, "planted_short", value=fmt_number(value, d, lang))
+
+
+def add_planted(cell: Cell, entry: dict[str, Any] | None, planted: pd.DataFrame | None, lang: str, *,
+                 outcome: str, scope: str, estimate: Any) -> bool:
+    """Put the planted effect beside an estimate cell (and into its tidy row); True if any."""
+    value = planted_effect(planted, outcome=outcome, scope=scope)
+    if value is None:
+        return False
+    cell.planted = planted_text(value, lang, outcome=outcome, estimate=estimate)
+    cell.attrs["data-planted"] = fmt_value_attr(value)
+    if entry is not None:
+        entry["planted_effect"] = value
+    return True
+
+
 # ---------------------------------------------------------------------------------------
 # Tables 2, A1, A4: overall and per-country effects with intervals
 
@@ -287,7 +318,7 @@ def default_interval_note(inference: pd.DataFrame | None, estimator: str, lang: 
 def effect_table(
     estimates: pd.DataFrame, partners: pd.DataFrame, *, lang: str, estimator: str,
     outcomes: Sequence[str], name: str, caption_key: str, note_keys: Sequence[str],
-    inference: pd.DataFrame | None = None,
+    inference: pd.DataFrame | None = None, planted: pd.DataFrame | None = None, n_note: str | None = None,
 ) -> Table:
     """Rows: the overall effect, then one row per partner country (illustrative), then N.
     Columns: outcomes. Cells ``estimate* [ci_low ci_high]``.
@@ -295,15 +326,21 @@ def effect_table(
     With ``inference`` (the did_inference mart) a cell shows the estimate and interval of
     the estimator's default inference method (the one the Monte Carlo validated) and,
     on a smaller second line, the annex's interval from did_estimates; the cell's
-    ``data-*`` attributes keep the did_estimates row, ``data-default-*`` the default one."""
+    ``data-*`` attributes keep the did_estimates row, ``data-default-*`` the default one.
+
+    With ``planted`` (fct_planted_effects, synthetic feeds) every estimate cell also shows
+    the effect the generator planted (``data-planted``, tidy column ``planted_effect``).
+    ``n_note`` is a note on what the N row counts (added to the notes)."""
     t = lambda key, **kw: labels.text(lang, key, **kw)  # noqa: E731
     ncol = len(outcomes) + 1
     header = [Row([Cell("", header=True, scope="col"), *[Cell(h, header=True, scope="col") for h in _numbered(lang, outcomes)]])]
     body: list[Row] = []
     tidy: list[dict[str, Any]] = []
     no_valid: list[tuple[str, str]] = []
+    any_planted = False
 
     def effect_row(scope: str, label: str, classes: tuple[str, ...] = ()) -> Row:
+        nonlocal any_planted
         cells = [Cell(label, header=True, scope="row", attrs={"data-scope": scope})]
         for o in outcomes:
             row = select_estimate(estimates, estimator=estimator, outcome=o, scope=scope)
@@ -339,8 +376,11 @@ def effect_table(
                     "data-default-ci-high": fmt_value_attr(default["ci_high"]),
                     "data-default-mc-coverage": fmt_value_attr(default.get("mc_coverage")),
                 })
-            cells.append(Cell(text, classes=("num", "estimate"), attrs=attrs, subtext=subtext))
+            cell = Cell(text, classes=("num", "estimate"), attrs=attrs, subtext=subtext)
+            cells.append(cell)
             entry = _tidy(name, scope, label, row, text, estimator, o, scope)
+            any_planted |= add_planted(cell, entry, planted, lang, outcome=o, scope=scope,
+                                        estimate=None if row is None else row["estimate"])
             if attrs.get("data-valid-interval") == "false":
                 entry.update(valid_interval_at_design=False, mc_coverage=coverage)
             elif subtext:
@@ -378,18 +418,41 @@ def effect_table(
         notes.insert(0, t("note_no_valid_interval"))
     if all(select_estimate(estimates, estimator=estimator, outcome=o, scope="overall") is None for o in outcomes):
         notes.insert(0, t("missing_estimates", estimator=labels.estimator(lang, estimator)))
+    if n_note:
+        notes.append(n_note)
+    if any_planted:
+        notes.append(t("note_planted"))
     extra = [c for c in ("display_annex", "default_inference", "default_estimate", "default_ci_low",
-                         "default_ci_high", "default_mc_coverage", "valid_interval_at_design", "mc_coverage")
+                         "default_ci_high", "default_mc_coverage", "valid_interval_at_design", "mc_coverage",
+                         "planted_effect")
              if any(c in row for row in tidy)]
     return Table(name, t(caption_key), header, body, notes, pd.DataFrame(tidy, columns=TIDY_COLUMNS + extra),
                  classes=("results",))
+
+
+def csdid_n_note(estimates: pd.DataFrame, partners: pd.DataFrame, *, lang: str, n_rows: Any,
+                 outcome: str = "forced_departures") -> str | None:
+    """Table A1's note on its N: Callaway & Sant'Anna's n_obs counts the country-months
+    entering its post-start comparisons, not the panel (None without csdid rows)."""
+    row = select_estimate(estimates, estimator="csdid", outcome=outcome, scope="overall")
+    if row is None or is_missing(row.get("n_obs")):
+        return None
+    countries = []
+    for iso3, label in partner_labels(partners, lang):
+        r = select_estimate(estimates, estimator="csdid", outcome=outcome, scope=iso3)
+        if r is not None and not is_missing(r.get("n_obs")):
+            countries.append(f"{label.split(' (')[0]} {fmt_int(r['n_obs'], lang)}")
+    return labels.text(lang, "note_csdid_n", n=fmt_int(row["n_obs"], lang), n_rows=fmt_int(n_rows, lang),
+                       outcome=labels.outcome(lang, outcome).lower(),
+                       countries=", ".join(countries) if countries else MISSING)
 
 
 # ---------------------------------------------------------------------------------------
 # Table A2: classic TWFE, estimate (SE) per inference method
 
 
-def twfe_table(estimates: pd.DataFrame, *, lang: str, outcomes: Sequence[str], name: str = "table_a2_twfe") -> Table:
+def twfe_table(estimates: pd.DataFrame, *, lang: str, outcomes: Sequence[str], name: str = "table_a2_twfe",
+               planted: pd.DataFrame | None = None) -> Table:
     t = lambda key, **kw: labels.text(lang, key, **kw)  # noqa: E731
     header = [Row([Cell("", header=True, scope="col"), *[Cell(h, header=True, scope="col") for h in _numbered(lang, outcomes)]])]
     rows = estimates[(estimates["estimator"] == "twfe") & (estimates["scope"] == "overall")] if not estimates.empty else estimates
@@ -397,6 +460,7 @@ def twfe_table(estimates: pd.DataFrame, *, lang: str, outcomes: Sequence[str], n
                      key=lambda i: (TWFE_INFERENCE_ORDER.index(i) if i in TWFE_INFERENCE_ORDER else 99, i))
     body: list[Row] = []
     tidy: list[dict[str, Any]] = []
+    any_planted = False
     for inf in present:
         label = f"{t('row_overall')}: {labels.inference(lang, inf)}"
         cells = [Cell(label, header=True, scope="row", attrs={"data-inference": inf})]
@@ -407,9 +471,13 @@ def twfe_table(estimates: pd.DataFrame, *, lang: str, outcomes: Sequence[str], n
                                   aggregations=pref, inference=inf) if pref else None
             text = MISSING if row is None else not_estimable_text(row, lang) or fmt_estimate_se(
                 row["estimate"], row["std_error"], row["p_value"], lang=lang, outcome=o)
-            cells.append(Cell(text, classes=("num", "estimate"),
-                              attrs=_estimate_attrs(row, estimator="twfe", outcome=o, scope="overall", inference=inf)))
-            tidy.append(_tidy(name, inf, label, row, text, "twfe", o, "overall"))
+            cell = Cell(text, classes=("num", "estimate"),
+                        attrs=_estimate_attrs(row, estimator="twfe", outcome=o, scope="overall", inference=inf))
+            cells.append(cell)
+            entry = _tidy(name, inf, label, row, text, "twfe", o, "overall")
+            any_planted |= add_planted(cell, entry, planted, lang, outcome=o, scope="overall",
+                                        estimate=None if row is None else row["estimate"])
+            tidy.append(entry)
         body.append(Row(cells))
     n_cells = [Cell(t("row_n"), header=True, scope="row")]
     for o in outcomes:
@@ -421,7 +489,10 @@ def twfe_table(estimates: pd.DataFrame, *, lang: str, outcomes: Sequence[str], n
     notes = [t("note_twfe"), t("note_star")]
     if not present:
         notes.insert(0, t("missing_estimates", estimator=labels.estimator(lang, "twfe")))
-    return Table(name, t("tableA2_caption"), header, body, notes, pd.DataFrame(tidy, columns=TIDY_COLUMNS),
+    if any_planted:
+        notes.append(t("note_planted"))
+    return Table(name, t("tableA2_caption"), header, body, notes,
+                 pd.DataFrame(tidy, columns=TIDY_COLUMNS + (["planted_effect"] if any_planted else [])),
                  classes=("results",))
 
 
