@@ -217,9 +217,11 @@ def test_planted_effects_model_reads_the_generator_marker() -> None:
     and the panel as plain tables: per-country effects and their post-month-weighted mean."""
     sql = (settings.project_dir() / "models/marts/synthetic/fct_planted_effects.sql").read_text(encoding="utf-8")
     sql = re.sub(r"\{#-?.*?-?#\}", "", sql, flags=re.S)
-    sql = sql.replace("{{ source('load_log', 'load_metadata') }}", "load_metadata")
+    sql = sql.replace("{{ ref('stg_load_log__load_metadata') }}", "stg_load_log__load_metadata")
     sql = sql.replace("{{ ref('fct_country_month') }}", "fct_country_month")
-    assert "{{" not in sql
+    staging = (settings.project_dir() / "models/staging/load_log/stg_load_log__load_metadata.sql").read_text(
+        encoding="utf-8").replace("{{ source('load_log', 'load_metadata') }}", "load_metadata")
+    assert "{{" not in sql and "{{" not in staging
     con = duckdb.connect()
     months = pd.date_range("2022-01-01", "2022-12-01", freq="MS")
     panel = pd.DataFrame([(iso, m.date()) for iso in ("MAR", "TUR", "ALB") for m in months],
@@ -233,6 +235,7 @@ def test_planted_effects_model_reads_the_generator_marker() -> None:
                     "TUR": {"forced_departures": {"planted": 1.0, "configured": 0.5}}}}}
     con.execute("create table load_metadata (metadata json)")
     con.execute("insert into load_metadata values (?)", [json.dumps(marker)])
+    con.execute(f"create view stg_load_log__load_metadata as {staging}")
     rows = con.execute(f"select scope, outcome, planted_effect, n_post_months from ({sql}) order by scope").fetchall()
     # MAR: 7 post months (June-December), TUR: 3 (October-December)
     assert rows == [("MAR", "forced_departures", 9.0, 7), ("TUR", "forced_departures", 1.0, 3),

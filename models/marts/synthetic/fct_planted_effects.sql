@@ -9,9 +9,9 @@ with
 
 load_metadata as (
 
-    select cast(metadata as json) as metadata
-    from {{ source('load_log', 'load_metadata') }}
-    where coalesce(cast(json_extract_string(metadata, '$.synthetic') as boolean), false)
+    select metadata
+    from {{ ref('stg_load_log__load_metadata') }}
+    where is_synthetic
 
 ),
 
