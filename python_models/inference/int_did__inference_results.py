@@ -4,6 +4,7 @@ mipa.inference.suite, the same function the Monte Carlo harness scores)."""
 import os
 
 from mipa.inference.suite import InferenceSettings, inference_results
+from mipa.processes import run_in_child_process
 
 
 def model(dbt, session):
@@ -20,4 +21,5 @@ def model(dbt, session):
     # dbt already runs two models at a time on two cores (profiles.yml threads): one more
     # process pool here would put more busy processes than cores; opt in with the variable
     workers = int(os.environ.get("MIPA_ESTIMATION_WORKERS", "1"))
-    return inference_results(dbt.ref("fct_country_month").df(), settings, workers=workers)
+    # in a child process: dbt runs Python models in its own process, under one interpreter lock
+    return run_in_child_process(inference_results, dbt.ref("fct_country_month").df(), settings, workers=workers)

@@ -2,6 +2,7 @@
 mipa.sensitivity.robustness)."""
 
 from mipa.estimation import EstimationSettings
+from mipa.processes import run_in_child_process
 from mipa.sensitivity.robustness import run_grid
 
 
@@ -13,7 +14,9 @@ def model(dbt, session):
         etwfe_control_group=dbt.config.get("etwfe_control_group"),
         cs_control_group=dbt.config.get("cs_control_group"),
     )
-    return run_grid(
+    # in a child process: dbt runs Python models in its own process, under one interpreter lock
+    return run_in_child_process(
+        run_grid,
         dbt.ref("fct_country_month").df(),
         dbt.ref("stg_reference__partnerships").df(),
         dbt.ref("dim_country").df(),

@@ -69,6 +69,10 @@ class NotEstimable(ValueError):
         self.detail = detail or REASONS[reason]
         super().__init__(f"{reason}: {self.detail}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # pickled with its two fields (a model's child process sends it back to dbt)
+        return (type(self), (self.reason, self.detail))
+
 
 T = TypeVar("T")
 

@@ -169,13 +169,31 @@ def pseudonymise(values: pa.Array, key: bytes) -> pa.Array:
     """HMAC-SHA256(key, person_id) as hex, NULL kept NULL (RFC 2104 keyed hash).
 
     A keyed hash keeps one person's records linkable across feeds while the original
-    identifier cannot be recovered or re-derived without the key.
+    identifier cannot be recovered or re-derived without the key. Each distinct id is
+    hashed once, with the key's inner and outer pads hashed once per call (RFC 2104:
+    ``H((K ^ opad) || H((K ^ ipad) || m))``): the same digests as :func:`hmac.new`, which
+    re-derives the pads for every value (the hashing was half of the load at 100x volume).
     """
-    out = [
-        None if v is None else hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest()
-        for v in values.to_pylist()
-    ]
-    return pa.array(out, type=pa.string())
+    if len(values) == 0:
+        return pa.array([], type=pa.string())
+    encoded = pc.dictionary_encode(values)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    block = hashlib.sha256().block_size
+    k = hashlib.sha256(key).digest() if len(key) > block else key
+    k = k.ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in k))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in k))
+
+    def digest(value: str) -> str:
+        h = inner.copy()
+        h.update(value.encode("utf-8"))
+        o = outer.copy()
+        o.update(h.digest())
+        return o.hexdigest()
+
+    hashed = pa.array([digest(v) for v in encoded.dictionary.to_pylist()], type=pa.string())
+    return pc.take(hashed, encoded.indices)
 
 
 def scan_feed(raw_dir: Path, feed: str) -> list[FeedEntry]:
@@ -458,6 +476,11 @@ def ingest(raw_dir: Path, db_path: Path) -> IngestSummary:
     key = resolve_pseudonym_key(raw_dir, synthetic, problem)
     summary = IngestSummary(raw_dir=raw_dir, synthetic=synthetic, marker_problem=problem)
     con = duckdb.connect(str(db_path))
+    # bounded memory at any volume (as the dbt profile): DuckDB spills to disk beyond it
+    limit = os.environ.get("MIPA_DUCKDB_MEMORY_LIMIT", "2GB").strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit, flags=re.IGNORECASE):
+        raise FeedError(f"MIPA_DUCKDB_MEMORY_LIMIT={limit!r} (rule: memory_limit): give a size such as 1GB or 512MB")
+    con.execute(f"set memory_limit = '{limit}'")
     try:
         con.execute(f"create schema if not exists {LANDING_SCHEMA}")
         for spec in FEEDS.values():
