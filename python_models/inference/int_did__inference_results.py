@@ -4,7 +4,7 @@ mipa.inference.suite, the same function the Monte Carlo harness scores)."""
 import os
 
 from mipa.inference.suite import InferenceSettings, inference_results
-from mipa.processes import run_in_child_process
+from mipa.processes import progress_line, run_in_child_process
 
 
 def model(dbt, session):
@@ -22,4 +22,5 @@ def model(dbt, session):
     # process pool here would put more busy processes than cores; opt in with the variable
     workers = int(os.environ.get("MIPA_ESTIMATION_WORKERS", "1"))
     # in a child process: dbt runs Python models in its own process, under one interpreter lock
-    return run_in_child_process(inference_results, dbt.ref("fct_country_month").df(), settings, workers=workers)
+    return run_in_child_process(inference_results, dbt.ref("fct_country_month").df(), settings, workers=workers,
+                                progress=progress_line)

@@ -2,7 +2,7 @@
 mipa.sensitivity.robustness)."""
 
 from mipa.estimation import EstimationSettings
-from mipa.processes import run_in_child_process
+from mipa.processes import progress_line, run_in_child_process
 from mipa.sensitivity.robustness import run_grid
 
 
@@ -23,4 +23,5 @@ def model(dbt, session):
         dbt.ref("country_neighbours").df(),
         settings,
         panel_variant=dbt.config.get("partnership_variant"),
+        progress=progress_line,
     )

@@ -97,6 +97,8 @@ def run_dbt(
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.setdefault("GX_ANALYTICS_ENABLED", "false")
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if not sys.stderr.isatty():  # no colour codes in logs and CI output
+        env.setdefault("DBT_USE_COLORS", "false")
     env.update(extra_env or {})
     cmd = [_dbt_executable(), *args, "--project-dir", str(project), "--profiles-dir", str(project)]
     return subprocess.run(cmd, env=env, cwd=project, check=False, preexec_fn=_die_with_parent()).returncode

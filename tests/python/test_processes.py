@@ -30,3 +30,19 @@ def test_the_child_error_reaches_the_caller(monkeypatch):
         run_in_child_process(_refuse)
     monkeypatch.setenv("MIPA_MODEL_CHILD_PROCESS", "0")
     assert run_in_child_process(_pid_and_sum, pd.DataFrame({"x": [1.0]}), column="x")[0] == os.getpid()
+
+
+def _warns() -> int:
+    import warnings
+
+    for _ in range(3):
+        warnings.warn("88 ATT(g,t) cells could not be estimated\nsecond line", UserWarning, stacklevel=1)
+    warnings.warn("another", RuntimeWarning, stacklevel=1)
+    return 7
+
+
+def test_warnings_become_one_line_notes_without_source_lines(monkeypatch, capfd):
+    monkeypatch.setenv("MIPA_MODEL_CHILD_PROCESS", "0")
+    assert run_in_child_process(_warns) == 7
+    err = capfd.readouterr().err.splitlines()
+    assert err == ["[mipa] note: 88 ATT(g,t) cells could not be estimated (3 times)", "[mipa] note: another"]

@@ -363,8 +363,10 @@ def inference_results(
     settings: InferenceSettings | None = None,
     outcomes: Sequence[str] | None = None,
     workers: int = 1,
+    progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """:func:`inference_table` for every outcome of ``fct_country_month``, for the mart.
+    ``progress`` (e.g. :func:`mipa.processes.progress_line`) gets a line per outcome done.
 
     Drops the timing column (it differs between runs) and adds ``run_settings`` (JSON), so
     the same panel gives the same table. ``workers > 1`` runs the outcomes in that many
@@ -380,7 +382,13 @@ def inference_results(
         with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
             frames = list(pool.map(inference_table, [panel] * len(todo), todo, [s] * len(todo)))
     else:
-        frames = [inference_table(panel, outcome, s) for outcome in todo]
+        frames = []
+        for k, outcome in enumerate(todo, 1):
+            tick = time.perf_counter()
+            frames.append(inference_table(panel, outcome, s))
+            if progress:
+                progress(f"inference: {outcome} done ({k}/{len(todo)} outcomes, {len(frames[-1])} rows, "
+                         f"{time.perf_counter() - tick:.1f} s)")
     out = pd.concat(frames, ignore_index=True).drop(columns=["seconds"])
     out["run_settings"] = s.as_json()
     return out

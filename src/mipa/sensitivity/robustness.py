@@ -71,7 +71,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -428,8 +428,10 @@ def run_grid(
     *,
     panel_variant: str = "baseline",
     grid: Sequence[Variant] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Every variant x outcome x estimator on ``fct_country_month``: :data:`GRID_COLUMNS`.
+    ``progress`` gets a line per variant.
 
     ``partnerships``: the partnership seed (or ``stg_reference__partnerships``), all
     versions of the dates; ``countries``: ISO3 and region (``dim_country`` or the countries
@@ -449,7 +451,9 @@ def run_grid(
     panel = prepare_panel(country_month)
     outcomes = [o for o in settings.outcomes if o in panel.columns]
     rows: list[dict[str, Any]] = []
-    for variant in grid:
+    for k, variant in enumerate(grid, 1):
+        if progress:
+            progress(f"robustness: variant {variant.variant_id} ({k}/{len(grid)})")
         vpanel = apply_variant(panel, variant, partnerships=partnerships, countries=countries,
                                neighbours=neighbours, panel_variant=panel_variant, outcomes=outcomes)
         for outcome in outcomes:

@@ -473,14 +473,19 @@ def honest_rows(estimator: str, outcome: str, es: EventStudyVcov, settings: Sens
 
 # --------------------------------------------------------------------------- the run
 def run_event_study_sensitivity(
-    country_month: pd.DataFrame, settings: SensitivitySettings | None = None
+    country_month: pd.DataFrame, settings: SensitivitySettings | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Event studies, pre-trend tests and HonestDiD bounds on ``fct_country_month`` as one
-    long table of :data:`RESULT_COLUMNS` (``result_table`` says which)."""
+    long table of :data:`RESULT_COLUMNS` (``result_table`` says which). ``progress`` gets a
+    line per outcome done."""
     settings = settings or SensitivitySettings()
     panel = prepare_panel(country_month)
     frames = []
-    for outcome in settings.outcomes:
+    for k, outcome in enumerate(settings.outcomes, 1):
+        if progress:
+            progress(f"sensitivity: {outcome} ({k}/{len(settings.outcomes)} outcomes: event studies, pre-trend "
+                     f"tests{', HonestDiD' if outcome in settings.honest_outcomes else ''})")
         vcovs = event_study_vcovs(panel, outcome, settings)
         for estimator, fitted in vcovs.items():
             rows, failure = (None, fitted) if isinstance(fitted, NotEstimable) else attempt(
