@@ -56,11 +56,7 @@ final as (
             when quarantine_rule = 'unknown_nationality' and nationality_raw is null
                 then 'nationality is empty or a declared missing value (NA, N/A, NULL, ...)'
             -- capped: a detail quotes delivered values, which can be arbitrarily long
-            when length(quarantine_detail) > 500
-                then
-                    substring(quarantine_detail, 1, 500) || '... (500 of '
-                    || cast(length(quarantine_detail) as varchar) || ' characters)'
-            else quarantine_detail
+            else {{ cap_text('quarantine_detail', 500) }}
         end as quarantine_detail
 
     from validated

@@ -12,21 +12,9 @@ renamed as (
         nullif(trim(record_id), '') as record_id,
         person_pseudonym,
         -- as delivered, capped: a pathological value is not copied whole into diagnostics
-        case
-            when length(nationality) > 200
-                then
-                    substring(nationality, 1, 200) || '... (200 of '
-                    || cast(length(nationality) as varchar) || ' characters)'
-            else nationality
-        end as nationality_raw,
+        {{ cap_text('nationality', 200) }} as nationality_raw,
         {{ normalize_text_key('nationality') }} as nationality_key,
-        case
-            when length(issue_date) > 200
-                then
-                    substring(issue_date, 1, 200) || '... (200 of '
-                    || cast(length(issue_date) as varchar) || ' characters)'
-            else issue_date
-        end as issue_date_raw,
+        {{ cap_text('issue_date', 200) }} as issue_date_raw,
         {{ try_cast_date('issue_date') }} as issue_date,
         _source_file as source_file,
         _source_row as source_row,

@@ -12,21 +12,9 @@ renamed as (
         nullif(trim(record_id), '') as record_id,
         nullif(trim(request_id), '') as request_id,
         -- as delivered, capped: a pathological value is not copied whole into diagnostics
-        case
-            when length(nationality) > 200
-                then
-                    substring(nationality, 1, 200) || '... (200 of '
-                    || cast(length(nationality) as varchar) || ' characters)'
-            else nationality
-        end as nationality_raw,
+        {{ cap_text('nationality', 200) }} as nationality_raw,
         {{ normalize_text_key('nationality') }} as nationality_key,
-        case
-            when length(decision_date) > 200
-                then
-                    substring(decision_date, 1, 200) || '... (200 of '
-                    || cast(length(decision_date) as varchar) || ' characters)'
-            else decision_date
-        end as decision_date_raw,
+        {{ cap_text('decision_date', 200) }} as decision_date_raw,
         {{ try_cast_date('decision_date') }} as decision_date,
         {{ normalize_text_key('outcome') }} as outcome,
         _source_file as source_file,

@@ -12,21 +12,9 @@ renamed as (
         nullif(trim(record_id), '') as record_id,
         person_pseudonym,
         -- as delivered, capped: a pathological value is not copied whole into diagnostics
-        case
-            when length(nationality) > 200
-                then
-                    substring(nationality, 1, 200) || '... (200 of '
-                    || cast(length(nationality) as varchar) || ' characters)'
-            else nationality
-        end as nationality_raw,
+        {{ cap_text('nationality', 200) }} as nationality_raw,
         {{ normalize_text_key('nationality') }} as nationality_key,
-        case
-            when length(request_date) > 200
-                then
-                    substring(request_date, 1, 200) || '... (200 of '
-                    || cast(length(request_date) as varchar) || ' characters)'
-            else request_date
-        end as request_date_raw,
+        {{ cap_text('request_date', 200) }} as request_date_raw,
         {{ try_cast_date('request_date') }} as request_date,
         _source_file as source_file,
         _source_row as source_row,

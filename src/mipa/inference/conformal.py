@@ -245,6 +245,10 @@ class _Stats:
         elif statistic != "s1":
             raise ValueError(f"statistic must be one of {STATISTICS}, not {statistic!r}")
 
+    @property
+    def n_shifts(self) -> int:
+        return self.u0.size
+
     def __call__(self, theta: np.ndarray) -> np.ndarray:
         theta = np.asarray(theta, dtype=float)[:, None]
         if self.statistic == "mean":
@@ -342,6 +346,11 @@ class _StudentStats:
         # a block whose residuals do not vary would divide by zero: a tiny floor
         self.eps = 1e-12 * max(1.0, float(np.abs(self.q0).max()))
 
+    @property
+    def n_shifts(self) -> int:
+        """The number of cyclic shifts: one per entry of the statistic's arrays."""
+        return self.a.size
+
     def __call__(self, theta: np.ndarray) -> np.ndarray:
         th = np.asarray(theta, dtype=float)[:, None]
         d = self.a[None, :] - th * self.b[None, :]
@@ -391,7 +400,7 @@ def _invert(stats: _Stats | _StudentStats, alpha: float, center: float) -> tuple
     E = np.unique(E[np.isfinite(E)])
     far = 1.0 + float(np.abs(E).max())
     P = np.concatenate([[E[0] - far], np.sort(np.concatenate([E, (E[:-1] + E[1:]) / 2])), [E[-1] + far]])
-    T = stats.u0.size
+    T = stats.n_shifts
     accept = np.zeros(P.size, dtype=bool)
     for s in range(0, P.size, 4096):
         accept[s:s + 4096] = _count(stats(P[s:s + 4096])) / T > alpha
@@ -462,8 +471,7 @@ def studentized_standard_error(
     """The unit's own standard error of its effect, from the studentized statistic at the
     estimate: ``t_0(theta) = (a - theta b) / sqrt(Q(theta))``, so ``theta_hat = a / b`` and
     ``se = sqrt(Q(theta_hat)) / |b|`` (Bartlett long-run variances of the post block and
-    the rest; Chung & Romano 2013). Serves the overall average of several units, whose
-    noises are independent: ``se_overall = sqrt(sum_j w_j^2 se_j^2)``."""
+    the rest; Chung & Romano 2013)."""
     y = np.asarray(y, dtype=float)
     T = y.size
     t1 = int(n_post)
@@ -531,9 +539,9 @@ def _check(T: int, t0: int, t1: int, alpha: float, model: str, y: np.ndarray, cb
 
 
 # --------------------------------------------------------------------------- panels
-def _unit_series(pa: PanelArrays, j: int) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+def _unit_series(pa: PanelArrays, j: int) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray]:
     """Treated row ``j``: its outcome and the control mean over the used months, ``T1``,
-    the number of controls, the label of the start (for messages)."""
+    the number of controls, and the used months (a mask over the panel's periods)."""
     controls = np.flatnonzero(~pa.treated)
     yc = pa.y[controls]
     obs_c = np.isfinite(yc)
@@ -546,7 +554,7 @@ def _unit_series(pa: PanelArrays, j: int) -> tuple[np.ndarray, np.ndarray, int, 
         cbar = np.where(obs_c, yc, 0.0).sum(axis=0) / n_obs_c
     post = pa.periods >= pa.first_treat[j]
     n_controls = int(obs_c[:, used].any(axis=1).sum())
-    return pa.y[j, used], cbar[used], int((post & used).sum()), n_controls, int(used.sum())
+    return pa.y[j, used], cbar[used], int((post & used).sum()), n_controls, used
 
 
 def conformal_unit(
@@ -567,7 +575,8 @@ def conformal_unit(
     module docstring.
     """
     j = pa.treated_position(unit)
-    y, cbar, t1, n_controls, T = _unit_series(pa, j)
+    y, cbar, t1, n_controls, used = _unit_series(pa, j)
+    T = int(used.sum())
     _check(T, T - t1, t1, alpha, model, y, cbar, f"{unit}: ", statistic)
     est, lo, hi, p0, convex, stats = _fit_series(y, cbar, t1, model=model, statistic=statistic, alpha=alpha,
                                                  null=null, lags=lags, smooth=smooth)
@@ -655,9 +664,9 @@ class _UnitFit:
 
 def _unit_fit(pa: PanelArrays, unit: Any, *, model: Model, alpha: float, smooth: int) -> _UnitFit:
     j = pa.treated_position(unit)
-    y, cbar, t1, n_controls, T = _unit_series(pa, j)
+    y, cbar, t1, n_controls, used = _unit_series(pa, j)
+    T = int(used.sum())
     _check(T, T - t1, t1, alpha, model, y, cbar, f"{unit}: ", "t")
-    used = np.isfinite(pa.y[j]) & np.isfinite(pa.y[~pa.treated]).any(axis=0)
     cbar = moving_average(cbar, smooth)
     post_used = np.arange(T) >= T - t1
     u0, r = _residual_parts(y, cbar, post_used, model)
@@ -721,9 +730,6 @@ class _AverageStats(_StudentStats):
                                                    + (z * np.roll(x, -lag, 1)).sum(axis=1))
             return out
 
-        self.u0 = np.zeros(T)  # _invert reads the number of shifts from it
-        self.t0, self.t1 = 0, 0
-        self.r = np.zeros(T)
         self.a, self.b = a, b
         self.q0, self.q1, self.q2 = lrv(g0, g0), lrv(g0, g1), lrv(g1, g1)
         self.eps = 1e-12 * max(1.0, float(np.abs(self.q0).max()))
@@ -773,8 +779,7 @@ def conformal_average(
     estimate = float(weights @ np.array([f.estimate for f in fits]))
     stats = _AverageStats(fits, weights, lags)
     lo, hi, convex = _invert(stats, alpha, 0.0)
-    T = stats.u0.size
-    p0 = float(_count(stats(np.array([null - estimate])))[0] / T)
+    p0 = float(_count(stats(np.array([null - estimate])))[0] / stats.n_shifts)
     se = float(np.sqrt(max(float(stats.q0[0]), 0.0)) / abs(float(stats.b[0])))
     n_post = int(sum(f.post.sum() for f in fits))
     result = ConformalResult(
