@@ -1,14 +1,13 @@
-"""Synthetic DiD: the batched solver against a plain reference, and data conditions.
+"""Synthetic DiD: the compiled solver against a plain reference, and data conditions.
 
 Known truths only:
 
-* the batched Frank-Wolfe solver (all placebo problems of all units in one loop, padded
-  shapes, scaled bookkeeping, shared leave-one-out Gram blocks) gives the numbers of a
-  plain one-problem-at-a-time implementation of ``synthdid``'s ``sc.weight.fw`` /
-  ``placebo_se`` kept in this file (to 1e-9 on a random panel);
-* the leave-one-out blocks equal the problems built from the permuted panel, the
-  padded multi-shape batch equals one problem at a time, the numpy fallback equals
-  the compiled row update;
+* the compiled Frank-Wolfe solver (scalar recursions, shared leave-one-out Gram blocks,
+  all placebo problems of all units in one solve) gives the numbers of a plain
+  implementation of ``synthdid``'s ``sc.weight.fw`` / ``placebo_se`` kept in this file
+  (to 1e-9 on a random panel);
+* the leave-one-out blocks equal the problems built from the permuted panel, and
+  stacks of mixed shapes equal the plain solver problem by problem;
 * every treated unit gets a row: a unit that cannot be estimated has NaN numbers,
   ``status = 'not_estimable'`` and a documented reason, and the other units are
   computed exactly as without it.
@@ -110,8 +109,8 @@ def _panel(n_units: int, n_periods: int, starts: dict[int, int], *, seed: int, e
 
 
 # --------------------------------------------------------------------------- solver
-def test_batched_sdid_matches_the_one_at_a_time_reference() -> None:
-    """Estimates and placebo SEs of all units (one batched fit, one batched placebo solve)
+def test_sdid_matches_the_plain_reference_unit_by_unit() -> None:
+    """Estimates and placebo SEs of all units (one fit solve, one placebo solve)
     equal the plain implementation run problem by problem."""
     p = _panel(17, 22, {0: 14, 1: 18, 2: 14}, seed=3)
     pa = ri.PanelArrays.from_frame(p, **KW)
@@ -156,52 +155,18 @@ def test_leave_one_out_blocks_equal_the_permuted_problems(zeros: bool) -> None:
     np.testing.assert_allclose(c, ref.c, rtol=0, atol=1e-12 * np.abs(ref.c).max())
 
 
-def test_padded_batch_of_mixed_shapes_equals_one_problem_at_a_time() -> None:
+def test_compiled_solver_equals_the_plain_reference_on_mixed_shapes() -> None:
+    """Every problem of stacks of different shapes and tunings gets the weights of the
+    line-by-line ``sc.weight.fw`` above (no recursions, no shared state)."""
     rng = np.random.default_rng(11)
-    sets, x0s = [], []
     for P, n, k in [(6, 30, 9), (5, 12, 23), (7, 40, 4)]:
-        sets.append(sdid._fw_set(rng.normal(size=(P, n, k)), rng.normal(size=(P, n)),
-                                 rng.uniform(0.05, 0.5, P), 1e-7, intercept=True))
-        x0s.append(rng.dirichlet(np.ones(k), size=P))
-    batched = sdid._fw_batch(sets, [x.copy() for x in x0s], 400)
-    start = 0
-    for fw, x0 in zip(sets, x0s, strict=True):
-        G, c = fw.dense()
-        e2 = fw.e2(x0)
-        for p in range(fw.size):
-            x, t = sdid._fw_one(G[p], c[p], float(e2[p]), fw.rows, float(fw.zeta2[p]), x0[p], float(fw.tol[p]), 400)
-            np.testing.assert_allclose(batched[0][start + p, :fw.k], x, atol=1e-12)
-            assert batched[1][start + p] == t
-            assert np.all(batched[0][start + p, fw.k:] == 0)
-        start += fw.size
-
-
-def test_numpy_fallback_equals_the_compiled_row_update(monkeypatch: pytest.MonkeyPatch) -> None:
-    p = _panel(15, 20, {0: 12, 1: 15}, seed=8)
-    pa = ri.PanelArrays.from_frame(p, **KW)
-    kw = dict(exhaustive=True, overall=False, max_iter=800, min_controls=2)
-    fast = sdid.rows_frame(sdid.sdid_by_unit(pa, **kw))
-    monkeypatch.setattr(sdid, "_CSR_MATVECS", None)
-    slow = sdid.rows_frame(sdid.sdid_by_unit(pa, **kw))
-    pd.testing.assert_frame_equal(fast, slow, atol=1e-11, rtol=0)
-
-
-def test_all_units_share_one_batched_placebo_solve(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The placebo problems of every unit run in one loop per stage (not unit by unit),
-    and units with the same start share their time-weight problems."""
-    calls: list[int] = []
-    real = sdid._fw_batch
-
-    def spy(sets, x0s, max_iter):
-        calls.append(sum(fw.size for fw in sets))
-        return real(sets, x0s, max_iter)
-
-    monkeypatch.setattr(sdid, "_fw_batch", spy)
-    p = _panel(25, 24, {0: 15, 1: 15, 2: 19}, seed=2)
-    pa = ri.PanelArrays.from_frame(p, **KW)
-    sdid.sdid_by_unit(pa, exhaustive=True, overall=False, max_iter=300, min_controls=2)
-    # fits: 2 + 3 = 5 problems, one at a time; placebos: 22 controls x (2 lambda + 3 omega)
-    assert calls == [22 * 5, 22 * 5]
+        A, b = rng.normal(size=(P, n, k)), rng.normal(size=(P, n))
+        zeta, x0 = rng.uniform(0.05, 0.5, P), rng.dirichlet(np.ones(k), size=P)
+        x, steps = sdid.frank_wolfe(A, b, zeta, x0, intercept=True, min_decrease=1e-7, max_iter=400)
+        for p in range(P):
+            ref = _ref_fw(A[p], b[p], zeta[p], x0[p], intercept=True, min_decrease=1e-7, max_iter=400)
+            np.testing.assert_allclose(x[p], ref, atol=1e-12)
+        assert steps.min() >= 2 and steps.max() <= 400
 
 
 def test_units_sharing_a_start_get_the_numbers_they_get_alone() -> None:

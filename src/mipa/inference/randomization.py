@@ -224,26 +224,55 @@ def twoway_residuals(pa: PanelArrays, cells: np.ndarray) -> tuple[np.ndarray, np
     ``n_i`` their number); ``S`` has the constant in its null space, so ``(S + 11'/T) g = r``
     picks the solution with ``sum g = 0`` (the cells must connect all periods).
     Returns ``a`` (NaN for a unit with no cell), ``g`` (NaN for a period with no cell)
-    and the residual matrix (NaN outside ``cells``). Exact on unbalanced panels; cost
-    ``O(N T^2)``.
+    and the residual matrix (NaN outside ``cells``). Exact on unbalanced panels.
+
+    Solved by :func:`_twoway_effects`: when most units have every period (the placebo
+    draws of the randomization tests: only the placebo units lose their post months) the
+    ``F`` units with all ``T`` cells add ``F (I - 11'/T)`` to ``S``, so
+    ``S + 11'/T = diag(d) + U C U'`` with ``U = [1, o_j]`` over the ``m`` other units and
+    Woodbury's identity solves it in ``O(T m^2)`` instead of ``O(N T^2 + T^3)``.
     """
-    O = (cells & np.isfinite(pa.y)).astype(float)
-    Yo = np.where(O > 0, pa.y, 0.0)
+    O = cells & np.isfinite(pa.y)
+    a, g = _twoway_effects(pa.y, O)
+    resid = np.where(O, pa.y - a[:, None] - g[None, :], np.nan)
+    return a, g, resid
+
+
+def _twoway_effects(y: np.ndarray, O: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``g`` of :func:`twoway_residuals` on the observed cells ``O`` (bool)."""
+    T = y.shape[1]
+    Yo = np.where(O, y, 0.0)
     n_i = O.sum(axis=1)
     has = n_i > 0
-    col = O.sum(axis=0) > 0
-    Oi, Yi, ni = O[has][:, col], Yo[has][:, col], n_i[has]
-    ybar = Yi.sum(axis=1) / ni
+    full = n_i == T
+    n_full = int(full.sum())
+    partial = has & ~full
+    m = int(partial.sum())
+    a = np.full(y.shape[0], np.nan)
+    g = np.full(T, np.nan)
+    ybar = Yo[has].sum(axis=1) / n_i[has]
+    if n_full >= 1 and m + 1 <= T // 4:
+        Op = O[partial].astype(float)
+        ybar_p = Yo[partial].sum(axis=1) / n_i[partial]
+        r = Yo[full].sum(axis=0) - Yo[full].sum() / T + Yo[partial].sum(axis=0) - Op.T @ ybar_p
+        d = n_full + Op.sum(axis=0)
+        c0 = -(n_full - 1) / T  # the full units' -F 11'/T and the +11'/T that fixes sum g = 0
+        U = Op.T if c0 == 0 else np.column_stack([np.ones(T), Op.T])
+        c_inv = -n_i[partial].astype(float) if c0 == 0 else np.concatenate([[1.0 / c0], -n_i[partial]])
+        DU = U / d[:, None]
+        Dr = r / d
+        g = Dr - DU @ np.linalg.solve(np.diag(c_inv) + U.T @ DU, U.T @ Dr)
+        a[has] = ybar - (O[has] @ g) / n_i[has]
+        return a, g
+    col = O.any(axis=0)
+    Oi, Yi, ni = O[has][:, col].astype(float), Yo[has][:, col], n_i[has]
     S = np.diag(Oi.sum(axis=0)) - (Oi / ni[:, None]).T @ Oi
     r = Yi.sum(axis=0) - Oi.T @ ybar
     Tc = int(col.sum())
     g_col = np.linalg.solve(S + np.full((Tc, Tc), 1.0 / Tc), r)
-    g = np.full(pa.y.shape[1], np.nan)
     g[col] = g_col
-    a = np.full(pa.y.shape[0], np.nan)
     a[has] = ybar - (Oi @ g_col) / ni
-    resid = np.where(O > 0, pa.y - a[:, None] - g[None, :], np.nan)
-    return a, g, resid
+    return a, g
 
 
 def imputation_att(pa: PanelArrays) -> tuple[float, np.ndarray]:
@@ -258,7 +287,7 @@ def imputation_att(pa: PanelArrays) -> tuple[float, np.ndarray]:
     """
     D = pa.treatment > 0
     obs = np.isfinite(pa.y)
-    a, g, _ = twoway_residuals(pa, obs & ~D)
+    a, g = _twoway_effects(pa.y, obs & ~D)
     tau = np.where(D & obs, pa.y - a[:, None] - g[None, :], np.nan)
     cells = D & obs
     if not cells.any():

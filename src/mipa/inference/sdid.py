@@ -38,22 +38,13 @@ the weights given). Stop after ``max_iter`` steps or when an iteration lowers
 ``<= max/4`` set to zero, renormalised), then a second run of at most ``max_iter = 1e4``
 steps from there.
 
-Computation. A fit is a handful of problems and runs one problem at a time, in the
-arithmetic of the first implementation (so estimates do not depend on how anything else
-is batched). The placebo re-fits of all treated units (and both weight vectors) run as
-one batch (:func:`_fw_batch`): problems of different sizes are padded to one width, and
-one loop of at most ``max_iter`` vectorised steps advances all of them, each stopping
-exactly where it stops alone (a mask takes it out of the running block). Per step the
-vector work is one argmin and one compiled row update (the half gradient is kept scaled
-so that only the vertex row is added); the rest are length-``P`` scalar recursions. With
-the exhaustive placebo the unit-weight problems are leave-one-out versions of one control
-block: their Gram matrices are rows and columns of that block's one Gram matrix
-(:class:`_LooOmega`), not ``N0`` separate ones. Units sharing a start share their
-time-weight problems, solved once. Results equal one-problem-at-a-time runs up to
-rounding; where Frank-Wolfe is sensitive to rounding (near-ties among the gradient
-entries, e.g. controls whose counts are all zero) the placebo standard error can move in
-its 6th-8th digit, as it does between the first implementation's own batched and
-one-at-a-time paths.
+Computation. Every weight problem (fits and placebo re-fits) runs on its own in compiled
+code (:mod:`mipa.inference._frank_wolfe`), in the arithmetic of the first
+implementation, so a weight vector does not depend on which other problems are solved
+with it. With the exhaustive placebo the unit-weight problems are leave-one-out versions
+of one control block: their Gram matrices are rows and columns of that block's one Gram
+matrix (:class:`_LooOmega`), not ``N0`` separate products. Units sharing a start share
+their time-weight problems, solved once.
 
 Variants: ``method="sc"`` (``sc_estimate``: ``lambda = 0``, no unit intercept,
 ``eta_omega = 1e-6``) and ``method="did"`` (uniform fixed weights).
@@ -123,22 +114,6 @@ MAX_ITER_PRE_SPARSIFY = 100
 
 
 # --------------------------------------------------------------------------- solver
-# The row update of :func:`_fw_batch`, ``Y += A X`` for a sparse ``A``: scipy's compiled
-# CSR kernel gathers, scales and accumulates the rows in one pass where numpy needs three.
-# Without it (a scipy that moved the private module) the same update runs in numpy.
-try:
-    from scipy.sparse import _sparsetools
-
-    _CSR_MATVECS = _sparsetools.csr_matvecs
-except (ImportError, AttributeError):  # pragma: no cover - depends on the scipy build
-    _CSR_MATVECS = None
-
-_PAD = 1e150  # half gradient of a padding or left-out coordinate: never the vertex
-_TINY = 1e-60  # a scale factor below this is folded into its vectors
-_SYNC = 16  # grad'x and c'x are recomputed exactly every this many steps
-_SCALAR_MAX_PROBLEMS = 8  # up to this many problems, one at a time (Python floats) is as fast
-
-
 def sparsify(x: np.ndarray) -> np.ndarray:
     """``synthdid``'s ``sparsify_function``: zero the weights ``<= max/4``, renormalise (rows)."""
     x = np.array(x, dtype=float, copy=True)
@@ -147,29 +122,13 @@ def sparsify(x: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Start:
-    """A batch's state at the weights ``x`` (kernel coordinates; see :class:`_FwSet`)."""
-
-    grad: np.ndarray  # P x k half gradient G x - c + eta x (_PAD at left-out coordinates)
-    xGx: np.ndarray  # P
-    diag: np.ndarray  # P x k: G_ii
-    c: np.ndarray  # P x k
-
-
-@dataclass(frozen=True)
 class _FwSet:
     """``P`` problems of :func:`frank_wolfe` of one shape (``n`` rows, ``k`` weights).
 
     ``A``, ``b`` are centred already when the problem has an intercept; ``G = A'A`` and
     ``c = A'b`` are computed once and serve both stages of :func:`_two_stage_many`.
-
-    The interface the solver uses (shared with :class:`_LooOmega`):
-    ``size``, ``rows``, ``k`` (coordinates in the solver), ``zeta2``, ``tol``, ``dense()``
-    (``G``, ``c`` per problem, for the one-at-a-time path), ``e2(x)``, ``start(x)``,
-    ``to_kernel``/``from_kernel`` (weights <-> solver coordinates) and ``rows_i()``: the
-    solver's vertex rows ``R_i = G_i - c + eta e_i`` of problem ``p`` as
-    ``M[off_p + i] + sum_e W_e[p, i] V_e[voff_{e,p}]``: a matrix block ``M`` and extra
-    blocks ``V_e`` whose rows may be shared between problems, with per-vertex weights.
+    The interface the solver uses (shared with :class:`_LooOmega`): ``size``, ``rows``,
+    ``zeta2``, ``tol``, ``dense()`` (``G``, ``c`` per problem) and ``e2(x)``.
     """
 
     A: np.ndarray  # P x n x k
@@ -187,10 +146,6 @@ class _FwSet:
     def rows(self) -> int:
         return self.A.shape[1]
 
-    @property
-    def k(self) -> int:
-        return self.A.shape[2]
-
     def dense(self) -> tuple[np.ndarray, np.ndarray]:
         return self.G, self.c
 
@@ -198,24 +153,6 @@ class _FwSet:
         """``||A x - b||^2`` per problem."""
         e0 = np.einsum("pnk,pk->pn", self.A, x) - self.b
         return np.einsum("pn,pn->p", e0, e0)
-
-    def to_kernel(self, x: np.ndarray) -> np.ndarray:
-        return x
-
-    def from_kernel(self, x: np.ndarray) -> np.ndarray:
-        return x
-
-    def start(self, x: np.ndarray) -> _Start:
-        eta = self.rows * self.zeta2
-        Gx = np.einsum("pjk,pk->pj", self.G, x)
-        return _Start(grad=Gx - self.c + eta[:, None] * x, xGx=np.einsum("pk,pk->p", x, Gx),
-                      diag=np.diagonal(self.G, axis1=1, axis2=2), c=self.c)
-
-    def rows_i(self) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-        P, k = self.size, self.k
-        Gc = self.G - self.c[:, None, :]
-        Gc[:, np.arange(k), np.arange(k)] += (self.rows * self.zeta2)[:, None]
-        return Gc.reshape(P * k, k), np.arange(P) * k, []
 
 
 def _fw_set(
@@ -242,11 +179,8 @@ class _LooOmega:
 
     Problem ``c``: the control ``c`` plays treated, the others (in order) are the donors.
     With the columns of ``Z`` the controls' pre-periods (centred over time with an
-    intercept) and ``F = Z'Z``: ``G = F`` without row and column ``c``, ``c_vec = F[-c, c]``.
-    The solver keeps all ``N0`` coordinates with ``c`` left out (gradient ``_PAD``), so
-    every problem's vertex row is ``R_i = (F + eta I)_i - F_c``: rows of two shared
-    ``N0 x N0`` blocks instead of ``N0`` private ones (the ``_PAD`` start of coordinate
-    ``c`` dwarfs whatever the steps add to it).
+    intercept) and ``F = Z'Z``: ``G = F`` without row and column ``c``, ``c_vec = F[-c, c]``
+    (one Gram matrix for the block instead of ``N0`` products).
     """
 
     Z: np.ndarray  # n x N0
@@ -262,10 +196,6 @@ class _LooOmega:
     def rows(self) -> int:
         return self.Z.shape[0]
 
-    @property
-    def k(self) -> int:
-        return self.F.shape[0]
-
     def _donors(self) -> np.ndarray:
         N0 = self.size
         return np.array([np.delete(np.arange(N0), c) for c in range(N0)]).reshape(N0, N0 - 1)
@@ -274,33 +204,13 @@ class _LooOmega:
         d = self._donors()
         return self.F[d[:, :, None], d[:, None, :]], self.F[d, np.arange(self.size)[:, None]]
 
-    def to_kernel(self, x: np.ndarray) -> np.ndarray:
-        N0 = self.size
-        out = np.zeros((N0, N0))
-        out[~np.eye(N0, dtype=bool)] = np.asarray(x, dtype=float).ravel()
-        return out
-
-    def from_kernel(self, x: np.ndarray) -> np.ndarray:
-        N0 = self.size
-        return x[~np.eye(N0, dtype=bool)].reshape(N0, N0 - 1)
-
     def e2(self, x: np.ndarray) -> np.ndarray:
-        e0 = x @ self.Z.T - self.Z.T  # row c: donors' fit minus control c
-        return np.einsum("pn,pn->p", e0, e0)
-
-    def start(self, x: np.ndarray) -> _Start:
-        eta = self.rows * self.zeta2
-        Fx = x @ self.F  # F symmetric
-        grad = Fx - self.F + eta[:, None] * x
-        np.fill_diagonal(grad, _PAD)
-        return _Start(grad=grad, xGx=np.einsum("pk,pk->p", x, Fx),
-                      diag=np.broadcast_to(np.diagonal(self.F), (self.size, self.k)), c=self.F)
-
-    def rows_i(self) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-        eta = self.rows * float(self.zeta2[0])
+        """``||Z_donors x_c - Z_c||^2`` for each control ``c``."""
         N0 = self.size
-        return (self.F + eta * np.eye(N0), np.zeros(N0, dtype=np.intp),
-                [(-self.F, np.arange(N0), np.ones((N0, N0)))])
+        full = np.zeros((N0, N0))
+        full[~np.eye(N0, dtype=bool)] = np.asarray(x, dtype=float).ravel()
+        e0 = full @ self.Z.T - self.Z.T  # row c: donors' fit minus control c
+        return np.einsum("pn,pn->p", e0, e0)
 
 
 def frank_wolfe(
@@ -336,264 +246,34 @@ def frank_wolfe(
     return _fw_run([fw], [np.asarray(x0, dtype=float)], max_iter)[0]
 
 
-def _fw_run(
-    sets: list, x0s: list[np.ndarray], max_iter: int, *, batch: bool = True
-) -> list[tuple[np.ndarray, np.ndarray]]:
+def _fw_run(sets: list, x0s: list[np.ndarray], max_iter: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Run every problem of every set from ``x0s``; ``(weights, steps)`` per set.
 
-    A handful of problems (or any number with ``batch=False``) run one at a time
-    (:func:`_fw_one`, Python floats); more run as one batch (:func:`_fw_batch`), whatever
-    their shapes.
+    Each problem runs on its own in compiled code (:mod:`mipa.inference._frank_wolfe`),
+    so a weight vector does not depend on which other problems are solved with it.
     """
-    if not batch or sum(fw.size for fw in sets) <= _SCALAR_MAX_PROBLEMS:
-        out = []
-        for fw, x0 in zip(sets, x0s, strict=True):
-            G, c = fw.dense()
-            e2 = fw.e2(fw.to_kernel(x0))
-            runs = [
-                _fw_one(G[p], c[p], float(e2[p]), fw.rows, float(fw.zeta2[p]), x0[p], float(fw.tol[p]), max_iter)
-                for p in range(fw.size)
-            ]
-            out.append((np.array([x for x, _ in runs]).reshape(np.shape(x0)),
-                        np.array([t for _, t in runs], dtype=np.int64)))
-        return out
-    xk = [fw.to_kernel(np.asarray(x0, dtype=float)) for fw, x0 in zip(sets, x0s, strict=True)]
-    x, iters = _fw_batch(sets, xk, max_iter)
-    out, start = [], 0
-    for fw in sets:
-        out.append((fw.from_kernel(x[start:start + fw.size, :fw.k]), iters[start:start + fw.size]))
-        start += fw.size
+    from mipa.inference._frank_wolfe import solve_stack  # numba: loaded only when SDID runs
+
+    out = []
+    for fw, x0 in zip(sets, x0s, strict=True):
+        G, c = fw.dense()
+        x0 = np.ascontiguousarray(x0, dtype=float)
+        out.append(solve_stack(np.ascontiguousarray(G), np.ascontiguousarray(c), fw.e2(x0), int(fw.rows),
+                               fw.zeta2, x0, fw.tol, int(max_iter)))
     return out
 
 
-def _fw_one(
-    G: np.ndarray, c: np.ndarray, e2: float, n: int, zeta2: float, x0: np.ndarray, tol: float,
-    max_iter: int,
-) -> tuple[np.ndarray, int]:
-    """One problem of :func:`frank_wolfe` (plain vectors and Python floats).
-
-    The arithmetic of the original solver, step for step: the fits (a handful of problems)
-    run here, so the estimates do not depend on how the placebo batch is organised.
-    """
-    eta = n * zeta2
-    Gc = G - c[None, :]  # row i: G_i - c
-    Gc[np.diag_indices_from(Gc)] += eta  # row i: G_i - c + eta e_i
-    diag = np.diag(G).tolist()
-    cl = c.tolist()
-    x = x0.copy()
-    grad = G @ x - c + eta * x  # half gradient, kept up to date
-    xGx = float(x @ G @ x)
-    xx = float(x @ x)
-    prev = np.inf
-    t = 0
-    for t in range(1, max_iter + 1):
-        i = int(grad.argmin())
-        xi = float(x[i])
-        step = 0.0
-        if xi != 1.0:
-            gi = float(grad[i])
-            num = gi - float(grad @ x)
-            gxi = gi - eta * xi + cl[i]  # (G x)_i
-            dd = diag[i] - 2 * gxi + xGx
-            den = dd + eta * (xx - 2 * xi + 1)
-            if den > 0:
-                step = min(1.0, max(0.0, -num / den))
-        if step:
-            q = 1 - step
-            e2 += 2 * step * (num - eta * (xi - xx)) + step * step * dd
-            xGx = q * q * xGx + 2 * step * q * gxi + step * step * diag[i]
-            xx = q * q * xx + 2 * step * q * xi + step * step
-            x *= q
-            x[i] += step
-            grad *= q
-            grad += step * Gc[i]
-        val = zeta2 * xx + e2 / n
-        if t >= 2 and not prev - val > tol:
-            break
-        prev = val
-    return x, t
-
-
-def _fw_batch(sets: list, x0s: list[np.ndarray], max_iter: int) -> tuple[np.ndarray, np.ndarray]:
-    """All problems of ``sets`` at once: one loop of vectorised steps, a mask for the stops.
-
-    Every problem is padded to the largest ``k`` (``K``): a padding (or left-out)
-    coordinate has half gradient ``_PAD`` and weight 0 and is never the vertex. The
-    half gradients and weights share one scale, ``grad = scale h`` and ``x = scale u``,
-    so a step ``x <- (1-s) x + s e_i`` touches one vector: ``scale *= 1-s``,
-    ``h += s/scale R_i`` (one compiled pass over the running problems, the vertex rows
-    gathered from the sets' blocks) and ``u_i += s/scale``. ``grad'x`` and ``c'x``
-    follow scalar recursions, recomputed exactly every ``_SYNC`` steps. A step's vector
-    work is then one argmin and that pass; the rest are length-``P`` recursions. A
-    problem that meets its stopping rule leaves the running block with the step count
-    it stopped at: every problem takes the steps it would take alone.
-    """
-    P, K = sum(fw.size for fw in sets), max(fw.k for fw in sets)
-    # vertex rows: matrix blocks (PAD beyond k), then extra vectors (0 beyond k)
-    # vertex rows: matrix blocks (_PAD beyond k) and extra blocks (0 beyond k), one store
-    blocks: list[tuple[np.ndarray, float]] = []
-    weights: list[np.ndarray] = []
-    mrow = np.empty(P, dtype=np.intp)
-    ex_owner, ex_vrow, ex_wrow = [], [], []
-    n_rows = n_w = start = 0
-    for fw in sets:
-        M, off, extras = fw.rows_i()
-        blocks.append((M, _PAD))
-        mrow[start:start + fw.size] = n_rows + off
-        n_rows += M.shape[0]
-        for V, voff, W in extras:
-            blocks.append((V, 0.0))
-            ex_owner.append(start + np.arange(fw.size))
-            ex_vrow.append(n_rows + voff)
-            ex_wrow.append(n_w + np.arange(fw.size))
-            weights.append(W)
-            n_rows += V.shape[0]
-            n_w += fw.size
-        start += fw.size
-    store = np.empty((n_rows, K))
-    r = 0
-    for B, fill in blocks:
-        store[r:r + B.shape[0], :B.shape[1]] = B
-        store[r:r + B.shape[0], B.shape[1]:] = fill
-        r += B.shape[0]
-    wstore = np.zeros((max(n_w, 1), K))
-    r = 0
-    for W in weights:
-        wstore[r:r + W.shape[0], :W.shape[1]] = W
-        r += W.shape[0]
-    store_flat, wflat = store.ravel(), wstore.ravel()
-    ex_owner_all = np.concatenate(ex_owner) if ex_owner else np.zeros(0, dtype=np.intp)
-    ex_vrow_all = np.concatenate(ex_vrow) if ex_vrow else np.zeros(0, dtype=np.intp)
-    ex_wrow_all = np.concatenate(ex_wrow) if ex_wrow else np.zeros(0, dtype=np.intp)
-    # state and per-problem scalars
-    h = np.full((P, K), _PAD)
-    u = np.zeros((P, K))
-    diag, cvec = np.zeros((P, K)), np.zeros((P, K))
-    n, zeta2, tol = np.empty(P), np.empty(P), np.empty(P)
-    e2, xGx, xx = np.empty(P), np.empty(P), np.empty(P)
-    start = 0
-    for fw, x0 in zip(sets, x0s, strict=True):
-        sl, k = slice(start, start + fw.size), fw.k
-        st = fw.start(x0)
-        h[sl, :k] = st.grad
-        u[sl, :k] = x0
-        diag[sl, :k] = st.diag
-        cvec[sl, :k] = st.c
-        xGx[sl] = st.xGx
-        xx[sl] = np.einsum("pk,pk->p", x0, x0)
-        e2[sl] = fw.e2(x0)
-        n[sl], zeta2[sl], tol[sl] = fw.rows, fw.zeta2, fw.tol
-        start += fw.size
-    cflat, dflat = cvec.ravel(), diag.ravel()  # c_i, G_ii of problem p at p K + i
-    eta = n * zeta2
-    scale = np.ones(P)  # grad = scale h, x = scale u
-    x_out = u.copy()
-    iters = np.zeros(P, dtype=np.int64)
-    act = np.arange(P)
-    prev = np.full(P, np.inf)
-
-    def layout(act: np.ndarray) -> tuple:
-        """The sparse update's structure for the running problems ``act``."""
-        m = act.size
-        where = np.full(P, -1, dtype=np.intp)
-        where[act] = np.arange(m)
-        sel = where[ex_owner_all] >= 0
-        ex_pos = where[ex_owner_all[sel]]  # running row of each extra vector
-        order = np.argsort(ex_pos, kind="stable")
-        ex_pos, ex_v, ex_w = ex_pos[order], ex_vrow_all[sel][order], ex_wrow_all[sel][order]
-        nnz = 1 + np.bincount(ex_pos, minlength=m)
-        indptr = np.concatenate([[0], np.cumsum(nnz)])
-        pos_main = indptr[:-1]
-        rank = np.arange(ex_pos.size) - np.searchsorted(ex_pos, ex_pos)  # 0, 1, ... within a row
-        pos_ex = pos_main[ex_pos] + 1 + rank
-        cols = np.empty(indptr[-1], dtype=np.intp)
-        cols[pos_ex] = ex_v
-        return (np.arange(m) * K, act * K, mrow[act], indptr, pos_main, pos_ex, ex_pos, ex_w * K, cols,
-                np.empty(indptr[-1]))
-
-    rows_k, okey, mact, indptr, pos_main, pos_ex, ex_pos, ex_wk, cols, coef = layout(act)
-    gx = cx = np.zeros(P)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for t in range(1, max_iter + 1):
-            hf, uf = h.ravel(), u.ravel()
-            if (t - 1) % _SYNC == 0:  # grad'x and c'x afresh; in between, their recursions
-                gx = scale * scale * np.vecdot(h, u)
-                cx = scale * np.vecdot(cvec[act], u)
-            i = h.argmin(axis=1)
-            fi = rows_k + i
-            oi = okey + i
-            gi = scale * hf[fi]
-            xi = scale * uf[fi]
-            ci = cflat[oi]
-            dg = dflat[oi]
-            exi = eta * xi
-            num = gi - gx
-            gxi = gi - exi + ci  # (G x)_i
-            dd = dg - 2 * gxi + xGx
-            den = dd + eta * (xx - 2 * xi + 1)
-            step = np.minimum(np.maximum(-num / den, 0.0), 1.0)
-            step[(den <= 0) | (xi == 1.0)] = 0.0
-            q = 1 - step
-            qq, qs, ss = q * q, q * step, step * step
-            e2 = e2 + 2 * step * (num - eta * (xi - xx)) + ss * dd
-            gx = qq * gx + qs * (gi + gxi - cx + exi) + ss * (dg - ci + eta)
-            cx = q * cx + step * ci
-            xGx = qq * xGx + 2 * qs * gxi + ss * dg
-            xx = qq * xx + 2 * qs * xi + ss
-            new_scale = scale * q
-            tiny = new_scale < _TINY
-            if tiny.any():  # fold the scale into the vectors; a full step restarts at R_i, e_i
-                r = np.flatnonzero(tiny)
-                h[r] *= scale[r, None]
-                u[r] *= scale[r, None]
-                new_scale[r] = q[r]
-                full = r[q[r] == 0]
-                h[full] = 0.0
-                u[full] = 0.0
-                new_scale[full] = 1.0
-            scale = new_scale
-            coef_main = step / scale
-            cols[pos_main] = mact + i
-            coef[pos_main] = coef_main
-            coef[pos_ex] = coef_main[ex_pos] * wflat[ex_wk + i[ex_pos]]
-            if _CSR_MATVECS is not None:  # h += coef R_i
-                _CSR_MATVECS(act.size, store.shape[0], K, indptr, cols, coef, store_flat, hf)
-            else:  # pragma: no cover - the same update in numpy
-                h += np.add.reduceat(coef[:, None] * store[cols], indptr[:-1], axis=0)
-            uf[fi] += coef_main
-            val = zeta2 * xx + e2 / n
-            going = prev - val > tol
-            prev = val
-            if t == max_iter:
-                going[:] = False
-            elif t == 1:
-                going[:] = True
-            if not going.all():
-                done = ~going
-                iters[act[done]] = t
-                x_out[act[done]] = scale[done, None] * u[done]
-                act = act[going]
-                if act.size == 0:
-                    break
-                h, u = h[going], u[going]
-                scale, gx, cx = scale[going], gx[going], cx[going]
-                eta, zeta2, tol, n, prev = eta[going], zeta2[going], tol[going], n[going], prev[going]
-                xGx, xx, e2 = xGx[going], xx[going], e2[going]
-                rows_k, okey, mact, indptr, pos_main, pos_ex, ex_pos, ex_wk, cols, coef = layout(act)
-    return x_out, iters
-
-
 def _two_stage_many(
-    sets: list, x0s: list[np.ndarray], *, max_iter: int, use_sparsify: bool, batch: bool = True
+    sets: list, x0s: list[np.ndarray], *, max_iter: int, use_sparsify: bool
 ) -> list[np.ndarray]:
     """``synthdid``'s weight fit for every set: ``max_iter_pre_sparsify`` steps, sparsify,
     then ``max_iter`` (each stage one run over all sets, see :func:`_fw_run`)."""
     if not sets:
         return []
     if not use_sparsify:
-        return [x for x, _ in _fw_run(sets, x0s, max_iter, batch=batch)]
-    first = [x for x, _ in _fw_run(sets, x0s, MAX_ITER_PRE_SPARSIFY, batch=batch)]
-    return [x for x, _ in _fw_run(sets, [sparsify(x) for x in first], max_iter, batch=batch)]
+        return [x for x, _ in _fw_run(sets, x0s, max_iter)]
+    first = [x for x, _ in _fw_run(sets, x0s, MAX_ITER_PRE_SPARSIFY)]
+    return [x for x, _ in _fw_run(sets, [sparsify(x) for x in first], max_iter)]
 
 
 # --------------------------------------------------------------------------- estimate
@@ -678,10 +358,9 @@ class _Job:
 
 
 def _solve_many(
-    jobs: list[_Job], *, max_iter: int, use_sparsify: bool, batch: bool = True
+    jobs: list[_Job], *, max_iter: int, use_sparsify: bool
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Weights ``(omega, lambda)`` for every job, all weight problems in one solve
-    (batched unless ``batch=False``)."""
+    """Weights ``(omega, lambda)`` for every job, all weight problems in one solve."""
     sets: list[_FwSet] = []
     starts: list[np.ndarray] = []
     slots: list[tuple[int | None, int | None]] = []
@@ -720,7 +399,7 @@ def _solve_many(
                                     tune.min_decrease, intercept=tune.omega_intercept))
             starts.append(job.omega0)
         slots.append((om_slot, lam_slot))
-    xs = _two_stage_many(sets, starts, max_iter=max_iter, use_sparsify=use_sparsify, batch=batch)
+    xs = _two_stage_many(sets, starts, max_iter=max_iter, use_sparsify=use_sparsify)
     return [
         (job.omega0 if om is None else xs[om], job.lambda0 if lam is None else xs[lam])
         for job, (om, lam) in zip(jobs, slots, strict=True)
@@ -756,8 +435,7 @@ def _fit_many(
 ) -> list[SdidFit]:
     """:func:`sdid_estimate` for several ``(Y, n0, t0)``.
 
-    One problem at a time in the first implementation's arithmetic (:func:`_fw_one`), so
-    an estimate is the same bit for bit however many units are fitted together. Problems
+    An estimate is the same bit for bit however many units are fitted together. Problems
     with the same control rows and ``t0`` share their time weights (solved once).
     """
     jobs, setups = [], []
@@ -768,7 +446,7 @@ def _fit_many(
         key = (n0, t0, Y[:n0].tobytes())
         jobs.append(_Job(Y[None], n0, t0, tune, omega0, lambda0, lambda_key=key))
         setups.append((Y, n0, t0, sigma, tune))
-    weights = _solve_many(jobs, max_iter=max_iter, use_sparsify=use_sparsify, batch=False)
+    weights = _solve_many(jobs, max_iter=max_iter, use_sparsify=use_sparsify)
     fits = []
     for (Y, n0, t0, sigma, tune), (om, lam) in zip(setups, weights, strict=True):
         fits.append(SdidFit(
@@ -876,7 +554,7 @@ def _placebo_job(
 
 
 def _placebo_taus_many(jobs: list[_Job], *, max_iter: int, use_sparsify: bool) -> list[np.ndarray]:
-    """Placebo estimates of every job, all in one batched solve."""
+    """Placebo estimates of every job, all in one solve."""
     weights = _solve_many(jobs, max_iter=max_iter, use_sparsify=use_sparsify)
     return [_tau(job.Y, job.n0, job.t0, om, lam) for job, (om, lam) in zip(jobs, weights, strict=True)]
 
@@ -1060,8 +738,8 @@ def sdid_by_unit(
     ``replications``, no seed). ``placebo_max_iter`` caps the Frank-Wolfe steps of the
     placebo re-fits only (default ``max_iter``): they start from the fitted weights, and
     the Monte Carlo needs thousands of them. Rows are in the panel's (sorted) order of the
-    treated units. All units' fits run as one batched solve, then all their placebo
-    re-fits as another (the same numbers as unit by unit).
+    treated units. All units' fits run as one solve, then all their placebo re-fits as
+    another (the same numbers as unit by unit).
 
     Data conditions never raise: every treated unit gets a row, and a unit that cannot be
     run has NaN numbers, ``status = 'not_estimable'`` and one of these reasons (checked in

@@ -99,7 +99,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 __all__ = [
     "FLCIResult",
@@ -976,7 +976,7 @@ class _FoldedNormalCV:
             return float(np.quantile(np.abs(self.draws + t), self.p))
         if t == 0:
             return float(stats.norm.ppf((1 + self.p) / 2))
-        f = lambda q: stats.norm.cdf(q - t) - stats.norm.cdf(-q - t) - self.p  # noqa: E731
+        f = lambda q: ndtr(q - t) - ndtr(-q - t) - self.p  # noqa: E731  (stats.norm.cdf is ndtr, 20x slower per call)
         return float(optimize.brentq(f, t, t + 10.0, xtol=1e-14, rtol=1e-15))
 
 

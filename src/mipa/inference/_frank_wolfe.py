@@ -1,0 +1,93 @@
+"""Compiled Frank-Wolfe steps of ``synthdid``'s ``sc.weight.fw`` (numba: 4.7x faster than the batched numpy loop it replaced, see :mod:`mipa.inference.sdid`).
+
+The SDID placebo variance re-solves a few hundred weight problems of up to ``1e4`` steps
+each; a step is an argmin and an update over ``k`` weights, too small for numpy calls
+to pay off. The arithmetic is the first implementation's, step for step (exact line
+search, scalar recursions for ``x'Gx``, ``||x||^2`` and ``||Ax - b||^2``; see
+:func:`mipa.inference.sdid.frank_wolfe`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def solve_one(
+    G: np.ndarray, c: np.ndarray, e2: float, n: int, zeta2: float, x0: np.ndarray, tol: float, max_iter: int,
+) -> tuple[np.ndarray, int]:
+    """Minimise ``zeta2 ||x||^2 + ||A x - b||^2 / n`` over the simplex from ``x0``.
+
+    ``G = A'A``, ``c = A'b``, ``e2 = ||A x0 - b||^2``. Returns the weights and the number of
+    steps taken (stops after ``max_iter`` or when a step lowers the objective by ``<= tol``).
+    """
+    k = c.shape[0]
+    eta = n * zeta2
+    x = x0.copy()
+    Gx = G @ x
+    grad = Gx - c + eta * x  # half gradient, kept up to date
+    xGx = x @ Gx
+    xx = x @ x
+    # the vertex (first minimum of grad) and grad'x, kept from the pass that last changed grad
+    i = 0
+    gx = 0.0
+    for j in range(k):
+        gx += grad[j] * x[j]
+        if grad[j] < grad[i]:
+            i = j
+    prev = np.inf
+    t = 0
+    for t in range(1, max_iter + 1):
+        xi = x[i]
+        step = 0.0
+        num = 0.0
+        dd = 0.0
+        gxi = 0.0
+        if xi != 1.0:
+            gi = grad[i]
+            num = gi - gx
+            gxi = gi - eta * xi + c[i]  # (G x)_i
+            dd = G[i, i] - 2.0 * gxi + xGx
+            den = dd + eta * (xx - 2.0 * xi + 1.0)
+            if den > 0.0:
+                step = min(1.0, max(0.0, -num / den))
+        if step != 0.0:
+            q = 1.0 - step
+            e2 += 2.0 * step * (num - eta * (xi - xx)) + step * step * dd
+            xGx = q * q * xGx + 2.0 * step * q * gxi + step * step * G[i, i]
+            xx = q * q * xx + 2.0 * step * q * xi + step * step
+            for j in range(k):
+                x[j] *= q
+                grad[j] = grad[j] * q + step * (G[i, j] - c[j])
+            x[i] += step
+            grad[i] += step * eta
+            # one pass for the next step's vertex and grad'x (same order as a separate pass)
+            inext = 0
+            gx = 0.0
+            for j in range(k):
+                gx += grad[j] * x[j]
+                if grad[j] < grad[inext]:
+                    inext = j
+            i = inext
+        val = zeta2 * xx + e2 / n
+        if t >= 2 and not prev - val > tol:
+            break
+        prev = val
+    return x, t
+
+
+@njit(cache=True, nogil=True)
+def solve_stack(
+    G: np.ndarray, c: np.ndarray, e2: np.ndarray, n: int, zeta2: np.ndarray, x0: np.ndarray, tol: np.ndarray,
+    max_iter: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`solve_one` for each of ``P`` problems (``G``: ``P x k x k``, ``c``, ``x0``: ``P x k``)."""
+    P = c.shape[0]
+    x = np.empty_like(x0)
+    steps = np.empty(P, dtype=np.int64)
+    for p in range(P):
+        xp, tp = solve_one(G[p], c[p], e2[p], n, zeta2[p], x0[p], tol[p], max_iter)
+        x[p] = xp
+        steps[p] = tp
+    return x, steps
