@@ -14,7 +14,7 @@ as ``.result``):
 * :func:`att_gt`: Callaway & Sant'Anna (2021) group-time ATTs
   (:func:`mipa.estimators.csdid.callaway_santanna`), a :class:`GroupTimeResult`;
 * :func:`etwfe`: Wooldridge's extended TWFE, linear or ``family="poisson"``
-  (:func:`mipa.estimators.etwfe.etwfe`, :func:`mipa.estimators.poisson_etwfe.poisson_etwfe`),
+  (:func:`mipa.estimators.etwfe.etwfe_fit`, :func:`mipa.estimators.poisson_etwfe.poisson_etwfe`),
   a :class:`GroupTimeResult`;
 * :func:`twfe`: the classic TWFE regression (:func:`mipa.estimators.twfe.twfe`), a
   :class:`TwfeResult`.
@@ -23,8 +23,10 @@ as ``.result``):
 ``"calendar"``; R ``did::aggte``, ``etwfe::emfx``) gives an :class:`AggregateResult`.
 Every result has ``tidy()`` (a DataFrame with ``term``, ``estimate``, ``std_error``,
 ``ci_low``, ``ci_high``, ``p_value``), ``summary()`` (a text table), ``vcov`` (the variance
-matrix of the estimates, ``None`` where the estimator does not give one) and ``plot()`` (a
-matplotlib Figure).
+matrix of the estimates: from the influence functions for Callaway & Sant'Anna, the
+cluster-robust covariance of the regression for linear ETWFE and its delta-method image
+for the aggregates; ``None`` where the estimator does not give one: Poisson ETWFE, TWFE
+with several rows) and ``plot()`` (a matplotlib Figure).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import pandas as pd
 from scipy import stats
 
 from mipa.estimators.csdid import AGGREGATIONS, BOOTSTRAP, CSFit, aggte, callaway_santanna_fit
-from mipa.estimators.etwfe import etwfe as etwfe_estimator
+from mipa.estimators.etwfe import EtwfeFit, etwfe_fit
 from mipa.estimators.poisson_etwfe import RATE_RATIO_COLUMNS, poisson_etwfe
 from mipa.estimators.results import DidResult
 from mipa.estimators.twfe import twfe as twfe_estimator
@@ -118,16 +120,15 @@ def etwfe(
     are clustered by unit; intervals use t with G-1 degrees of freedom.
     """
     names = dict(outcome=yname, unit=idname, period=tname, first_treat=gname, control_group=control_group,
-                 cohort=cohort, unit_labels=unit_labels, alpha=alpha)
+                 cohort=cohort, unit_labels=unit_labels)
     if family is None:
-        result = etwfe_estimator(data, covariates=covariates, **names)
-    elif family == "poisson":
+        fit = etwfe_fit(data, covariates=covariates, **names)
+        return GroupTimeResult._from(fit.result(alpha), etwfe_fit=fit)
+    if family == "poisson":
         if len(covariates):
             raise ValueError("family='poisson' takes no covariates")
-        result = poisson_etwfe(data, **names)
-    else:
-        raise ValueError(f"family must be None or 'poisson', not {family!r}")
-    return GroupTimeResult._from(result)
+        return GroupTimeResult._from(poisson_etwfe(data, **names, alpha=alpha))
+    raise ValueError(f"family must be None or 'poisson', not {family!r}")
 
 
 def twfe(
@@ -286,7 +287,9 @@ class GroupTimeResult(_Result):
     ``ci_low``, ``ci_high``, ``p_value``, ``n_obs``, ``inference``, one row per cell, in the
     estimator's order. ``influence_function`` (N, K) and ``unit_ids`` (N,): the cells'
     influence functions (R ``did``'s ``inffunc``; Callaway & Sant'Anna only, else None).
-    ``result``: the estimator's own tables, including its aggregations.
+    ``result``: the estimator's own tables, including its aggregations. ``fit``: the
+    linear ETWFE regression (:class:`~mipa.estimators.etwfe.EtwfeFit`, with the cells'
+    clustered covariance), None for the other estimators.
     """
 
     result: DidResult
@@ -294,15 +297,17 @@ class GroupTimeResult(_Result):
     influence_function: np.ndarray | None = None
     unit_ids: np.ndarray | None = None
     _cs_fit: CSFit | None = field(default=None, repr=False)
+    fit: EtwfeFit | None = field(default=None, repr=False)
 
     @classmethod
-    def _from(cls, result: DidResult, cs_fit: CSFit | None = None) -> GroupTimeResult:
+    def _from(cls, result: DidResult, cs_fit: CSFit | None = None,
+              etwfe_fit: EtwfeFit | None = None) -> GroupTimeResult:
         cells = result.att_gt.copy()
         dist = result.settings.get("ci_distribution")
         cells.insert(cells.columns.get_loc("ci_high") + 1, "p_value",
                      _p_values(cells["estimate"], cells["std_error"], dist))
         if cs_fit is None:
-            return cls(result, cells)
+            return cls(result, cells, fit=etwfe_fit)
         return cls(result, cells, cs_fit.influence, cs_fit.unit_ids, cs_fit)
 
     @property
@@ -319,8 +324,13 @@ class GroupTimeResult(_Result):
 
     @property
     def vcov(self) -> pd.DataFrame | None:
-        """Analytic variance matrix of the cells, psi' psi / N^2 from the influence functions
-        (Callaway & Sant'Anna); ``None`` for ETWFE (its estimator reports standard errors only)."""
+        """Variance matrix of the cells: psi' psi / N^2 from the influence functions
+        (Callaway & Sant'Anna, analytic), the unit cluster-robust covariance of the regression
+        (linear ETWFE, reghdfe small-sample factor; the ``std_error`` column is the square
+        root of its diagonal); ``None`` for Poisson ETWFE. NaN rows and columns for NaN cells."""
+        if self.fit is not None:
+            terms = self._terms()
+            return pd.DataFrame(self.fit.vcov.copy(), index=terms, columns=terms)
         if self.influence_function is None:
             return None
         return _iv_vcov(self.influence_function, self._terms(), np.isfinite(self.cells["estimate"].to_numpy()))
@@ -333,13 +343,17 @@ class GroupTimeResult(_Result):
         ``group``/``dynamic``/``calendar`` is the estimator's (cohort-share weighted mean of
         the groups; mean over event times e >= 0; mean over periods). Callaway & Sant'Anna:
         cohort-share (pi_g) weights and influence functions as R ``did``
-        (:func:`mipa.estimators.csdid.aggte`); ETWFE: the estimator's row-weighted
-        aggregates.
+        (:func:`mipa.estimators.csdid.aggte`); linear ETWFE: the estimator's row-weighted
+        aggregates ``W att`` with the delta-method covariance ``W V W'`` of the cells'
+        covariance ``V`` (:meth:`mipa.estimators.etwfe.EtwfeFit.aggregate`); Poisson ETWFE:
+        the estimator's tables.
         """
         if type not in AGGREGATIONS:
             raise ValueError(f"type must be one of {AGGREGATIONS}, not {type!r}")
         if self._cs_fit is not None:
             return AggregateResult._from_cs(self, type)
+        if self.fit is not None:
+            return AggregateResult._from_etwfe(self, type)
         return AggregateResult._from_table(self, type)
 
     def plot(self, ax: Any = None) -> Any:
@@ -376,7 +390,7 @@ class AggregateResult(_Result):
     ``period``, empty on the overall row), ``band_low``/``band_high`` (uniform band of the
     detail rows, from the bootstrap; NaN otherwise), ``inference``. Callaway & Sant'Anna
     only: ``influence_function`` (N, 1+J) of the rows, ``unit_ids``, ``critical_value``
-    of the band.
+    of the band. Linear ETWFE only: ``delta_vcov``, the delta-method covariance of the rows.
     """
 
     type: str
@@ -385,6 +399,7 @@ class AggregateResult(_Result):
     influence_function: np.ndarray | None = None
     unit_ids: np.ndarray | None = None
     critical_value: float = float("nan")
+    delta_vcov: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def overall(self) -> pd.Series:
@@ -411,6 +426,29 @@ class AggregateResult(_Result):
         table = cls._assemble(type, agg.keys, est, se, est - z * se, est + z * se,
                               _p_values(est, se, None), est - band * se, est + band * se, agg.inference)
         return cls(type, cells.result, table, agg.influence, cells.unit_ids, agg.critical_value)
+
+    @classmethod
+    def _from_etwfe(cls, cells: GroupTimeResult, type: str) -> AggregateResult:
+        fit, res = cells.fit, cells.result
+        scopes, est, cov = fit.aggregate(type)
+        keys = [_key(v) for v in scopes]
+        inference = ["cluster_unit"] * len(est)
+        if type == "dynamic" and fit.control_group == "nevertreated" and -1 not in keys and min(keys) < -1:
+            # the reference period, as in the event_study table: 0 by construction, no variance
+            at = 1 + int(np.searchsorted(np.asarray(keys), -1))
+            keys.insert(at - 1, -1)
+            inference.insert(at, "reference")
+            est = np.insert(est, at, 0.0)
+            cov = np.insert(np.insert(cov, at, np.nan, axis=0), at, np.nan, axis=1)
+        with np.errstate(invalid="ignore"):
+            se = np.sqrt(np.diag(cov))
+        alpha = float(res.settings.get("alpha", 0.05))
+        c = stats.t.ppf(1 - alpha / 2, fit.df)
+        nan = np.full(len(est), np.nan)
+        table = cls._assemble(type, keys, est, se, est - c * se, est + c * se,
+                              _p_values(est, se, res.settings.get("ci_distribution")), nan, nan,
+                              np.asarray(inference, dtype=object))
+        return cls(type, res, table, delta_vcov=cov)
 
     @classmethod
     def _from_table(cls, cells: GroupTimeResult, type: str) -> AggregateResult:
@@ -471,7 +509,11 @@ class AggregateResult(_Result):
 
     @property
     def vcov(self) -> pd.DataFrame | None:
-        """Analytic variance matrix psi' psi / N^2 of the rows (Callaway & Sant'Anna); None for ETWFE."""
+        """Variance matrix of the rows: analytic psi' psi / N^2 (Callaway & Sant'Anna), the
+        delta-method ``W V W'`` (linear ETWFE); None for Poisson ETWFE."""
+        if self.delta_vcov is not None:
+            terms = list(self.table["term"])
+            return pd.DataFrame(self.delta_vcov.copy(), index=terms, columns=terms)
         if self.influence_function is None:
             return None
         return _iv_vcov(self.influence_function, list(self.table["term"]),

@@ -270,7 +270,16 @@ def test_vcov(fit, fit_analytic) -> None:
     _close(fit.vcov.to_numpy(), v.to_numpy())
     agg = fit_analytic.aggregate("dynamic")
     np.testing.assert_allclose(np.sqrt(np.diag(agg.vcov)), agg.table["std_error"], rtol=1e-12)
-    assert mipa.etwfe(panel(), **COLS).vcov is None
+    # linear ETWFE: the regression's cell covariance (checked against pyfixest in test_etwfe.py)
+    # and its delta-method image for every aggregation; Poisson gives none
+    et = mipa.etwfe(panel(), **COLS, control_group="nevertreated")
+    np.testing.assert_allclose(np.sqrt(np.diag(et.vcov)), et.cells["std_error"], rtol=1e-12)
+    for kind in ("simple", "group", "dynamic", "calendar"):
+        agg = et.aggregate(kind)
+        assert agg.vcov.index.tolist() == agg.table["term"].tolist()
+        np.testing.assert_allclose(np.sqrt(np.diag(agg.vcov)), agg.table["std_error"], rtol=1e-12)
+    counts = panel().assign(y=lambda d: np.random.default_rng(2).poisson(np.exp(0.3 * d["y"])))
+    assert mipa.etwfe(counts, **COLS, family="poisson").vcov is None
 
 
 def test_tidy_and_summary(fit) -> None:

@@ -27,9 +27,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyfixest as pf
 import pytest
+import statsmodels.api as sm
 
-from mipa.estimators.etwfe import etwfe
+import mipa
+from mipa.estimators.etwfe import etwfe, etwfe_fit
 from mipa.estimators.results import ATT_GT_COLUMNS, ESTIMATE_COLUMNS, EVENT_STUDY_COLUMNS
 
 MPDTA = Path(__file__).resolve().parents[3] / "shared" / "reference" / "mpdta.csv"
@@ -248,7 +251,6 @@ def test_unbalanced_panel_equals_explicit_dummy_ols() -> None:
     """NaN outcomes dropped; cells and clustered SEs equal OLS with explicit unit,
     period and cell dummies on the observed rows (statsmodels, raw cluster sandwich
     times the reghdfe factor), and weights count observed rows."""
-    sm = pytest.importorskip("statsmodels.api")
     starts = {0: 4, 1: 4, 2: 6, 3: 8}
     df = _synthetic({0: 1.0, 1: 2.0, 2: 3.0, 3: 4.0}, starts, n_units=15, noise=1.0, seed=7)
     rng = np.random.default_rng(11)
@@ -318,3 +320,53 @@ def test_input_validation() -> None:
         etwfe(df, control_group="all", **SYN)  # type: ignore[arg-type]
     with pytest.raises(KeyError):
         etwfe(df, covariates=["nope"], **SYN)
+
+
+# --------------------------------------------------------------------------- cell covariance
+@pytest.mark.parametrize("control_group", ["notyettreated", "nevertreated"])
+def test_cell_vcov_and_aggregates_match_pyfixest_feols(control_group) -> None:
+    """The fit's cell covariance is pyfixest's: ``feols`` of y on one dummy per cell with
+    unit and period effects, CRV1 by unit, ``ssc(k_fixef="nonnested")`` (the unit effects
+    nested in the clusters are not counted: reghdfe's K); an unbalanced panel. The API's
+    aggregates are ``w'b`` with ``w'Vw`` for weights built here from the row counts."""
+    starts = {i: (4 if i < 5 else 6 if i < 9 else 8 if i < 12 else 0) for i in range(30)}
+    df = _synthetic({i: 0.5 + 0.1 * i for i in range(30)}, starts, n_units=30, noise=1.0, seed=21)
+    df.loc[np.random.default_rng(4).random(len(df)) < 0.2, "y"] = np.nan
+    fit = etwfe_fit(df, **SYN, control_group=control_group)
+    obs = df.dropna(subset=["y"]).reset_index(drop=True)
+    names = []
+    for g, t in zip(fit.cells["g"], fit.cells["period"], strict=True):
+        names.append(f"c{int(g)}_{int(t)}")
+        obs[names[-1]] = ((obs["g"] == g) & (obs["period"] == t)).astype(float)
+    ref = pf.feols("y ~ " + " + ".join(names) + " | unit + period", data=obs, vcov={"CRV1": "unit"},
+                   ssc=pf.ssc(k_adj=True, k_fixef="nonnested", G_adj=True),
+                   demeaner=pf.MapDemeaner(fixef_tol=1e-13))
+    b = ref.coef()[names].to_numpy()
+    v = pd.DataFrame(ref._vcov, index=ref.coef().index, columns=ref.coef().index).loc[names, names].to_numpy()
+    np.testing.assert_allclose(fit.att, b, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(fit.vcov, v, rtol=0, atol=1e-8)
+
+    api = mipa.etwfe(df, yname="y", tname="period", idname="unit", gname="g", control_group=control_group)
+    np.testing.assert_allclose(api.vcov.to_numpy(), v, rtol=0, atol=1e-8)
+    n = obs[names].sum().to_numpy()
+    e = (fit.cells["period"] - fit.cells["g"]).to_numpy()
+    g = fit.cells["g"].to_numpy()
+
+    def share(mask: np.ndarray) -> np.ndarray:
+        return np.where(mask, n, 0.0) / n[mask].sum()
+
+    by_e = [share(e == k) for k in np.unique(e)]
+    by_g = {k: share((g == k) & (e >= 0)) for k in np.unique(g)}
+    units = {k: obs.loc[obs["g"] == k, "unit"].nunique() for k in by_g}
+    group_overall = sum(units[k] * w for k, w in by_g.items()) / sum(units.values())
+    expected = {
+        "simple": [share(e >= 0)],
+        "group": [group_overall, *by_g.values()],
+        "dynamic": [np.mean([w for k, w in zip(np.unique(e), by_e, strict=True) if k >= 0], axis=0), *by_e],
+    }
+    for kind, rows in expected.items():
+        agg = api.aggregate(kind)
+        w = np.vstack(rows)
+        keep = agg.table["inference"].to_numpy() != "reference"
+        np.testing.assert_allclose(agg.table["estimate"].to_numpy()[keep], w @ b, rtol=0, atol=1e-8)
+        np.testing.assert_allclose(agg.vcov.to_numpy()[np.ix_(keep, keep)], w @ v @ w.T, rtol=0, atol=1e-8)

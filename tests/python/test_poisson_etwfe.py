@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyfixest as pf
 import pytest
 
 from mipa.estimators.poisson_etwfe import poisson_etwfe
@@ -41,7 +42,6 @@ def _cell_frame(d: pd.DataFrame, res) -> tuple[pd.DataFrame, list[str]]:
 
 
 def test_matches_pyfixest_fepois() -> None:
-    pf = pytest.importorskip("pyfixest")
     d, _, log_mu = _design()
     d["y"] = np.random.default_rng(7).poisson(np.exp(log_mu))
     res = poisson_etwfe(d, **KW)
@@ -61,7 +61,6 @@ def test_matches_pyfixest_fepois() -> None:
 
 def test_matches_pyfixest_on_mpdta_exp_lemp() -> None:
     """QMLE on a non-count outcome: exp(lemp) of R did's mpdta (cohorts 2004/2006/2007)."""
-    pf = pytest.importorskip("pyfixest")
     from pathlib import Path
 
     m = pd.read_csv(Path(__file__).resolve().parents[3] / "shared" / "reference" / "mpdta.csv")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyfixest as pf
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -105,7 +106,6 @@ HARD_PANELS = {
 def _fepois_same_rows(d: pd.DataFrame, cohort: str = "group", control_group: str = "notyettreated"):
     """Our saturated fit and pyfixest's fepois on the rows our fit keeps, with the same cell
     dummies; fepois absorbs unit and period effects and drops collinear cells itself."""
-    pf = pytest.importorskip("pyfixest")
     sample = pe.poisson_sample(d, **KW, control_group=control_group, cohort=cohort)
     sc = pe.fit_saturated_cells(sample)
     act = sc.active
@@ -157,7 +157,6 @@ def test_hard_panels_exercise_their_condition() -> None:
 def test_zero_cell_effect_equals_fepois_at_its_stopping_point() -> None:
     """fepois on all rows keeps the all-zero cell and stops at a large negative coefficient;
     its count-scale effect mean(mu (1 - exp(-tau))) is minus the counterfactual mean, ours."""
-    pf = pytest.importorskip("pyfixest")
     d = _zero_cell()
     res = pe.poisson_etwfe(d, **KW)
     cell = res.att_gt[(res.att_gt.group == 4) & (res.att_gt.period == 6)].iloc[0]
@@ -206,7 +205,6 @@ def test_separation_beyond_fixed_effects_is_found() -> None:
 # --------------------------------------------------------------------------- convergence
 @cache
 def _fepois_converges(replication: int, outcome: str) -> tuple[bool, pd.Series | None]:
-    pf = pytest.importorskip("pyfixest")
     p = _hard_scenario_long(replication)
     sample = pe.poisson_sample(p, outcome=outcome, unit="iso3", period="period", first_treat="first_treat",
                                control_group="notyettreated", cohort="group")

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 from scipy import stats
 
-from mipa.estimators.etwfe import etwfe
-from mipa.sensitivity.pretrends import etwfe_event_study_vcov, wald_pretrend_test
+from mipa.estimators.etwfe import etwfe_fit
+from mipa.sensitivity.pretrends import EventStudyVcov, etwfe_event_study_vcov, wald_pretrend_test
 
 MPDTA = Path(__file__).resolve().parents[3] / "shared" / "reference" / "mpdta.csv"
 
@@ -59,7 +60,6 @@ def test_event_study_vcov_matches_dummy_ols() -> None:
     cohort x period except g - 1; the event-study vector is the row-weighted average of
     the cells at each event time. Raw cluster sandwich from statsmodels (no small-sample
     correction) times reghdfe's factor (N-1)/(N-K) G/(G-1), K = cells + T."""
-    sm = pytest.importorskip("statsmodels.api")
     d = _panel()
     es = etwfe_event_study_vcov(d, outcome="y", unit="u", period="t", first_treat="g")
     cells = [(g, t) for g in (5, 7) for t in range(1, 9) if t != g - 1]
@@ -83,25 +83,36 @@ def test_event_study_vcov_matches_dummy_ols() -> None:
     assert -1 not in es.event_time
 
 
-def test_event_study_vcov_diagonal_is_etwfe_standard_errors() -> None:
+def test_event_study_vcov_matches_published_r_etwfe() -> None:
+    """R etwfe ``lemp ~ lpop, cgroup = "never"``, ``emfx(type = "event")`` on mpdta (the
+    numbers of test_etwfe.py): estimates to 1e-6, standard errors to 1e-6 once rescaled
+    from fixest's K (24 coefficients + 16 fixed effects and slopes) to reghdfe's."""
     d = pd.read_csv(MPDTA)
-    kw = dict(outcome="lemp", unit="countyreal", period="year", first_treat="first.treat",
-              control_group="nevertreated")
-    es = etwfe_event_study_vcov(d, **kw)
-    table = etwfe(d, **kw).event_study.set_index("event_time")
-    np.testing.assert_allclose(es.estimate, table.loc[es.event_time, "estimate"], atol=1e-12)
-    np.testing.assert_allclose(np.sqrt(np.diag(es.vcov)), table.loc[es.event_time, "std_error"], rtol=1e-10)
+    fit = etwfe_fit(d, outcome="lemp", unit="countyreal", period="year", first_treat="first.treat",
+                    covariates=["lpop"], control_group="nevertreated")
+    es = EventStudyVcov.from_etwfe(fit)
+    n, rank = 2500, fit.ols.rank
+    f = np.sqrt((n - (rank + 5)) / (n - (24 + 16)))
+    known = {
+        -2: (0.0234649547538384, 0.0145314904277398),
+        0: (-0.0211467366918433, 0.0113935648352396),
+        1: (-0.0533558653415615, 0.0157744281621729),
+        2: (-0.141080104628566, 0.0322891808795742),
+        3: (-0.107544274673025, 0.0329231688783015),
+    }
+    sub = es.select(list(known))
+    np.testing.assert_allclose(sub.estimate, [b for b, _ in known.values()], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.sqrt(np.diag(sub.vcov)) * f, [se for _, se in known.values()], rtol=1e-6)
     t = es.pretrend_test()
     assert t.event_times == (-4, -3, -2) and t.df == 3 and t.df_denominator == 499
-    sub = es.select([-4, -3, -2])
-    assert t.statistic == pytest.approx(float(sub.estimate @ np.linalg.solve(sub.vcov, sub.estimate)))
+    leads = es.select([-4, -3, -2])
+    assert t.statistic == pytest.approx(float(leads.estimate @ np.linalg.solve(leads.vcov, leads.estimate)))
     beta, sigma, npre, npost = es.honest_inputs()
     assert (npre, npost) == (3, 4) and beta.shape == (7,) and sigma.shape == (7, 7)
 
 
 # --------------------------------------------------------------------------- other estimators' event studies
 # (mipa.sensitivity.event_studies and mipa.sensitivity.placebo, issue 7)
-from mipa.estimators.csdid import callaway_santanna  # noqa: E402
 from mipa.inference.randomization import PanelArrays  # noqa: E402
 from mipa.sensitivity.event_studies import (  # noqa: E402
     csdid_event_study_vcov,
@@ -116,7 +127,6 @@ def test_twfe_event_study_matches_dummy_ols() -> None:
     """Dynamic TWFE = OLS of y on unit and period dummies, one dummy per relative period
     in the window except -1, and the two end bins; statsmodels' raw cluster sandwich times
     reghdfe's factor (N-1)/(N-K) G/(G-1), K = regressors + T."""
-    sm = pytest.importorskip("statsmodels.api")
     d = _panel()
     es = twfe_event_study_vcov(d, outcome="y", unit="u", period="t", first_treat="g", window=(-3, 2))
     e = np.where(d.g > 0, d.t - d.g, np.nan)
@@ -136,16 +146,24 @@ def test_twfe_event_study_matches_dummy_ols() -> None:
     assert es.settings["small_sample_factor"] == pytest.approx(q)
 
 
-def test_csdid_event_study_vcov_is_callaway_santanna_universal_base() -> None:
-    """Estimates and the square roots of the covariance's diagonal equal CS's dynamic
-    effects with a universal base period and analytic standard errors."""
-    d = pd.read_csv(MPDTA)
-    kw = dict(outcome="lemp", unit="countyreal", period="year", first_treat="first.treat")
-    es = csdid_event_study_vcov(d, **kw)
-    table = callaway_santanna(d, **kw, base_period="universal", bootstrap=False).event_study.set_index("event_time")
-    assert -1 not in es.event_time
-    np.testing.assert_allclose(es.estimate, table.loc[es.event_time, "estimate"], atol=1e-12)
-    np.testing.assert_allclose(np.sqrt(np.diag(es.vcov)), table.loc[es.event_time, "std_error"], rtol=1e-10)
+def test_csdid_event_study_vcov_is_the_two_sample_difference_of_means() -> None:
+    """One treated cohort and never-treated controls, no covariates, universal base g - 1:
+    the effect at event time e is the DiD of means ``mean_g(D_e) - mean_C(D_e)`` with
+    ``D_e = y_{g+e} - y_{g-1}``, and its covariance the two-sample one,
+    ``S_g(e, e') / N_g + S_C(e, e') / N_C`` with the 1/N sample covariances (the
+    influence-function variance ``Psi'Psi / N^2``), computed here from the raw panel."""
+    d = _panel(seed=8)
+    d = d[d.g != 7].reset_index(drop=True)  # one treated cohort, g = 5
+    es = csdid_event_study_vcov(d, outcome="y", unit="u", period="t", first_treat="g")
+    y = d.pivot(index="u", columns="t", values="y")
+    treated = d.groupby("u").g.first().to_numpy() == 5
+    times = [t for t in range(1, 9) if t != 4]
+    diff = y[times].to_numpy() - y[[4]].to_numpy()  # D_e for e = t - 5
+    dg, dc = diff[treated], diff[~treated]
+    np.testing.assert_array_equal(es.event_time, [t - 5 for t in times])
+    np.testing.assert_allclose(es.estimate, dg.mean(axis=0) - dc.mean(axis=0), rtol=0, atol=1e-10)
+    cov = np.cov(dg.T, bias=True) / len(dg) + np.cov(dc.T, bias=True) / len(dc)
+    np.testing.assert_allclose(es.vcov, cov, rtol=1e-8, atol=1e-14)
     # the covariance is the influence functions' cross-product: off-diagonal terms are real
     corr = es.vcov / np.sqrt(np.outer(np.diag(es.vcov), np.diag(es.vcov)))
     assert np.abs(corr[np.triu_indices_from(corr, 1)]).max() > 0.1

@@ -14,9 +14,11 @@ Independent checks:
 
 from __future__ import annotations
 
+import linearmodels as lm
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 from scipy import stats
 
 from mipa.estimators import _ols
@@ -53,7 +55,6 @@ def _panel(
 
 def _dummy_ols(df: pd.DataFrame, treatments: list[str]):
     """statsmodels OLS with explicit unit and period dummies on the observed rows."""
-    sm = pytest.importorskip("statsmodels.api")
     obs = df.dropna(subset=["y"]).reset_index(drop=True)
     fe = pd.get_dummies(obs[["unit", "period"]].astype(str), drop_first=True, dtype=float)
     X = sm.add_constant(pd.concat([obs[treatments], fe], axis=1))
@@ -99,7 +100,6 @@ def test_standard_errors_match_statsmodels_explicit_dummies() -> None:
 
 
 def test_standard_errors_match_linearmodels() -> None:
-    lm = pytest.importorskip("linearmodels")
     df = _panel(missing=0.1, seed=5)
     res = twfe(df, vcov="all", dk_lags=3, **KW)
     obs = df.dropna(subset=["y"]).set_index(["unit", "period"])
@@ -174,7 +174,6 @@ def test_yearly_model_is_xtreg_fe_with_year_dummies() -> None:
     out = yearly_twfe(df, outcomes=["forced", "total"], unit="unit", period="period")
     assert list(out.columns) == YEARLY_COLUMNS
     assert len(out) == 4
-    sm = pytest.importorskip("statsmodels.api")
     G, T, n = 40, 9, len(df)
     fe = pd.get_dummies(df[["unit", "period"]].astype(str), drop_first=True, dtype=float)
     for treatment in ("misa", "mipa"):

@@ -1,8 +1,9 @@
 """Shared least-squares machinery: fixed-effect absorption, OLS and robust covariances.
 
-Private to :mod:`mipa.estimators`. Everything here works on plain numpy arrays; the
-estimator modules (:mod:`~mipa.estimators.etwfe`, :mod:`~mipa.estimators.twfe`) build the
-design and turn the results into tidy tables.
+Private to :mod:`mipa.estimators` (other packages import :mod:`mipa.estimators.ols`).
+Everything here works on plain numpy arrays; the estimator modules
+(:mod:`~mipa.estimators.etwfe`, :mod:`~mipa.estimators.twfe`) build the design and turn
+the results into tidy tables.
 
 Model
 -----
@@ -60,6 +61,7 @@ __all__ = [
     "driscoll_kraay_vcov",
     "factorize",
     "fit_within",
+    "independent_columns",
     "is_nested",
     "wald_ci",
 ]
@@ -236,7 +238,7 @@ class OLSFit:
     fe_sweeps: int
 
 
-def _independent_columns(
+def independent_columns(
     gram: np.ndarray, raw_sq: np.ndarray, tol: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Columns kept in order, dropping any that is (near) a combination of earlier ones.
@@ -329,7 +331,7 @@ def fit_within(
         xty = X_t.T @ y_t
     gram = (gram + gram.T) / 2
     if p:
-        kept, Linv, scale = _independent_columns(gram, raw_sq, collinear_tol)
+        kept, Linv, scale = independent_columns(gram, raw_sq, collinear_tol)
     else:
         kept, Linv, scale = np.zeros(0, bool), np.zeros((0, 0)), np.zeros(0)
     Xk = X_t[:, kept]

@@ -65,12 +65,20 @@ untreated row) are dropped; a ``first_treat`` after the last period counts as ne
 treated. Without never-treated units (not-yet-treated controls only) the last cohort
 serves as the control group and the rows from its start on are dropped, as R ``etwfe``
 does. ``settings`` records all of these.
+
+:func:`etwfe_fit` prepares the panel, fits once and keeps the cells' covariance; the
+tables (:func:`etwfe`), the event-study covariance (pre-trend tests, HonestDiD), the
+wild cluster bootstrap and the API's delta-method aggregation all read that one
+:class:`EtwfeFit`. :func:`prepare_rows`, :func:`cell_table`, :func:`aggregation_matrix`
+and :func:`cohort_labels` are the sample, cell and weight rules that Poisson ETWFE
+(:mod:`mipa.estimators.poisson_etwfe`) shares.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -85,7 +93,19 @@ from mipa.estimators.results import (
     DidResult,
 )
 
-__all__ = ["etwfe"]
+__all__ = [
+    "Aggregation",
+    "Cohort",
+    "ControlGroup",
+    "EtwfeFit",
+    "aggregation_matrix",
+    "cell_table",
+    "cohort_labels",
+    "etwfe",
+    "etwfe_fit",
+    "prepare_rows",
+    "scope_label",
+]
 
 ControlGroup = Literal["notyettreated", "nevertreated"]
 Cohort = Literal["group", "unit"]
@@ -93,7 +113,7 @@ INFERENCE = "cluster_unit"
 
 
 # --------------------------------------------------------------------------- preparation
-def _prepare(
+def prepare_rows(
     panel: pd.DataFrame,
     *,
     outcome: str,
@@ -103,9 +123,11 @@ def _prepare(
     covariates: Sequence[str],
     control_group: ControlGroup,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Validate the panel and return the regression rows with a numeric ``_g`` column.
+    """Validate the panel and return the regression rows with a numeric ``_g`` column,
+    and a dict saying what was dropped (for the run settings).
 
-    ``_g`` is the first treated period, ``inf`` for never treated (``first_treat`` 0,
+    Shared with :mod:`mipa.estimators.poisson_etwfe`, so both estimators apply the same
+    sample rules. ``_g`` is the first treated period, ``inf`` for never treated (``first_treat`` 0,
     NaN, or after the last period). Units treated in or before the first period have no
     untreated row and are dropped (no cell of theirs is identified).
     """
@@ -156,15 +178,15 @@ def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def _label(v: Any) -> str:
-    """Scope text for a group value: ``2004`` rather than ``2004.0``."""
+def scope_label(v: Any) -> str:
+    """Scope text for a group or period value: ``2004`` rather than ``2004.0``."""
     if isinstance(v, float | np.floating) and float(v).is_integer():
         return str(int(v))
     return str(v)
 
 
 # --------------------------------------------------------------------------- design
-def _cells(
+def cell_table(
     df: pd.DataFrame,
     *,
     unit: str,
@@ -173,6 +195,10 @@ def _cells(
     control_group: ControlGroup,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Cell index of every row (-1 when in no cell) and the table of cells.
+
+    ``df`` is :func:`prepare_rows`'s output. With ``"notyettreated"`` the cells are the
+    treated rows from their start on; with ``"nevertreated"`` every treated row but the
+    one of the last period before the start (the reference).
 
     The cell table has one row per (cohort key, period) with ``key``, ``g``, ``period``,
     ``event_time``, ``n_obs`` (observed rows) and ``units`` (set of units in the cell).
@@ -297,6 +323,31 @@ def _cell_gradient(
     return att, grad
 
 
+class Aggregation(NamedTuple):
+    """Weights of the aggregates over the cells (rows ``x`` cells): a row's effect is
+    ``weights @ att``, its variance ``w V w'``.
+
+    ``meta``: one dict per row of the estimates table (``aggregation``, ``scope``,
+    ``n_treated_clusters``, ``cells_left_out``), ``weights`` its rows; ``event_meta``
+    (``event_time``) and ``event_weights``: the event-study rows.
+    """
+
+    meta: list[dict[str, Any]]
+    weights: np.ndarray
+    event_meta: list[dict[str, Any]]
+    event_weights: np.ndarray
+
+
+def cohort_labels(
+    cells: pd.DataFrame, cohort: Cohort, unit_labels: Mapping[Any, str] | pd.Series | None = None
+) -> dict[Any, str]:
+    """Scope label of every cohort key of ``cells``: the unit's label (``unit_labels[u]``
+    or ``str(u)``) with ``cohort="unit"``, else the first treated period as text."""
+    if cohort == "unit":
+        return _unit_label_map(cells["key"], unit_labels)
+    return {k: scope_label(k) for k in pd.unique(cells["key"])}
+
+
 def _rows_weights(cells: pd.DataFrame, mask: np.ndarray) -> np.ndarray:
     """Weights over all cells: rows share within ``mask``, zero elsewhere; all NaN when
     ``mask`` is empty (the aggregate has no identified cell)."""
@@ -305,10 +356,11 @@ def _rows_weights(cells: pd.DataFrame, mask: np.ndarray) -> np.ndarray:
     return w / total if total > 0 else np.full(len(w), np.nan)
 
 
-def _aggregation_matrix(
+def aggregation_matrix(
     cells: pd.DataFrame, labels: Mapping[Any, str], identified: np.ndarray | None = None
-) -> tuple[list[dict[str, Any]], np.ndarray, list[dict[str, Any]], np.ndarray]:
-    """Weight matrices for the estimates table and the event-study table.
+) -> Aggregation:
+    """Weight matrices for the estimates table and the event-study table (the rows of
+    ``simple``, ``group``, ``dynamic`` and ``calendar`` described in the module docstring).
 
     Returns (estimate row meta, W_est) and (event row meta, W_event), each ``W`` of
     shape ``rows x n_cells``; a row's effect is ``W @ att``. Cells not ``identified``
@@ -374,10 +426,290 @@ def _aggregation_matrix(
     for ti in np.unique(t[post]):
         m = post & (t == ti)
         w = _rows_weights(cells, m & ident)
-        add("calendar", _label(ti), w, m)
+        add("calendar", scope_label(ti), w, m)
         cal.append(w)
     add("calendar", "overall", mean_of(cal), post)
-    return meta, np.vstack(W), ev_meta, np.vstack(ev_W)
+    return Aggregation(meta, np.vstack(W), ev_meta, np.vstack(ev_W))
+
+
+# --------------------------------------------------------------------------- the fit
+@dataclass(frozen=True, eq=False)
+class EtwfeFit:
+    """One ETWFE regression, fitted once, with everything its consumers need.
+
+    :func:`etwfe` turns it into the tables (:meth:`result`); the event-study covariance
+    (:meth:`event_study_vcov`, for pre-trend tests and HonestDiD), the wild cluster
+    bootstrap (:mod:`mipa.inference.wild_bootstrap`) and the API's delta-method
+    aggregation (:meth:`aggregate`) read the same sample, design and covariance, so
+    their numbers are those of the tables by construction.
+
+    ``rows``: the regression rows (after the drops in ``info``) with the numeric first
+    treated period ``_g``; ``unit_codes``/``period_codes``: their fixed-effect codes
+    (units are also the clusters); ``cells``: the cell table (:func:`cell_table`);
+    ``labels``: the scope label of each cohort key; ``ols``: the within fit;
+    ``df_a``: the absorbed degrees of freedom of the small-sample factor; ``att``: the
+    cell effects (NaN for a cell collinear with the fixed effects); ``gradient``: their
+    gradient in the kept coefficients; ``vcov``: the unit cluster-robust covariance of
+    the cell effects (reghdfe factor; NaN rows and columns for unidentified cells);
+    ``aggregation``: the aggregation weights over the identified cells.
+    """
+
+    outcome: str
+    unit: str
+    period: str
+    control_group: ControlGroup
+    cohort: Cohort
+    covariates: list[str]
+    rows: pd.DataFrame
+    info: dict[str, Any]
+    unit_codes: np.ndarray
+    n_units: int
+    period_codes: np.ndarray
+    n_periods: int
+    cells: pd.DataFrame
+    labels: dict[Any, str]
+    n_regressors: int
+    ols: _ols.OLSFit
+    df_a: int
+    att: np.ndarray
+    gradient: np.ndarray
+    vcov: np.ndarray
+    vcov_info: _ols.VcovInfo
+    aggregation: Aggregation
+
+    @property
+    def identified(self) -> np.ndarray:
+        """Cells whose dummy is not collinear with the fixed effects."""
+        return np.isfinite(self.att)
+
+    @property
+    def fe_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The unit and period codes of the absorbed fixed effects."""
+        return self.unit_codes, self.period_codes
+
+    @property
+    def df(self) -> int:
+        """Degrees of freedom of the t reference distribution (clusters - 1)."""
+        return self.vcov_info.df
+
+    def _zero_filled(self) -> tuple[np.ndarray, np.ndarray]:
+        # unidentified cells carry weight 0; zero-fill them so 0 * NaN does not spread
+        ok = self.identified
+        return np.where(ok, self.att, 0.0), np.where(np.isfinite(self.vcov), self.vcov, 0.0)
+
+    def aggregate(self, aggregation: str) -> tuple[list[Any], np.ndarray, np.ndarray]:
+        """One aggregation as ``(scopes, estimate, vcov)`` by the delta method.
+
+        Row 0 is the overall effect, then the detail rows: the scope labels of
+        ``group`` / ``calendar`` or the event times of ``dynamic`` (``simple`` has none).
+        ``estimate = W att`` and ``vcov = W V W'`` with ``W`` the rows' weights over the
+        identified cells (exact: ``W`` does not depend on the coefficients); a row over
+        no identified cell is NaN.
+        """
+        meta, weights, ev_meta, ev_weights = self.aggregation
+        idx = [j for j, m in enumerate(meta) if m["aggregation"] == aggregation]
+        if not idx:
+            raise ValueError(f"aggregation must be one of simple, group, dynamic, calendar, not {aggregation!r}")
+        top = next(j for j in idx if meta[j]["scope"] == "overall")
+        if aggregation == "dynamic":
+            scopes: list[Any] = [m["event_time"] for m in ev_meta]
+            w = np.vstack([weights[top], ev_weights])
+        else:
+            detail = [j for j in idx if j != top]
+            scopes = [meta[j]["scope"] for j in detail]
+            w = weights[[top, *detail]]
+        att, v = self._zero_filled()
+        est = w @ att
+        cov = w @ v @ w.T
+        return scopes, est, (cov + cov.T) / 2
+
+    def event_study_vcov(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(event_time, estimate, vcov)``: the event study by event time with its full
+        clustered covariance ``W_ev V W_ev'``.
+
+        Unlike the ``event_study`` table, which averages over the identified cells of an
+        event time, an event time with an unidentified cell is NaN here (estimate, row
+        and column of ``vcov``): a lead or lag that silently drops a cohort would not be
+        comparable with its neighbours in a joint test or in HonestDiD.
+        """
+        _, _, ev_meta, w_ev = aggregation_matrix(self.cells, self.labels)
+        ok = self.identified
+        att, v = self._zero_filled()
+        est = w_ev @ att
+        bad = (w_ev[:, ~ok] != 0).any(axis=1)
+        est[bad] = np.nan
+        v_ev = w_ev @ v @ w_ev.T
+        v_ev[bad, :] = np.nan
+        v_ev[:, bad] = np.nan
+        return np.array([m["event_time"] for m in ev_meta], dtype=np.int64), est, (v_ev + v_ev.T) / 2
+
+    def result(self, alpha: float = 0.05) -> DidResult:
+        """The estimator's tables (:func:`etwfe`'s return value)."""
+        cells, n_cells, ok = self.cells, len(self.cells), self.identified
+        if not (cells["event_time"] >= 0).any():
+            raise NotEstimable("no_post_treatment_data", f"{self.outcome} is not observed after any start")
+        meta, W, ev_meta, W_ev = self.aggregation
+        df_t = self.df
+        n_obs = self.ols.n_obs
+        att_0, V_0 = self._zero_filled()
+
+        # estimates
+        est = W @ att_0
+        se = np.sqrt(((W @ V_0) * W).sum(axis=1))
+        lo, hi, p = _ols.wald_ci(est, se, df=df_t, alpha=alpha)
+        estimates = pd.DataFrame(meta)
+        estimates["estimate"] = est
+        estimates["std_error"] = se
+        estimates["ci_low"] = lo
+        estimates["ci_high"] = hi
+        estimates["p_value"] = p
+        estimates["n_obs"] = n_obs
+        estimates["n_clusters"] = self.vcov_info.n_clusters
+        estimates["inference"] = INFERENCE
+        estimates = _with_status(estimates, cells, ok, self.labels if self.cohort == "unit" else None)
+        estimates = estimates[ESTIMATE_COLUMNS]
+
+        # event study
+        ev = W_ev @ att_0
+        ev_se = np.sqrt(((W_ev @ V_0) * W_ev).sum(axis=1))
+        ev_lo, ev_hi, _ = _ols.wald_ci(ev, ev_se, df=df_t, alpha=alpha)
+        event_study = pd.DataFrame(
+            {
+                "scope": "overall",
+                "event_time": [m["event_time"] for m in ev_meta],
+                "estimate": ev,
+                "std_error": ev_se,
+                "ci_low": ev_lo,
+                "ci_high": ev_hi,
+                "band_low": np.nan,
+                "band_high": np.nan,
+                "inference": INFERENCE,
+            }
+        )
+        if self.control_group == "nevertreated" and (event_study["event_time"] < -1).any():
+            ref = pd.DataFrame(
+                [{"scope": "overall", "event_time": -1, "estimate": 0.0, "std_error": np.nan,
+                  "ci_low": np.nan, "ci_high": np.nan, "band_low": np.nan, "band_high": np.nan,
+                  "inference": "reference"}]
+            )
+            event_study = pd.concat([event_study, ref], ignore_index=True)
+        event_study = event_study.sort_values("event_time", kind="stable").reset_index(drop=True)
+        event_study = event_study[EVENT_STUDY_COLUMNS]
+
+        # cells
+        cell_se = np.sqrt(np.diag(self.vcov))
+        c_lo, c_hi, _ = _ols.wald_ci(self.att, cell_se, df=df_t, alpha=alpha)
+        att_gt = pd.DataFrame(
+            {
+                "group": self.cell_groups(),
+                "period": cells["period"].to_numpy(),
+                "event_time": cells["event_time"].to_numpy(),
+                "estimate": self.att,
+                "std_error": cell_se,
+                "ci_low": c_lo,
+                "ci_high": c_hi,
+                "n_obs": cells["n_obs"].to_numpy(),
+                "inference": INFERENCE,
+            }
+        )[ATT_GT_COLUMNS]
+
+        settings: dict[str, Any] = {
+            "control_group": self.control_group,
+            "cohort": self.cohort,
+            "covariates": list(self.covariates),
+            "alpha": alpha,
+            "n_obs": n_obs,
+            "n_units": int(self.n_units),
+            "n_periods": int(self.n_periods),
+            "n_cells": int(n_cells),
+            "n_regressors": int(self.n_regressors),
+            "rank": self.ols.rank,
+            "vcov": "cluster by unit; reghdfe small-sample factor (N-1)/(N-K)*G/(G-1)",
+            "small_sample_factor": self.vcov_info.small_sample_factor,
+            "ci_distribution": f"t({df_t})",
+            "fe_sweeps": self.ols.fe_sweeps,
+            **self.info,
+        }
+        return DidResult(
+            estimator="etwfe",
+            outcome=self.outcome,
+            control_group=self.control_group,
+            estimates=estimates.reset_index(drop=True),
+            event_study=event_study,
+            att_gt=att_gt,
+            settings=settings,
+        )
+
+    def cell_groups(self) -> list[Any]:
+        """The ``att_gt.group`` value of every cell: the first treated period, or the
+        unit's label with ``cohort="unit"``."""
+        if self.cohort == "unit":
+            return [self.labels[k] for k in self.cells["key"]]
+        return self.cells["g"].astype(np.int64).tolist()
+
+
+def etwfe_fit(
+    panel: pd.DataFrame,
+    *,
+    outcome: str,
+    unit: str,
+    period: str,
+    first_treat: str,
+    covariates: Sequence[str] = (),
+    control_group: ControlGroup = "notyettreated",
+    cohort: Cohort = "group",
+    unit_labels: Mapping[Any, str] | pd.Series | None = None,
+) -> EtwfeFit:
+    """Prepare the panel once, build the design, fit, and compute the cell covariance.
+
+    Arguments as :func:`etwfe` (without ``alpha``, which only the tables use).
+    """
+    if control_group not in ("notyettreated", "nevertreated"):
+        raise ValueError(f"control_group must be 'notyettreated' or 'nevertreated', not {control_group!r}")
+    if cohort not in ("group", "unit"):
+        raise ValueError(f"cohort must be 'group' or 'unit', not {cohort!r}")
+    covariates = list(covariates)
+    df, info = prepare_rows(
+        panel,
+        outcome=outcome,
+        unit=unit,
+        period=period,
+        first_treat=first_treat,
+        covariates=covariates,
+        control_group=control_group,
+    )
+    unit_codes, n_units = _ols.factorize(df[unit].to_numpy())
+    period_codes, n_periods = _ols.factorize(df[period].to_numpy())
+    keep = _ols.drop_singletons([unit_codes, period_codes])
+    if not keep.all():
+        info["dropped_singleton_rows"] = int((~keep).sum())
+        df = df[keep].reset_index(drop=True)
+        unit_codes, n_units = _ols.factorize(df[unit].to_numpy())
+        period_codes, n_periods = _ols.factorize(df[period].to_numpy())
+
+    cell_idx, cells = cell_table(df, unit=unit, period=period, cohort=cohort, control_group=control_group)
+    n_cells = len(cells)
+    cohort_key = df[unit].to_numpy() if cohort == "unit" else df["_g"].to_numpy()
+    X, desc, xbar_cell = _design(
+        df, cell_idx, n_cells, period=period, covariates=covariates, cohort_key=cohort_key
+    )
+    y = df[outcome].to_numpy(dtype=float)
+    fe = [unit_codes, period_codes]
+    fit = _ols.fit_within(y, X, fe)
+    df_a = _ols.absorbed_dof(fe, [unit_codes])
+    att, grad = _cell_gradient(fit, desc, n_cells, covariates, xbar_cell)
+    ok = np.isfinite(att)
+    V_cells = np.full((n_cells, n_cells), np.nan)
+    V_ok, vinfo = _ols.cluster_vcov(fit, [unit_codes], df_a=df_a, contrast=grad[ok])
+    V_cells[np.ix_(ok, ok)] = V_ok
+    labels = cohort_labels(cells, cohort, unit_labels)
+    return EtwfeFit(
+        outcome=outcome, unit=unit, period=period, control_group=control_group, cohort=cohort,
+        covariates=covariates, rows=df, info=info, unit_codes=unit_codes, n_units=int(n_units),
+        period_codes=period_codes, n_periods=int(n_periods), cells=cells, labels=labels,
+        n_regressors=int(X.shape[1]), ols=fit, df_a=df_a, att=att, gradient=grad, vcov=V_cells,
+        vcov_info=vinfo, aggregation=aggregation_matrix(cells, labels, identified=ok),
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -414,150 +746,13 @@ def etwfe(
     Returns
     -------
     DidResult with ``estimator="etwfe"``; ``estimates`` (simple, group, dynamic,
-    calendar), ``event_study`` (by event time) and ``att_gt`` (the cells).
+    calendar), ``event_study`` (by event time) and ``att_gt`` (the cells). The fit
+    behind it, with the cells' covariance, is :func:`etwfe_fit`.
     """
-    if control_group not in ("notyettreated", "nevertreated"):
-        raise ValueError(f"control_group must be 'notyettreated' or 'nevertreated', not {control_group!r}")
-    if cohort not in ("group", "unit"):
-        raise ValueError(f"cohort must be 'group' or 'unit', not {cohort!r}")
-    covariates = list(covariates)
-    df, info = _prepare(
-        panel,
-        outcome=outcome,
-        unit=unit,
-        period=period,
-        first_treat=first_treat,
-        covariates=covariates,
-        control_group=control_group,
-    )
-    unit_codes, n_units = _ols.factorize(df[unit].to_numpy())
-    period_codes, n_periods = _ols.factorize(df[period].to_numpy())
-    keep = _ols.drop_singletons([unit_codes, period_codes])
-    if not keep.all():
-        info["dropped_singleton_rows"] = int((~keep).sum())
-        df = df[keep].reset_index(drop=True)
-        unit_codes, n_units = _ols.factorize(df[unit].to_numpy())
-        period_codes, n_periods = _ols.factorize(df[period].to_numpy())
-
-    cell_idx, cells = _cells(df, unit=unit, period=period, cohort=cohort, control_group=control_group)
-    n_cells = len(cells)
-    if not (cells["event_time"] >= 0).any():
-        raise NotEstimable("no_post_treatment_data", f"{outcome} is not observed after any start")
-    cohort_key = df[unit].to_numpy() if cohort == "unit" else df["_g"].to_numpy()
-    X, desc, xbar_cell = _design(
-        df, cell_idx, n_cells, period=period, covariates=covariates, cohort_key=cohort_key
-    )
-    y = df[outcome].to_numpy(dtype=float)
-    fe = [unit_codes, period_codes]
-    fit = _ols.fit_within(y, X, fe)
-    df_a = _ols.absorbed_dof(fe, [unit_codes])
-    att, grad = _cell_gradient(fit, desc, n_cells, covariates, xbar_cell)
-    ok = np.isfinite(att)
-    V_cells = np.full((n_cells, n_cells), np.nan)
-    V_ok, vinfo = _ols.cluster_vcov(fit, [unit_codes], df_a=df_a, contrast=grad[ok])
-    V_cells[np.ix_(ok, ok)] = V_ok
-
-    if cohort == "unit":
-        lab_map = _unit_label_map(cells["key"], unit_labels)
-    else:
-        lab_map = {k: _label(k) for k in pd.unique(cells["key"])}
-    meta, W, ev_meta, W_ev = _aggregation_matrix(cells, lab_map, identified=ok)
-
-    df_t = vinfo.df
-    n_obs = fit.n_obs
-    # unidentified cells carry weight 0; zero-fill them so 0 * NaN does not spread
-    att_0 = np.where(ok, att, 0.0)
-    V_0 = np.where(np.isfinite(V_cells), V_cells, 0.0)
-
-    # estimates
-    est = W @ att_0
-    se = np.sqrt(((W @ V_0) * W).sum(axis=1))
-    lo, hi, p = _ols.wald_ci(est, se, df=df_t, alpha=alpha)
-    estimates = pd.DataFrame(meta)
-    estimates["estimate"] = est
-    estimates["std_error"] = se
-    estimates["ci_low"] = lo
-    estimates["ci_high"] = hi
-    estimates["p_value"] = p
-    estimates["n_obs"] = n_obs
-    estimates["n_clusters"] = vinfo.n_clusters
-    estimates["inference"] = INFERENCE
-    estimates = _with_status(estimates, cells, ok, lab_map if cohort == "unit" else None)
-    estimates = estimates[ESTIMATE_COLUMNS]
-
-    # event study
-    ev = W_ev @ att_0
-    ev_se = np.sqrt(((W_ev @ V_0) * W_ev).sum(axis=1))
-    ev_lo, ev_hi, _ = _ols.wald_ci(ev, ev_se, df=df_t, alpha=alpha)
-    event_study = pd.DataFrame(
-        {
-            "scope": "overall",
-            "event_time": [m["event_time"] for m in ev_meta],
-            "estimate": ev,
-            "std_error": ev_se,
-            "ci_low": ev_lo,
-            "ci_high": ev_hi,
-            "band_low": np.nan,
-            "band_high": np.nan,
-            "inference": INFERENCE,
-        }
-    )
-    if control_group == "nevertreated" and (event_study["event_time"] < -1).any():
-        ref = pd.DataFrame(
-            [{"scope": "overall", "event_time": -1, "estimate": 0.0, "std_error": np.nan,
-              "ci_low": np.nan, "ci_high": np.nan, "band_low": np.nan, "band_high": np.nan,
-              "inference": "reference"}]
-        )
-        event_study = pd.concat([event_study, ref], ignore_index=True)
-    event_study = event_study.sort_values("event_time", kind="stable").reset_index(drop=True)
-    event_study = event_study[EVENT_STUDY_COLUMNS]
-
-    # cells
-    cell_se = np.sqrt(np.diag(V_cells))
-    c_lo, c_hi, _ = _ols.wald_ci(att, cell_se, df=df_t, alpha=alpha)
-    group_col = (
-        [lab_map[k] for k in cells["key"]] if cohort == "unit" else cells["g"].astype(np.int64).tolist()
-    )
-    att_gt = pd.DataFrame(
-        {
-            "group": group_col,
-            "period": cells["period"].to_numpy(),
-            "event_time": cells["event_time"].to_numpy(),
-            "estimate": att,
-            "std_error": cell_se,
-            "ci_low": c_lo,
-            "ci_high": c_hi,
-            "n_obs": cells["n_obs"].to_numpy(),
-            "inference": INFERENCE,
-        }
-    )[ATT_GT_COLUMNS]
-
-    settings: dict[str, Any] = {
-        "control_group": control_group,
-        "cohort": cohort,
-        "covariates": covariates,
-        "alpha": alpha,
-        "n_obs": n_obs,
-        "n_units": int(n_units),
-        "n_periods": int(n_periods),
-        "n_cells": int(n_cells),
-        "n_regressors": int(X.shape[1]),
-        "rank": fit.rank,
-        "vcov": "cluster by unit; reghdfe small-sample factor (N-1)/(N-K)*G/(G-1)",
-        "small_sample_factor": vinfo.small_sample_factor,
-        "ci_distribution": f"t({df_t})",
-        "fe_sweeps": fit.fe_sweeps,
-        **info,
-    }
-    return DidResult(
-        estimator="etwfe",
-        outcome=outcome,
-        control_group=control_group,
-        estimates=estimates.reset_index(drop=True),
-        event_study=event_study,
-        att_gt=att_gt,
-        settings=settings,
-    )
+    return etwfe_fit(
+        panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat, covariates=covariates,
+        control_group=control_group, cohort=cohort, unit_labels=unit_labels,
+    ).result(alpha)
 
 
 def _with_status(
@@ -567,7 +762,7 @@ def _with_status(
     unidentified cells out say how many and which."""
     missing = cells.loc[~identified]
     names = [
-        f"{unit_labels[k] if unit_labels is not None else _label(g)}@{_label(p)}"
+        f"{unit_labels[k] if unit_labels is not None else scope_label(g)}@{scope_label(p)}"
         for k, g, p in zip(missing["key"], missing["g"], missing["period"], strict=True)
     ]
     listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
@@ -594,5 +789,5 @@ def _unit_label_map(
         if unit_labels is not None and k in unit_labels:
             out[k] = str(unit_labels[k])
         else:
-            out[k] = _label(k)
+            out[k] = scope_label(k)
     return out

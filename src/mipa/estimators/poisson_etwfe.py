@@ -33,7 +33,7 @@ Hessian ``H = Z' diag(mu) Z - Zbar' diag(Y) Zbar`` with ``Zbar_i = sum_t p_it z_
 
 * Collinear columns are dropped before the fit, rank-revealingly and in column order (the
   later of two collinear columns goes, as fixest and reghdfe): a sequential Cholesky of
-  the within-unit Gram matrix (:func:`mipa.estimators._ols._independent_columns`). A
+  the within-unit Gram matrix (:func:`mipa.estimators._ols.independent_columns`). A
   dropped column keeps coefficient 0; every fitted mean is the same whichever column of a
   collinear set is dropped.
 * Each Newton step is shortened so that no coefficient moves by more than 5 (a factor
@@ -167,11 +167,11 @@ from mipa.estimators import _ols
 from mipa.estimators.etwfe import (
     Cohort,
     ControlGroup,
-    _aggregation_matrix,
-    _cells,
-    _label,
-    _prepare,
-    _unit_label_map,
+    aggregation_matrix,
+    cell_table,
+    cohort_labels,
+    prepare_rows,
+    scope_label,
 )
 from mipa.estimators.results import (
     ATT_GT_COLUMNS,
@@ -185,10 +185,12 @@ __all__ = [
     "PoissonFEFit",
     "PoissonSample",
     "SaturatedCellsFit",
+    "Separation",
     "fit_saturated_cells",
     "poisson_etwfe",
     "poisson_fe_fit",
     "poisson_sample",
+    "separation_report",
 ]
 
 INFERENCE = "cluster_unit"
@@ -281,7 +283,7 @@ def _structure(z: sparse.csr_matrix, unit: np.ndarray, n_units: int) -> tuple[np
     gram = (z.T @ z).toarray() - (s.T @ sparse.diags(1.0 / counts) @ s).toarray()
     gram = (gram + gram.T) / 2
     raw = np.asarray(z.multiply(z).sum(axis=0)).ravel()
-    kept, _, _ = _ols._independent_columns(gram, raw, _ols.COLLINEAR_TOL)
+    kept, _, _ = _ols.independent_columns(gram, raw, _ols.COLLINEAR_TOL)
     drop = np.flatnonzero(~kept)
     null = np.zeros((p, drop.size))
     if drop.size:
@@ -397,7 +399,7 @@ def poisson_fe_fit(
 
 # --------------------------------------------------------------------------- separation
 @dataclass
-class _Separation:
+class Separation:
     """Rows in the fit (``active``), rows that count in the cell averages (``counted``),
     rows whose counterfactual mean is 0 at the boundary (``cf_zero``) and rows whose fitted
     mean is the observation (``mu_observed``), with what was found and why."""
@@ -419,11 +421,11 @@ class _Separation:
 def _detect_separation(
     y: np.ndarray, unit: np.ndarray, period: np.ndarray, cell: np.ndarray, n_cells: int,
     unit_values: np.ndarray, period_values: np.ndarray,
-) -> _Separation:
+) -> Separation:
     """The rules of the module docstring, applied until none fires, then the linear
     programme for anything left."""
     n = y.size
-    sep = _Separation(active=np.ones(n, dtype=bool), counted=np.ones(n, dtype=bool),
+    sep = Separation(active=np.ones(n, dtype=bool), counted=np.ones(n, dtype=bool),
                       cf_zero=np.zeros(n, dtype=bool), mu_observed=np.zeros(n, dtype=bool))
     n_u, n_t = int(unit.max()) + 1, int(period.max()) + 1
     in_any_cell = cell >= 0
@@ -545,7 +547,7 @@ def _plain(v: Any) -> Any:
 @dataclass(frozen=True)
 class PoissonSample:
     """The regression rows of a Poisson ETWFE run: after validation, the control-group
-    rules of :func:`mipa.estimators.etwfe._prepare` and the singleton drop, with the cells."""
+    rules of :func:`mipa.estimators.etwfe.prepare_rows` and the singleton drop, with the cells."""
 
     df: pd.DataFrame
     info: dict[str, Any]
@@ -571,7 +573,7 @@ def poisson_sample(
         raise ValueError(f"control_group must be 'notyettreated' or 'nevertreated', not {control_group!r}")
     if cohort not in ("group", "unit"):
         raise ValueError(f"cohort must be 'group' or 'unit', not {cohort!r}")
-    df, info = _prepare(panel, outcome=outcome, unit=unit, period=period,
+    df, info = prepare_rows(panel, outcome=outcome, unit=unit, period=period,
                         first_treat=first_treat, covariates=[], control_group=control_group)
     if (df[outcome].to_numpy(dtype=float) < 0).any():
         raise ValueError(f"Poisson ETWFE needs a non-negative outcome; {outcome!r} has negative values")
@@ -591,7 +593,7 @@ def poisson_sample(
         raise NotEstimable("no_post_treatment_data", f"{outcome} is not observed in any month from a start on")
     unit_codes, _ = _ols.factorize(df[unit].to_numpy())
     period_codes, n_periods = _ols.factorize(df[period].to_numpy())
-    cell_idx, cells = _cells(df, unit=unit, period=period, cohort=cohort, control_group=control_group)
+    cell_idx, cells = cell_table(df, unit=unit, period=period, cohort=cohort, control_group=control_group)
     return PoissonSample(
         df=df, info=info, y=df[outcome].to_numpy(dtype=float), unit_codes=unit_codes, period_codes=period_codes,
         n_periods=int(n_periods), unit_values=np.sort(df[unit].unique()), period_values=np.sort(df[period].unique()),
@@ -611,7 +613,7 @@ class SaturatedCellsFit:
     the cells with an effect; ``att`` is 0 and ``grad`` 0 for the others.
     """
 
-    sep: _Separation
+    sep: Separation
     active: np.ndarray  # rows in the fit
     separated: np.ndarray  # cells with a boundary (separated) row: inference flagged
     zero_base: np.ndarray  # cells whose counterfactual is 0 at the boundary
@@ -693,7 +695,7 @@ def _row_design(period_codes: np.ndarray, cell_idx: np.ndarray, t_pos: np.ndarra
 
 
 def _cell_effects(
-    fit: PoissonFEFit, sample: PoissonSample, sep: _Separation, act: np.ndarray, u_act: np.ndarray,
+    fit: PoissonFEFit, sample: PoissonSample, sep: Separation, act: np.ndarray, u_act: np.ndarray,
     t_levels: np.ndarray, z_all: sparse.csr_matrix, z0_all: sparse.csr_matrix,
 ) -> dict[str, Any]:
     """Count-scale cell effects ``ATT_c = M_c - B_c`` (treated and counterfactual means
@@ -832,12 +834,9 @@ def poisson_etwfe(
     v_cells = sc.grad @ v @ sc.grad.T
     v_cells = (v_cells + v_cells.T) / 2
 
-    if cohort == "unit":
-        lab_map = _unit_label_map(cells["key"], unit_labels)
-    else:
-        lab_map = {kk: _label(kk) for kk in pd.unique(cells["key"])}
-    meta, w_est, ev_meta, w_ev = _aggregation_matrix(sc.cells_agg, lab_map, identified=ident)
-    _, w_cover, _, _ = _aggregation_matrix(cells, lab_map)
+    lab_map = cohort_labels(cells, cohort, unit_labels)
+    meta, w_est, ev_meta, w_ev = aggregation_matrix(sc.cells_agg, lab_map, identified=ident)
+    _, w_cover, _, _ = aggregation_matrix(cells, lab_map)
     df_t = g - 1
 
     att = np.where(ident, sc.att, 0.0)
@@ -937,7 +936,7 @@ def poisson_etwfe(
         "deviance": fit.deviance,
         "loglik_profile": fit.loglik,
         "rate_ratio": "treated mean / counterfactual mean over the aggregate's rows; interval exp(log RR +/- t se)",
-        "separation": _separation_report(sc.sep, cells, group_col),
+        "separation": separation_report(sc.sep, cells, group_col),
         "cells_log_scale": cells_log,
         **sample.info,
     }
@@ -968,7 +967,7 @@ def _rate_ratio(
 
 def _cell_names(sc: SaturatedCellsFit, mask: np.ndarray, cells: pd.DataFrame, lab_map: Mapping[Any, str],
                 cohort: str) -> str:
-    names = [f"{lab_map[k] if cohort == 'unit' else _label(gv)}@{_label(pv)}"
+    names = [f"{lab_map[k] if cohort == 'unit' else scope_label(gv)}@{scope_label(pv)}"
              for k, gv, pv in zip(cells["key"][mask], cells["g"][mask], cells["period"][mask], strict=True)]
     return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
 
@@ -1012,7 +1011,7 @@ def _row_status(sc: SaturatedCellsFit, covered: np.ndarray, has_estimate: bool, 
     return status_columns(None)
 
 
-def _separation_report(sep: _Separation, cells: pd.DataFrame, group_col: list[Any]) -> dict[str, Any]:
+def separation_report(sep: Separation, cells: pd.DataFrame, group_col: list[Any]) -> dict[str, Any]:
     """JSON-able account of the separation checks."""
     def cell_list(ids: list[int]) -> list[dict[str, Any]]:
         return [{"group": _plain(group_col[i]), "period": _plain(cells["period"].iloc[i]),

@@ -45,7 +45,7 @@ from mipa.estimability import NotEstimable, attempt, finalize_status, status_col
 from mipa.estimators import _ols
 from mipa.estimators.results import ESTIMATE_COLUMNS, DidResult
 
-__all__ = ["twfe", "yearly_twfe", "YEARLY_COLUMNS"]
+__all__ = ["YEARLY_COLUMNS", "prepare_rows", "twfe", "yearly_twfe"]
 
 Vcov = Literal["twoway", "cluster_unit", "driscoll_kraay", "all"]
 _METHODS = {
@@ -72,10 +72,12 @@ YEARLY_COLUMNS = [
 ]
 
 
-def _prepare(
+def prepare_rows(
     panel: pd.DataFrame, *, outcome: str, unit: str, period: str, treatments: Sequence[str]
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Regression rows: no missing outcome or treatment, no singleton fixed-effect rows."""
+    """Regression rows: no missing outcome or treatment, no singleton fixed-effect rows;
+    and a dict saying what was dropped. Shared with the wild bootstrap
+    (:func:`mipa.inference.wild_bootstrap.twfe_contrast`), so it fits the same rows."""
     cols = [unit, period, outcome, *treatments]
     missing = [c for c in cols if c not in panel.columns]
     if missing:
@@ -136,7 +138,7 @@ def twfe(
     treatments = list(treatments)
     if not treatments:
         raise ValueError("at least one treatment column is needed")
-    df, info = _prepare(panel, outcome=outcome, unit=unit, period=period, treatments=treatments)
+    df, info = prepare_rows(panel, outcome=outcome, unit=unit, period=period, treatments=treatments)
     u, n_units = _ols.factorize(df[unit].to_numpy())
     t, n_periods = _ols.factorize(df[period].to_numpy())
     fe = [u, t]

@@ -99,7 +99,7 @@ import numpy as np
 import pandas as pd
 
 from mipa.estimability import NotEstimable
-from mipa.estimators import _ols
+from mipa.estimators import ols
 from mipa.estimators.results import DidResult, estimate_row
 
 __all__ = [
@@ -348,14 +348,14 @@ def did_estimator() -> Estimator:
 def twfe_estimator() -> Estimator:
     """Classic TWFE coefficient on ``D_it`` with unit and period effects (as :func:`twfe`).
 
-    Uses :func:`mipa.estimators._ols.fit_within` on the observed cells directly (no
+    Uses :func:`mipa.estimators.ols.fit_within` on the observed cells directly (no
     DataFrame), so it equals ``twfe(...)``'s estimate; a few ms on 86 x 120.
     """
 
     def estimate(pa: PanelArrays) -> float:
         obs = np.isfinite(pa.y)
         u, t = np.nonzero(obs)
-        fit = _ols.fit_within(pa.y[obs], pa.treatment[obs][:, None], [u, t])
+        fit = ols.fit_within(pa.y[obs], pa.treatment[obs][:, None], [u, t])
         return float(fit.coef[0])
 
     return estimate

@@ -71,7 +71,7 @@ import pandas as pd
 from mipa.estimability import NotEstimable, attempt, finalize_status, status_columns
 from mipa.estimation import OUTCOMES, complete_rows, diagnose_scope, prepare_panel
 from mipa.estimators.csdid import callaway_santanna
-from mipa.estimators.etwfe import etwfe
+from mipa.estimators.etwfe import EtwfeFit, etwfe, etwfe_fit
 from mipa.estimators.poisson_etwfe import poisson_etwfe
 from mipa.estimators.results import ESTIMATE_COLUMNS
 from mipa.estimators.twfe import twfe
@@ -83,7 +83,7 @@ from mipa.inference.randomization import (
     placebo_in_space,
 )
 from mipa.inference.sdid import sdid_by_unit
-from mipa.inference.wild_bootstrap import etwfe_contrasts, twfe_contrast, wild_cluster_bootstrap
+from mipa.inference.wild_bootstrap import fit_contrasts, twfe_contrast, wild_cluster_bootstrap
 
 # estimator x inference pairs this module can produce, in table order
 METHODS: tuple[tuple[str, str], ...] = (
@@ -149,28 +149,38 @@ def _wants(settings: InferenceSettings, estimator: str, inference: str | None = 
 
 
 def _overall_and_countries(fit: Callable[..., pd.DataFrame], treated: Sequence[str],
-                           inference: str | None) -> pd.DataFrame:
+                           inference: str | None,
+                           by_unit: Callable[[], pd.DataFrame] | None = None) -> pd.DataFrame:
     """The overall ``simple`` row of ``fit()`` and the per-country ``group`` rows of
-    ``fit(cohort="unit", ...)`` (every partner its own cohort), each attempted on its own:
-    a run that cannot be estimated leaves its rows with the reason."""
+    ``fit(cohort="unit", ...)`` (every partner its own cohort; or ``by_unit()`` when given),
+    each attempted on its own: a run that cannot be estimated leaves its rows with the reason."""
     frames = []
     overall, failure = attempt(fit)
     if overall is not None:
         frames.append(overall[(overall["aggregation"] == "simple") & (overall["scope"] == "overall")])
     else:
         frames.append(_failed_rows(["overall"], failure, inference))
-    by_unit, failure = attempt(lambda: fit(cohort="unit", unit_labels={u: u for u in treated}))
-    if by_unit is not None:
-        frames.append(by_unit[(by_unit["aggregation"] == "group") & by_unit["scope"].isin(list(treated))])
+    countries, failure = attempt(by_unit or (lambda: fit(cohort="unit", unit_labels={u: u for u in treated})))
+    if countries is not None:
+        frames.append(countries[(countries["aggregation"] == "group") & countries["scope"].isin(list(treated))])
     else:
         frames.append(_failed_rows(treated, failure, inference))
     return pd.concat(frames)
 
 
-def _etwfe_cluster(panel: pd.DataFrame, outcome: str, treated: Sequence[str], alpha: float) -> pd.DataFrame:
+def _unit_cohort_fit(panel: pd.DataFrame, outcome: str, treated: Sequence[str]) -> EtwfeFit:
+    """ETWFE with every partner its own cohort: fitted once per outcome, shared by the
+    clustered country rows and the wild bootstrap."""
+    return etwfe_fit(panel, outcome=outcome, unit="iso3", period="period", first_treat="first_treat",
+                     control_group="notyettreated", cohort="unit", unit_labels={u: u for u in treated})
+
+
+def _etwfe_cluster(panel: pd.DataFrame, outcome: str, treated: Sequence[str], alpha: float,
+                   unit_fit: Callable[[], EtwfeFit]) -> pd.DataFrame:
     common = {"outcome": outcome, "unit": "iso3", "period": "period", "first_treat": "first_treat",
               "control_group": "notyettreated", "alpha": alpha}
-    return _overall_and_countries(lambda **kw: etwfe(panel, **common, **kw).estimates, treated, "cluster_unit")
+    return _overall_and_countries(lambda **kw: etwfe(panel, **common, **kw).estimates, treated, "cluster_unit",
+                                  by_unit=lambda: unit_fit().result(alpha).estimates)
 
 
 def _failed_rows(scopes: Sequence[str], failure: NotEstimable, inference: str | None = None) -> pd.DataFrame:
@@ -182,13 +192,11 @@ def _failed_rows(scopes: Sequence[str], failure: NotEstimable, inference: str | 
     ])
 
 
-def _wild(panel: pd.DataFrame, outcome: str, treated: Sequence[str], s: InferenceSettings) -> pd.DataFrame:
+def _wild(panel: pd.DataFrame, outcome: str, treated: Sequence[str], s: InferenceSettings,
+          unit_fit: Callable[[], EtwfeFit]) -> pd.DataFrame:
     scopes = ["overall", *treated]
-    contrasts, failure = attempt(lambda: etwfe_contrasts(
-        panel, outcome=outcome, unit="iso3", period="period", first_treat="first_treat",
-        control_group="notyettreated", cohort="unit", unit_labels={u: u for u in treated},
-        rows=[("simple", "overall")] + [("group", u) for u in treated],
-    ))
+    contrasts, failure = attempt(lambda: fit_contrasts(
+        unit_fit(), rows=[("simple", "overall")] + [("group", u) for u in treated]))
     if contrasts is None:
         return _failed_rows(scopes, failure)
     rows = []
@@ -325,9 +333,16 @@ def inference_table(
                          .astype(float))
     treated = sorted(panel.loc[panel["first_treat"] > 0, "iso3"].unique().tolist())
     pa = PanelArrays.from_frame(panel, outcome=outcome, unit="iso3", period="period", first_treat="first_treat")
+    shared: dict[str, EtwfeFit] = {}
+
+    def unit_fit() -> EtwfeFit:  # a failure raises again for each user, with its reason
+        if "fit" not in shared:
+            shared["fit"] = _unit_cohort_fit(panel, outcome, treated)
+        return shared["fit"]
+
     jobs = [
-        ("etwfe", "cluster_unit", lambda: _etwfe_cluster(panel, outcome, treated, s.alpha)),
-        ("etwfe", "wild_cluster_bootstrap_webb", lambda: _wild(panel, outcome, treated, s)),
+        ("etwfe", "cluster_unit", lambda: _etwfe_cluster(panel, outcome, treated, s.alpha, unit_fit)),
+        ("etwfe", "wild_cluster_bootstrap_webb", lambda: _wild(panel, outcome, treated, s, unit_fit)),
         ("etwfe", "randomization_conley_taber", lambda: _randomization(pa, s, rescale=False)),
         ("etwfe", "randomization_ferman_pinto", lambda: _randomization(pa, s, rescale=True)),
         ("csdid", "multiplier_bootstrap", lambda: _csdid(panel, outcome, treated, s)),

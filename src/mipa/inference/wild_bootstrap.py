@@ -20,7 +20,7 @@ References
 
 Model and test
 --------------
-``y = X b + D a + e`` with fixed effects ``D`` absorbed as in :mod:`mipa.estimators._ols`
+``y = X b + D a + e`` with fixed effects ``D`` absorbed as in :mod:`mipa.estimators.ols`
 (``X~ = M_D X``), clusters ``g = 1..G`` (countries), and the hypothesis
 ``H0: theta = w'b = r``. Write ``A = (X~'X~)^-1``, ``a = A w``, ``z = X~ a`` (one number
 per row) and ``c_g = sum_{i in g} z_i e_i``. The statistic is
@@ -28,7 +28,7 @@ per row) and ``c_g = sum_{i in g} z_i e_i``. The statistic is
     t(r) = (theta_hat - r) / se,   se^2 = q * sum_g c_g^2
 
 (the cluster-robust standard error of ``w'b``, ``q`` = reghdfe's small-sample factor of
-:func:`mipa.estimators._ols.cluster_vcov`; ``q`` appears in ``t`` and in every ``t*`` and
+:func:`mipa.estimators.ols.cluster_vcov`; ``q`` appears in ``t`` and in every ``t*`` and
 cancels out of the p-value).
 
 WCR draw ``v`` (one weight per cluster, ``E v = 0``, ``E v^2 = 1``):
@@ -114,18 +114,10 @@ import pandas as pd
 from scipy import sparse
 
 from mipa.estimability import NotEstimable
-from mipa.estimators import _ols
-from mipa.estimators.etwfe import (
-    _aggregation_matrix,
-    _cell_gradient,
-    _cells,
-    _design,
-    _label,
-    _unit_label_map,
-)
-from mipa.estimators.etwfe import _prepare as _etwfe_prepare
+from mipa.estimators import ols
+from mipa.estimators.etwfe import EtwfeFit, etwfe_fit
 from mipa.estimators.results import estimate_row
-from mipa.estimators.twfe import _prepare as _twfe_prepare
+from mipa.estimators.twfe import prepare_rows as twfe_rows
 
 __all__ = [
     "FittedContrast",
@@ -137,6 +129,7 @@ __all__ = [
     "etwfe_contrast",
     "etwfe_contrasts",
     "fit_contrast",
+    "fit_contrasts",
     "twfe_contrast",
     "wild_cluster_bootstrap",
 ]
@@ -156,10 +149,10 @@ class FittedContrast:
     """A fitted fixed-effects regression and the linear combination ``w'b`` under test.
 
     ``contrast`` is ``w`` over the fit's kept coefficients. ``df_a`` is the absorbed
-    degrees of freedom for the small-sample factor (:func:`_ols.absorbed_dof`).
+    degrees of freedom for the small-sample factor (:func:`ols.absorbed_dof`).
     """
 
-    fit: _ols.OLSFit
+    fit: ols.OLSFit
     contrast: np.ndarray
     fe_codes: tuple[np.ndarray, ...]
     cluster_codes: np.ndarray
@@ -193,20 +186,20 @@ def fit_contrast(
     not identified). Clusters are re-coded to ``0..G-1``.
     """
     fe = tuple(np.asarray(c) for c in fe_codes)
-    fit = _ols.fit_within(y, X, fe)
+    fit = ols.fit_within(y, X, fe)
     w = np.asarray(contrast, dtype=float)
     if w.shape != fit.kept.shape:
         raise ValueError(f"contrast has {w.shape[0]} entries, the design {fit.kept.size} columns")
     if np.any(w[~fit.kept] != 0):
         raise NotEstimable("not_identified", "the contrast loads on a coefficient dropped as collinear "
                            "with the fixed effects")
-    cl, _ = _ols.factorize(cluster_codes)
+    cl, _ = ols.factorize(cluster_codes)
     return FittedContrast(
         fit=fit,
         contrast=w[fit.kept],
         fe_codes=fe,
         cluster_codes=cl,
-        df_a=_ols.absorbed_dof(list(fe), [cl]),
+        df_a=ols.absorbed_dof(list(fe), [cl]),
         n_treated_clusters=int(n_treated_clusters),
         label=label,
     )
@@ -239,46 +232,29 @@ def etwfe_contrasts(
     ``etwfe`` reports as not estimable) is a :class:`~mipa.estimability.NotEstimable` in
     its place; unidentified cells are left out of every aggregate, as in ``etwfe``.
     """
-    covariates = list(covariates)
-    df, _ = _etwfe_prepare(
-        panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat,
-        covariates=covariates, control_group=control_group,
+    fit = etwfe_fit(
+        panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat, covariates=covariates,
+        control_group=control_group, cohort=cohort, unit_labels=unit_labels,
     )
-    unit_codes, _ = _ols.factorize(df[unit].to_numpy())
-    period_codes, _ = _ols.factorize(df[period].to_numpy())
-    keep = _ols.drop_singletons([unit_codes, period_codes])
-    if not keep.all():
-        df = df[keep].reset_index(drop=True)
-        unit_codes, _ = _ols.factorize(df[unit].to_numpy())
-        period_codes, _ = _ols.factorize(df[period].to_numpy())
-    cell_idx, cells = _cells(df, unit=unit, period=period, cohort=cohort, control_group=control_group)
-    cohort_key = df[unit].to_numpy() if cohort == "unit" else df["_g"].to_numpy()
-    X, desc, xbar_cell = _design(
-        df, cell_idx, len(cells), period=period, covariates=covariates, cohort_key=cohort_key
-    )
-    y = df[outcome].to_numpy(dtype=float)
-    fe = (unit_codes, period_codes)
-    fit = _ols.fit_within(y, X, fe)
-    _, grad = _cell_gradient(fit, desc, len(cells), covariates, xbar_cell)
-    if cohort == "unit":
-        labels = _unit_label_map(cells["key"], unit_labels)
-    else:
-        labels = {k: _label(k) for k in pd.unique(cells["key"])}
-    identified = np.isfinite(grad).all(axis=1)
-    meta, W, _, _ = _aggregation_matrix(cells, labels, identified=identified)
+    return fit_contrasts(fit, rows)
+
+
+def fit_contrasts(fit: EtwfeFit, rows: Sequence[tuple[str, str]] | None = None) -> list[FittedContrast]:
+    """:func:`etwfe_contrasts` of an ETWFE fit already made (:func:`mipa.estimators.etwfe.etwfe_fit`)."""
+    meta, W, _, _ = fit.aggregation
+    grad = fit.gradient
     if rows is None:
         rows = [("simple", "overall")] + [
             ("group", m["scope"]) for m in meta if m["aggregation"] == "group" and m["scope"] != "overall"
         ]
-    df_a = _ols.absorbed_dof(list(fe), [unit_codes])
     out: list[FittedContrast | NotEstimable] = []
     for aggregation, scope in rows:
         hits = [k for k, m in enumerate(meta) if m["aggregation"] == aggregation and m["scope"] == scope]
         if len(hits) > 1:
             raise KeyError(f"more than one ETWFE estimate row ({aggregation!r}, {scope!r})")
         if not hits:
-            out.append(NotEstimable("no_post_treatment_data", f"{outcome} has no observed post-treatment cell "
-                                    f"for {scope}"))
+            out.append(NotEstimable("no_post_treatment_data", f"{fit.outcome} has no observed post-treatment "
+                                    f"cell for {scope}"))
             continue
         w_cells = W[hits[0]]
         if not np.isfinite(w_cells).all():
@@ -287,11 +263,11 @@ def etwfe_contrasts(
         used = w_cells != 0
         out.append(
             FittedContrast(
-                fit=fit,
+                fit=fit.ols,
                 contrast=w_cells[used] @ grad[used],
-                fe_codes=fe,
-                cluster_codes=unit_codes,
-                df_a=df_a,
+                fe_codes=fit.fe_codes,
+                cluster_codes=fit.unit_codes,
+                df_a=fit.df_a,
                 n_treated_clusters=int(meta[hits[0]]["n_treated_clusters"]),
                 label=scope,
             )
@@ -322,9 +298,9 @@ def twfe_contrast(
     Same rows as ``twfe`` (missing outcome or treatment dropped, singletons dropped);
     ``w`` picks the treatment coefficient; clusters = units.
     """
-    df, _ = _twfe_prepare(panel, outcome=outcome, unit=unit, period=period, treatments=[treatment])
-    u, _ = _ols.factorize(df[unit].to_numpy())
-    t, _ = _ols.factorize(df[period].to_numpy())
+    df, _ = twfe_rows(panel, outcome=outcome, unit=unit, period=period, treatments=[treatment])
+    u, _ = ols.factorize(df[unit].to_numpy())
+    t, _ = ols.factorize(df[period].to_numpy())
     d = df[treatment].to_numpy(dtype=float)
     treated = int(df.loc[d != 0, unit].nunique())
     return fit_contrast(
@@ -463,7 +439,7 @@ def bootstrap_pieces(
     Zg = np.zeros((z.size, G))
     Zg[np.arange(z.size), codes] = z
     if fc.fe_codes:
-        Zg, _ = _ols.absorb(Zg, fc.fe_codes, copy=False)
+        Zg, _ = ols.absorb(Zg, fc.fe_codes, copy=False)
     Zx = _cluster_sum(Xt * z[:, None], codes, G)  # G x k: sum_{i in g} z_i X~_i
     ZxA = Zx @ fit.bread
 
@@ -476,7 +452,7 @@ def bootstrap_pieces(
     S0, K0 = pieces(u0)
     S1, K1 = pieces(u1) if restricted else (np.zeros(G), np.zeros((G, G)))
     c = _cluster_sum(z * e, codes, G)
-    _, info = _ols.cluster_vcov(fit, [codes], df_a=fc.df_a, contrast=fc.contrast[None, :])
+    _, info = ols.cluster_vcov(fit, [codes], df_a=fc.df_a, contrast=fc.contrast[None, :])
     return BootstrapPieces(
         theta=theta, c=c, S0=S0, S1=S1, K0=K0, K1=K1, q=info.small_sample_factor,
         n_obs=fit.n_obs,

@@ -51,10 +51,10 @@ import pandas as pd
 from scipy import sparse, stats
 
 from mipa.estimability import NotEstimable
-from mipa.estimators import _ols
-from mipa.estimators import csdid as _cs
-from mipa.estimators import poisson_etwfe as _pois
-from mipa.estimators.etwfe import ControlGroup, _aggregation_matrix, _label
+from mipa.estimators import ols
+from mipa.estimators.csdid import aggte, callaway_santanna_fit
+from mipa.estimators.etwfe import ControlGroup, aggregation_matrix, cohort_labels
+from mipa.estimators.poisson_etwfe import fit_saturated_cells, poisson_sample, separation_report
 from mipa.sensitivity.pretrends import EventStudyVcov
 
 __all__ = [
@@ -95,14 +95,14 @@ def twfe_event_study_vcov(
     g = pd.to_numeric(df[first_treat]).astype(float)
     treated = g.notna() & (g > 0) & (g <= t_max)
     e = np.where(treated, df[period].to_numpy(float) - g.to_numpy(), np.nan)
-    u_codes, _ = _ols.factorize(df[unit].to_numpy())
-    t_codes, _ = _ols.factorize(df[period].to_numpy())
-    keep = _ols.drop_singletons([u_codes, t_codes])
+    u_codes, _ = ols.factorize(df[unit].to_numpy())
+    t_codes, _ = ols.factorize(df[period].to_numpy())
+    keep = ols.drop_singletons([u_codes, t_codes])
     df, e = df[keep].reset_index(drop=True), e[keep]
     if not np.isfinite(e).any():
         raise NotEstimable("no_post_treatment_data", f"{outcome} is not observed in any month of a treated country")
-    u_codes, _ = _ols.factorize(df[unit].to_numpy())
-    t_codes, _ = _ols.factorize(df[period].to_numpy())
+    u_codes, _ = ols.factorize(df[unit].to_numpy())
+    t_codes, _ = ols.factorize(df[period].to_numpy())
 
     inside = [k for k in range(lo, hi + 1) if k != REFERENCE_EVENT_TIME]
     column = {k: j for j, k in enumerate(inside)}
@@ -116,8 +116,8 @@ def twfe_event_study_vcov(
     rows = np.flatnonzero(col >= 0)
     x = sparse.csc_matrix((np.ones(rows.size), (rows, col[rows])), shape=(len(df), len(inside) + 2))
     fe = [u_codes, t_codes]
-    fit = _ols.fit_within(df[outcome].to_numpy(dtype=float), x, fe)
-    v_kept, info = _ols.cluster_vcov(fit, [u_codes], df_a=_ols.absorbed_dof(fe, [u_codes]))
+    fit = ols.fit_within(df[outcome].to_numpy(dtype=float), x, fe)
+    v_kept, info = ols.cluster_vcov(fit, [u_codes], df_a=ols.absorbed_dof(fe, [u_codes]))
     n_par = len(inside) + 2
     coef = fit.coef  # NaN for a dropped (collinear) column
     vcov = np.full((n_par, n_par), np.nan)
@@ -152,22 +152,20 @@ def csdid_event_study_vcov(
 ) -> EventStudyVcov:
     """CS dynamic effects with a universal base period and ``V = Psi'Psi / N^2``.
 
-    The same computation as :func:`mipa.estimators.csdid.callaway_santanna` with
-    ``base_period="universal"``, no covariates, no bootstrap (its ``event_study`` table
-    holds these estimates and the square roots of the diagonal); the reference event time
-    ``-1`` (estimate 0 by construction, no variance) is left out.
+    :func:`mipa.estimators.csdid.callaway_santanna_fit` with ``base_period="universal"``,
+    no covariates, no bootstrap, and its ``dynamic`` aggregation
+    (:func:`mipa.estimators.csdid.aggte`: the ``event_study`` table's estimates and the
+    square roots of the diagonal); the reference event time ``-1`` (estimate 0 by
+    construction, no variance) is left out.
     """
-    data = _cs._prepare(panel, outcome, unit, period, first_treat, [], 0, control_group)
-    cohorts = _cs._build_cohorts(data, "group", None)
-    cells = _cs._build_cells(data, cohorts, "universal", control_group, 0)
-    _cs._estimate_cells(data, cells, "dr", False)
-    aggs = _cs._aggregate(data, cohorts, cells)
-    ev = np.array([k == "event" for k in aggs.kind])
-    times = np.asarray(aggs.event_times, dtype=float)
+    fit = callaway_santanna_fit(panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat,
+                                control_group=control_group, base_period="universal", bootstrap=False)
+    dynamic = aggte(fit, "dynamic")  # entry 0 is the overall effect, then one per event time
+    times = np.asarray(dynamic.keys, dtype=float)
     keep = times != REFERENCE_EVENT_TIME
-    est = aggs.est[ev][keep]
-    psi = aggs.psi[:, ev][:, keep]
-    n = data.n_units
+    est = dynamic.estimate[1:][keep]
+    psi = dynamic.influence[:, 1:][:, keep]
+    n = len(fit.unit_ids)
     vcov = psi.T @ psi / n**2
     return EventStudyVcov(
         event_time=times[keep].astype(np.int64),
@@ -208,14 +206,13 @@ def poisson_event_study_vcov(
     (no never-treated country, no partner, every count 0, a fit that does not converge,
     no identified event time); invalid input raises ``ValueError``.
     """
-    sample = _pois.poisson_sample(panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat,
-                                  control_group=control_group, cohort="group")
-    sc = _pois.fit_saturated_cells(sample)
+    sample = poisson_sample(panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat,
+                            control_group=control_group, cohort="group")
+    sc = fit_saturated_cells(sample)
     cells = sample.cells
     if not sc.identified.any():
         raise NotEstimable("not_identified", "no cell of the event study is identified")
-    labels = {k: _label(k) for k in pd.unique(cells["key"])}
-    _, _, ev_meta, w_ev = _aggregation_matrix(sc.cells_agg, labels, identified=sc.identified)
+    _, _, ev_meta, w_ev = aggregation_matrix(sc.cells_agg, cohort_labels(cells, "group"), identified=sc.identified)
     ok = np.isfinite(w_ev).all(axis=1)
     if not ok.any():
         raise NotEstimable("not_identified", "no event time of the event study has an identified cell")
@@ -241,7 +238,7 @@ def poisson_event_study_vcov(
             "separated_event_times": sorted(int(e) for e, wr in zip(times[ok], w, strict=True)
                                             if (wr[flagged] != 0).any()),
             "unidentified_event_times": [int(e) for e in times[~ok]],
-            "separation": _pois._separation_report(sc.sep, cells, group_col),
+            "separation": separation_report(sc.sep, cells, group_col),
             **sample.info,
         },
     )

@@ -102,6 +102,7 @@ from scipy import optimize, stats
 from scipy.special import ndtr, ndtri
 
 __all__ = [
+    "rm_accept",
     "FLCIResult",
     "GridCS",
     "basis_vector",
@@ -818,7 +819,7 @@ def _sd_theta(sigma: np.ndarray, num_pre: int, lv: np.ndarray) -> float:
     return float(np.sqrt(lv @ sigma[post, post] @ lv))
 
 
-def _rm_accept(
+def rm_accept(
     beta: np.ndarray,
     sig: np.ndarray,
     num_pre: int,
@@ -875,7 +876,7 @@ def conditional_cs_rm(
     lo = -20 * sd if grid_lb is None else grid_lb
     hi = 20 * sd if grid_ub is None else grid_ub
     grid = np.linspace(lo, hi, grid_points)
-    return GridCS(grid, _rm_accept(beta, sig, num_pre, num_post, lv, mbar, grid, alpha, hybrid, seed))
+    return GridCS(grid, rm_accept(beta, sig, num_pre, num_post, lv, mbar, grid, alpha, hybrid, seed))
 
 
 def _sd_accept(
@@ -1295,7 +1296,7 @@ def breakdown_value_rm(
     hybrid: Hybrid = "LF" if method == "C-LF" else "ARP"
     zero = np.zeros(1)
     return _bisect_breakdown(
-        lambda mb: bool(_rm_accept(beta, sig, num_pre, num_post, lv, mb, zero, alpha, hybrid, seed)[0]),
+        lambda mb: bool(rm_accept(beta, sig, num_pre, num_post, lv, mb, zero, alpha, hybrid, seed)[0]),
         1.0,
         tol,
         mbar_max,

@@ -15,9 +15,10 @@ r"""Joint pre-trend tests on an event study, and the event study's full covarian
   standard errors only). With ``control_group="nevertreated"`` every cohort row except
   its reference period ``g - 1`` is saturated, so the leads ``e <= -2`` are the
   pre-trend coefficients (Wooldridge 2021 sec. 7; as R ``did``'s ``universal`` base
-  period). It re-runs ETWFE through :mod:`mipa.estimators.etwfe`'s own (private)
-  building blocks, so the numbers are those of :func:`~mipa.estimators.etwfe.etwfe`:
-  same sample, design, small-sample factor ``(N-1)/(N-K) G/(G-1)``.
+  period). It reads the covariance of the cells from the fit itself
+  (:func:`mipa.estimators.etwfe.etwfe_fit`, :meth:`EventStudyVcov.from_etwfe`), so the
+  numbers are those of :func:`~mipa.estimators.etwfe.etwfe`: same sample, design,
+  small-sample factor ``(N-1)/(N-K) G/(G-1)``.
 
 Pre-trend tests have low power and condition the inference that follows (Roth 2022,
 "Pretest with caution", AER: Insights 4(3)); :mod:`mipa.sensitivity.honest_did` is the
@@ -37,18 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from mipa.estimability import NotEstimable
-from mipa.estimators import _ols
-from mipa.estimators.etwfe import (
-    Cohort,
-    ControlGroup,
-    _aggregation_matrix,
-    _cell_gradient,
-    _cells,
-    _design,
-    _label,
-    _prepare,
-    _unit_label_map,
-)
+from mipa.estimators.etwfe import Cohort, ControlGroup, EtwfeFit, etwfe_fit
 
 __all__ = [
     "EventStudyVcov",
@@ -137,6 +127,21 @@ class EventStudyVcov:
     df: int
     settings: dict[str, Any]
 
+    @classmethod
+    def from_etwfe(cls, fit: EtwfeFit) -> EventStudyVcov:
+        """The event study of an ETWFE fit (:meth:`~mipa.estimators.etwfe.EtwfeFit.event_study_vcov`:
+        an event time with an unidentified cell is NaN)."""
+        event_time, estimate, vcov = fit.event_study_vcov()
+        settings = {
+            "control_group": fit.control_group,
+            "cohort": fit.cohort,
+            "covariates": list(fit.covariates),
+            "n_obs": fit.ols.n_obs,
+            "small_sample_factor": fit.vcov_info.small_sample_factor,
+            **fit.info,
+        }
+        return cls(event_time, estimate, vcov, fit.vcov_info.n_clusters, fit.df, settings)
+
     def select(self, event_times: Sequence[int]) -> EventStudyVcov:
         """The sub-vector (and covariance block) of the given event times, in that order."""
         pos = {int(e): i for i, e in enumerate(self.event_time)}
@@ -187,62 +192,10 @@ def etwfe_event_study_vcov(
     ``est_e = sum_c w_ec att_c`` with ``w_ec`` the row share of cell ``c`` among the
     cells at event time ``e``; ``V_ev = W_ev V_cells W_ev'`` with ``V_cells`` the unit
     cluster-robust covariance of the cell effects (reghdfe small-sample factor).
-    Event times whose cells are all dropped (collinear) get NaN.
+    An event time with a cell dropped as collinear gets NaN. One fit; to reuse a fit
+    already made, :meth:`EventStudyVcov.from_etwfe`.
     """
-    covariates = list(covariates)
-    df, info = _prepare(
-        panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat,
-        covariates=covariates, control_group=control_group,
-    )
-    unit_codes, _ = _ols.factorize(df[unit].to_numpy())
-    period_codes, _ = _ols.factorize(df[period].to_numpy())
-    keep = _ols.drop_singletons([unit_codes, period_codes])
-    if not keep.all():
-        info["dropped_singleton_rows"] = int((~keep).sum())
-        df = df[keep].reset_index(drop=True)
-        unit_codes, _ = _ols.factorize(df[unit].to_numpy())
-        period_codes, _ = _ols.factorize(df[period].to_numpy())
-    cell_idx, cells = _cells(
-        df, unit=unit, period=period, cohort=cohort, control_group=control_group
-    )
-    n_cells = len(cells)
-    cohort_key = df[unit].to_numpy() if cohort == "unit" else df["_g"].to_numpy()
-    x, desc, xbar_cell = _design(
-        df, cell_idx, n_cells, period=period, covariates=covariates, cohort_key=cohort_key
-    )
-    fe = [unit_codes, period_codes]
-    fit = _ols.fit_within(df[outcome].to_numpy(dtype=float), x, fe)
-    df_a = _ols.absorbed_dof(fe, [unit_codes])
-    att, grad = _cell_gradient(fit, desc, n_cells, covariates, xbar_cell)
-    ok = np.isfinite(att)
-    v_cells = np.full((n_cells, n_cells), np.nan)
-    v_ok, vinfo = _ols.cluster_vcov(fit, [unit_codes], df_a=df_a, contrast=grad[ok])
-    v_cells[np.ix_(ok, ok)] = v_ok
-    if cohort == "unit":
-        labels = _unit_label_map(cells["key"], unit_labels)
-    else:
-        labels = {k: _label(k) for k in pd.unique(cells["key"])}
-    _, _, ev_meta, w_ev = _aggregation_matrix(cells, labels)
-    est = w_ev @ np.where(ok, att, 0.0)
-    bad = (w_ev[:, ~ok] != 0).any(axis=1)
-    est[bad] = np.nan
-    v_use = np.where(np.isfinite(v_cells), v_cells, 0.0)
-    v_ev = w_ev @ v_use @ w_ev.T
-    v_ev[bad, :] = np.nan
-    v_ev[:, bad] = np.nan
-    settings = {
-        "control_group": control_group,
-        "cohort": cohort,
-        "covariates": covariates,
-        "n_obs": fit.n_obs,
-        "small_sample_factor": vinfo.small_sample_factor,
-        **info,
-    }
-    return EventStudyVcov(
-        event_time=np.array([m["event_time"] for m in ev_meta], dtype=np.int64),
-        estimate=est,
-        vcov=(v_ev + v_ev.T) / 2,
-        n_clusters=vinfo.n_clusters,
-        df=vinfo.df,
-        settings=settings,
-    )
+    return EventStudyVcov.from_etwfe(etwfe_fit(
+        panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat, covariates=covariates,
+        control_group=control_group, cohort=cohort, unit_labels=unit_labels,
+    ))

@@ -434,7 +434,7 @@ def honest_rows(estimator: str, outcome: str, es: EventStudyVcov, settings: Sens
     rm = [(float(mb), _rm_set(beta, sigma, n_pre, lv, float(mb), settings)) for mb in settings.mbar_grid]
     zero = np.zeros(1)
     bd_rm = bracketed_breakdown(
-        lambda mb: bool(hd._rm_accept(beta, sigma, n_pre, n_post, lv, mb, zero, alpha, "LF", 0)[0]),
+        lambda mb: bool(hd.rm_accept(beta, sigma, n_pre, n_post, lv, mb, zero, alpha, "LF", 0)[0]),
         [mb for mb, _ in rm], [cs.lb <= 0 <= cs.ub for _, cs in rm],
         tol=settings.breakdown_tol, limit=settings.breakdown_mbar_limit,
     )

@@ -1,0 +1,32 @@
+"""Fixed-effects least squares for code outside :mod:`mipa.estimators`.
+
+The inference and sensitivity modules fit their own designs (a dynamic TWFE event study,
+a wild bootstrap under the null) with the estimators' machinery, so that their sample
+rules, collinearity handling and small-sample factors are the estimators'. This module
+is their entry point: the implementation lives in the package's private ``_ols`` (see
+its docstring for the formulas), which only the estimator modules import directly.
+"""
+
+from mipa.estimators._ols import (
+    OLSFit,
+    VcovInfo,
+    absorb,
+    absorbed_dof,
+    cluster_vcov,
+    drop_singletons,
+    factorize,
+    fit_within,
+    wald_ci,
+)
+
+__all__ = [
+    "OLSFit",
+    "VcovInfo",
+    "absorb",
+    "absorbed_dof",
+    "cluster_vcov",
+    "drop_singletons",
+    "factorize",
+    "fit_within",
+    "wald_ci",
+]
