@@ -1,4 +1,4 @@
-"""All DiD estimators x all outcomes on fct_country_month (thin wrapper; logic in mipa.estimation)."""
+"""All DiD estimators x all outcomes on int_panel__country_month (thin wrapper; logic in mipa.estimation)."""
 
 from mipa.estimation import EstimationSettings, run_monthly
 
@@ -11,5 +11,5 @@ def model(dbt, session):
         etwfe_control_group=dbt.config.get("etwfe_control_group"),
         cs_control_group=dbt.config.get("cs_control_group"),
     )
-    panel = dbt.ref("fct_country_month").df()
+    panel = dbt.ref("int_panel__country_month").df()
     return run_monthly(panel, settings)

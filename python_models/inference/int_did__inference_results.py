@@ -1,4 +1,4 @@
-"""Every estimator x inference method x outcome on fct_country_month (thin wrapper; logic in
+"""Every estimator x inference method x outcome on int_panel__country_month (thin wrapper; logic in
 mipa.inference.suite, the same function the Monte Carlo harness scores)."""
 
 import os
@@ -22,5 +22,5 @@ def model(dbt, session):
     # process pool here would put more busy processes than cores; opt in with the variable
     workers = int(os.environ.get("MIPA_ESTIMATION_WORKERS", "1"))
     # in a child process: dbt runs Python models in its own process, under one interpreter lock
-    return run_in_child_process(inference_results, dbt.ref("fct_country_month").df(), settings, workers=workers,
+    return run_in_child_process(inference_results, dbt.ref("int_panel__country_month").df(), settings, workers=workers,
                                 progress=progress_line)

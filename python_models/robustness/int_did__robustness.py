@@ -17,10 +17,10 @@ def model(dbt, session):
     # in a child process: dbt runs Python models in its own process, under one interpreter lock
     return run_in_child_process(
         run_grid,
-        dbt.ref("fct_country_month").df(),
+        dbt.ref("int_panel__country_month").df(),
         dbt.ref("stg_reference__partnerships").df(),
-        dbt.ref("dim_country").df(),
-        dbt.ref("country_neighbours").df(),
+        dbt.ref("stg_reference__countries").df(),
+        dbt.ref("stg_reference__country_neighbours").df(),
         settings,
         panel_variant=dbt.config.get("partnership_variant"),
         progress=progress_line,

@@ -20,7 +20,7 @@ import yaml
 from mipa.contract import FEEDS
 from mipa.quality import command
 from mipa.quality.expectations import QualityConfigError, load_config, parse_config
-from mipa.quality.freshness import FreshnessSettings, run_source_checks
+from mipa.quality.freshness import FreshnessSettings, check_volume, run_source_checks
 
 VALID_TYPES = "(?i)^\\s*(?:forced|independent|unsupervised)\\s*$"
 
@@ -52,7 +52,6 @@ TEST_CONFIG = {
             ],
         },
     },
-    "freshness": {"max_age_days": {"default": 45}},
     "volume": {"factor": 3, "history_months": 12},
 }
 
@@ -160,8 +159,16 @@ def test_shipped_config_covers_every_feed_and_the_panel():
     assert {f"landing.{feed}" for feed in FEEDS} | {"marts.fct_country_month"} <= tables
     severities = {e.severity for s in config.suites for e in s.expectations}
     assert severities == {"error", "warning"}
-    assert set(config.freshness.max_age_days) == set(FEEDS)
     assert config.freshness.factor == 3
+
+
+def test_freshness_thresholds_are_the_dbt_sources_not_the_quality_config():
+    sources = yaml.safe_load((Path(__file__).resolve().parents[2] / "models/staging/dtenv/_dtenv__sources.yml")
+                             .read_text(encoding="utf-8"))["sources"][0]
+    assert sources["config"]["freshness"]["warn_after"] == {"count": 45, "period": "day"}
+    assert {t["name"] for t in sources["tables"] if "loaded_at_query" in t.get("config", {})} == set(FEEDS)
+    with pytest.raises(ValueError, match="freshness thresholds are dbt's"):
+        FreshnessSettings.from_config({"freshness": {"max_age_days": {"default": 45}}})
 
 
 def test_bad_severity_is_rejected_with_the_expectation_named():
@@ -281,10 +288,19 @@ def monthly_returns(counts_by_month: dict[str, int]) -> list[tuple]:
 HISTORY = [f"{y}-{m:02d}" for y, m in [(2024, m) for m in range(5, 13)] + [(2025, m) for m in range(1, 5)]]
 
 
+def volume_checks(db: Path, reference_date: date) -> pd.DataFrame:
+    # the volume check alone: run_source_checks also runs dbt's freshness, tested above
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return check_volume(con, FreshnessSettings.from_config(TEST_CONFIG), reference_date)
+    finally:
+        con.close()
+
+
 def volume_of(tmp_path: Path, name: str, counts: dict[str, int]) -> pd.Series:
     db = make_db(tmp_path / f"{name}.duckdb", {"returns": monthly_returns(counts)})
-    checks = run_source_checks(db, FreshnessSettings.from_config(TEST_CONFIG), date(2025, 6, 15))
-    return checks[(checks["check"] == "volume") & (checks["feed"] == "returns")].iloc[0]
+    checks = volume_checks(db, date(2025, 6, 15))
+    return checks[checks["feed"] == "returns"].iloc[0]
 
 
 def test_volume_warns_on_a_fivefold_jump(tmp_path):
@@ -314,8 +330,7 @@ def test_volume_counts_records_not_redelivered_rows(tmp_path):
     rows = monthly_returns(counts)
     rows += [r for r in rows if r[3].startswith("2025-05")]
     db = make_db(tmp_path / "dup.duckdb", {"returns": rows})
-    checks = run_source_checks(db, FreshnessSettings.from_config(TEST_CONFIG), date(2025, 6, 15))
-    row = checks[(checks["check"] == "volume") & (checks["feed"] == "returns")].iloc[0]
+    row = volume_checks(db, date(2025, 6, 15)).set_index("feed").loc["returns"]
     assert row["status"] == "ok" and row["observed"] == 1.0
 
 

@@ -9,7 +9,8 @@ with
             '{{ feed }}' as feed,
             count(*) as rows_landed
 
-        from {{ source('dtenv', feed) }}
+        -- staging keeps one row per landed row, so it counts what was landed
+        from {{ ref('stg_dtenv__' ~ feed) }}
 
     ),
 

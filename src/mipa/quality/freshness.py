@@ -1,9 +1,12 @@
 """Source freshness and volume checks on the landed feeds (``landing.<feed>``).
 
-* **freshness**: the newest event date of a feed (its ``*_date`` column, parsed the way
-  staging parses it: ``YYYY-MM-DD`` with an optional time part, or ``DD-MM-YYYY``; dates
-  after the reference date are ignored) older than ``freshness.max_age_days`` days before
-  the reference date warns.
+* **freshness** is dbt's: ``dbt source freshness`` with the feeds' ``warn_after`` (45 days)
+  and ``loaded_at_query`` (``models/staging/dtenv/_dtenv__sources.yml``,
+  ``macros/feed_freshness.sql``): the newest event date of a feed (its ``*_date`` column,
+  parsed as staging parses it; dates after the reference date ignored) older than
+  ``warn_after`` before the reference date warns. :func:`check_freshness` runs it against
+  the database with the reference date as var ``freshness_reference_date`` and turns
+  dbt's ``sources.json`` into rows.
 * **volume**: records (distinct ``record_id``) per event month in the last complete month
   before the reference date, against the median of the previous ``volume.history_months``
   months (zero-filled, from the feed's first month on). Outside
@@ -24,8 +27,9 @@ from __future__ import annotations
 
 import json
 import statistics
+import tempfile
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +40,9 @@ from mipa.contract import FEEDS
 
 CHECK_COLUMNS = ["feed", "check", "status", "observed", "threshold", "message"]
 NOT_CHECKED = "not_checked"
-DEFAULT_MAX_AGE_DAYS = 45
+# where the feeds' freshness is defined (dbt sources: warn_after, loaded_at_query)
+SOURCES_FILE = "models/staging/dtenv/_dtenv__sources.yml"
+SOURCE_NAME = "dtenv"
 DEFAULT_FACTOR = 3.0
 DEFAULT_HISTORY_MONTHS = 12
 
@@ -60,33 +66,29 @@ def parse_date_sql(column: str) -> str:
 
 @dataclass(frozen=True)
 class FreshnessSettings:
-    max_age_days: dict[str, int] = field(default_factory=dict)
-    default_max_age_days: int = DEFAULT_MAX_AGE_DAYS
+    """The volume check's settings (the ``volume:`` section of the quality config); the
+    freshness thresholds are the dbt sources' ``warn_after``."""
+
     factor: float = DEFAULT_FACTOR
     factor_by_feed: dict[str, float] = field(default_factory=dict)
     history_months: int = DEFAULT_HISTORY_MONTHS
-
-    def max_age(self, feed: str) -> int:
-        return int(self.max_age_days.get(feed, self.default_max_age_days))
 
     def factor_for(self, feed: str) -> float:
         return float(self.factor_by_feed.get(feed, self.factor))
 
     @classmethod
     def from_config(cls, raw: dict[str, Any]) -> FreshnessSettings:
-        """From the ``freshness:`` and ``volume:`` sections of the quality config."""
-        fresh = raw.get("freshness") or {}
+        """From the ``volume:`` section of the quality config."""
+        if "freshness" in raw:
+            raise ValueError(
+                f"freshness: the freshness thresholds are dbt's, not this file's: set warn_after in {SOURCES_FILE} "
+                "and remove the freshness section"
+            )
         vol = raw.get("volume") or {}
-        ages = dict(fresh.get("max_age_days") or {})
-        default_age = ages.pop("default", DEFAULT_MAX_AGE_DAYS)
         by_feed = dict(vol.get("factor_by_feed") or {})
-        for section, keys in (("freshness.max_age_days", ages), ("volume.factor_by_feed", by_feed)):
-            unknown = set(keys) - set(FEEDS)
-            if unknown:
-                raise ValueError(f"{section}: unknown feeds {sorted(unknown)} (feeds: {', '.join(FEEDS)})")
-        values = [default_age, *ages.values()]
-        if any(not isinstance(v, int) or v < 0 for v in values):
-            raise ValueError("freshness.max_age_days: ages must be whole days >= 0")
+        unknown = set(by_feed) - set(FEEDS)
+        if unknown:
+            raise ValueError(f"volume.factor_by_feed: unknown feeds {sorted(unknown)} (feeds: {', '.join(FEEDS)})")
         factors = [vol.get("factor", DEFAULT_FACTOR), *by_feed.values()]
         if any(not isinstance(f, (int, float)) or f <= 1 for f in factors):
             raise ValueError("volume.factor: factors must be numbers > 1")
@@ -94,8 +96,6 @@ class FreshnessSettings:
         if not isinstance(history, int) or history < 1:
             raise ValueError("volume.history_months must be a whole number >= 1")
         return cls(
-            max_age_days={k: int(v) for k, v in ages.items()},
-            default_max_age_days=int(default_age),
             factor=float(vol.get("factor", DEFAULT_FACTOR)),
             factor_by_feed={k: float(v) for k, v in by_feed.items()},
             history_months=history,
@@ -120,33 +120,91 @@ def _landing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     }
 
 
-def check_freshness(
-    con: duckdb.DuckDBPyConnection, settings: FreshnessSettings, reference_date: date
-) -> pd.DataFrame:
+def _future_rows(db: Path, reference_date: date) -> tuple[set[str], dict[str, int]]:
+    """The landed feeds, and per feed the rows dated after the reference date (dbt's
+    freshness ignores them; the message says how many)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        present = _landing_tables(con)
+        future = {}
+        for feed in FEEDS:
+            if feed in present:
+                parsed = parse_date_sql(event_date_column(feed))
+                future[feed] = con.execute(
+                    f"select count(*) from (select {parsed} as d from landing.{feed}) where d > ?", [reference_date]
+                ).fetchone()[0]
+        return present, future
+    finally:
+        con.close()
+
+
+def _threshold_days(criteria: dict[str, Any]) -> float:
+    """dbt's warn_after in days (NaN when not set)."""
+    warn = criteria.get("warn_after") or {}
+    seconds = {"minute": 60, "hour": 3600, "day": 86400}.get(str(warn.get("period")))
+    if seconds is None or warn.get("count") is None:
+        return float("nan")
+    return warn["count"] * seconds / 86400
+
+
+def dbt_source_freshness(db: Path, reference_date: date, project: Path | None = None) -> dict[str, dict[str, Any]]:
+    """``dbt source freshness`` of the feeds against ``reference_date``: feed -> its
+    result in dbt's ``sources.json`` (status, age in seconds, criteria, error)."""
+    from mipa import settings  # noqa: PLC0415 - settings reads the environment
+    from mipa.build import run_dbt  # noqa: PLC0415 - build imports the loader
+
+    project = Path(project or settings.project_dir())
+    with tempfile.TemporaryDirectory(prefix="mipa-freshness-") as tmp:
+        out = Path(tmp) / "sources.json"
+        args = ["--quiet", "source", "freshness", "--select", f"source:{SOURCE_NAME}",
+                "--vars", json.dumps({"freshness_reference_date": reference_date.isoformat()}),
+                "--target-path", tmp, "--log-path", tmp, "--output", str(out)]
+        code = run_dbt(args, Path(db), project)
+        if not out.is_file():
+            raise RuntimeError(f"dbt source freshness failed (exit {code}) on {db} and wrote no results")
+        results = json.loads(out.read_text(encoding="utf-8"))["results"]
+    prefix = f"source.{project_name(project)}.{SOURCE_NAME}."
+    return {r["unique_id"][len(prefix):]: r for r in results if r["unique_id"].startswith(prefix)}
+
+
+def project_name(project: Path) -> str:
+    import yaml  # noqa: PLC0415
+
+    return str(yaml.safe_load((project / "dbt_project.yml").read_text(encoding="utf-8"))["name"])
+
+
+def check_freshness(db: Path | str, reference_date: date, project: Path | None = None) -> pd.DataFrame:
+    """Freshness of every feed, by ``dbt source freshness`` (:func:`dbt_source_freshness`),
+    as :data:`CHECK_COLUMNS` rows: status ``ok`` or ``warn``, observed age and the
+    ``warn_after`` threshold in days."""
+    db = Path(db)
+    present, future = _future_rows(db, reference_date)
+    results = dbt_source_freshness(db, reference_date, project)
     rows = []
-    present = _landing_tables(con)
     for feed in FEEDS:
-        limit = settings.max_age(feed)
+        column = event_date_column(feed)
+        result = results.get(feed, {})
+        limit = _threshold_days(result.get("criteria") or {})
         if feed not in present:
-            rows.append((feed, "freshness", "warn", float("nan"), float(limit),
-                         f"landing.{feed} not found"))
+            rows.append((feed, "freshness", "warn", float("nan"), limit, f"landing.{feed} not found"))
             continue
-        parsed = parse_date_sql(event_date_column(feed))
-        newest, future = con.execute(
-            f"select max(d) filter (where d <= ?), count(*) filter (where d > ?) "
-            f"from (select {parsed} as d from landing.{feed})",
-            [reference_date, reference_date],
-        ).fetchone()
-        note = f" ({future} rows dated after the reference date ignored)" if future else ""
-        if newest is None:
-            rows.append((feed, "freshness", "warn", float("nan"), float(limit),
-                         f"no parseable {event_date_column(feed)} on or before {reference_date}{note}"))
+        note = f" ({future[feed]} rows dated after the reference date ignored)" if future.get(feed) else ""
+        status = result.get("status")
+        if status not in ("pass", "warn", "error"):
+            detail = result.get("error") or f"no result for source {SOURCE_NAME}.{feed}"
+            rows.append((feed, "freshness", "warn", float("nan"), limit,
+                         f"dbt source freshness failed: {str(detail).splitlines()[0]}"))
             continue
-        age = (reference_date - newest).days
-        status = "warn" if age > limit else "ok"
-        rows.append((feed, "freshness", status, float(age), float(limit),
-                     f"newest {event_date_column(feed)} {newest} is {age} day{'' if age == 1 else 's'} before "
-                     f"{reference_date} (max {limit}){note}"))
+        # NULL newest date: dbt measures from 0001-01-01
+        if str(result.get("max_loaded_at", "")).startswith("0001-"):
+            rows.append((feed, "freshness", "warn", float("nan"), limit,
+                         f"no parseable {column} on or before {reference_date}{note}"))
+            continue
+        age = round(float(result["max_loaded_at_time_ago_in_s"]) / 86400)
+        newest = reference_date - timedelta(days=age)
+        rows.append((feed, "freshness", "ok" if status == "pass" else "warn", float(age), limit,
+                     f"newest {column} {newest} is {age} day{'' if age == 1 else 's'} before "
+                     f"{reference_date} (max {limit:g}){note}"))
     return pd.DataFrame(rows, columns=CHECK_COLUMNS)
 
 
@@ -244,22 +302,22 @@ def reference_date_for(
 
 
 def run_source_checks(
-    db: Path | str | duckdb.DuckDBPyConnection,
+    db: Path | str,
     settings: FreshnessSettings,
     reference_date: date | None = None,
 ) -> pd.DataFrame:
-    """Freshness and volume of every feed (reference date default: :func:`reference_date_for`)."""
-    own = not isinstance(db, duckdb.DuckDBPyConnection)
-    con = duckdb.connect(str(db), read_only=True) if own else db
+    """Freshness (dbt's) and volume of every feed (reference date default:
+    :func:`reference_date_for`). ``db`` is the database file: dbt opens it itself."""
+    if isinstance(db, duckdb.DuckDBPyConnection):
+        raise TypeError("run_source_checks needs the database path, not a connection: dbt opens the file")
+    reference_date, _ = reference_date_for(db, reference_date)
+    freshness = check_freshness(db, reference_date)
+    con = duckdb.connect(str(db), read_only=True)
     try:
-        reference_date, _ = reference_date_for(con, reference_date)
-        return pd.concat(
-            [check_freshness(con, settings, reference_date), check_volume(con, settings, reference_date)],
-            ignore_index=True,
-        )
+        volume = check_volume(con, settings, reference_date)
     finally:
-        if own:
-            con.close()
+        con.close()
+    return pd.concat([freshness, volume], ignore_index=True)
 
 
 def summarise(checks: pd.DataFrame) -> str:
