@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--db", type=Path, default=None,
                    help="database file (default: $MIPA_DB_PATH or data/mipa.duckdb)")
     r.add_argument("--seed", type=int, default=None, help="generator seed when feeds are generated")
-    r.add_argument("--lang", choices=["en", "nl"], default="en", help="report language (default: en)")
+    r.add_argument("--lang", choices=["en", "nl"], default="en",
+                   help="language the report opens in; it holds English and Dutch (default: en)")
     r.set_defaults(func=run_all)
 
 

@@ -46,6 +46,7 @@ from mipa.contract import (
     manifest_signature,
 )
 from mipa.mapping import FeedMapping, MappingError, load_mapping
+from mipa.reference_series import ReferenceFileError, land_air_passengers
 
 LANDING_SCHEMA = "landing"
 KEY_VARIABLE = "MIPA_PSEUDONYM_KEY"
@@ -512,6 +513,10 @@ def ingest(raw_dir: Path, db_path: Path) -> IngestSummary:
                     FileLoad(spec.name, entry.source_file, rows, "loaded", entry.sha256, seen.get(entry.sha256))
                 )
                 seen.setdefault(entry.sha256, entry.source_file)
+        try:  # the optional air-passenger series of Figure A1 (landing.air_passengers, empty without it)
+            land_air_passengers(con, raw_dir)
+        except ReferenceFileError as exc:
+            raise FeedError(str(exc)) from None
         _write_file_log(con, summary, marker if synthetic else None)
     finally:
         con.close()

@@ -21,7 +21,6 @@ import pandas as pd
 import pytest
 from conftest import read_frame
 
-from mipa import settings
 from mipa.report import labels
 from mipa.report.figures import inline_svg
 from mipa.report.formatting import (
@@ -76,27 +75,26 @@ def test_star_rule_is_p_below_five_percent() -> None:
 
 
 def test_estimate_with_interval_in_annex_layout() -> None:
-    # Table 2 of the annex: "3,0 [-0,8 6,7]", "9,3* [8,8 9,8]", "-46 [-192 100]"
-    assert fmt_estimate_ci(3.04, -0.84, 6.71, 0.12, lang="nl") == "3,0 [-0,8 6,7]"
-    assert fmt_estimate_ci(9.3, 8.8, 9.8, 0.001, lang="nl") == "9,3* [8,8 9,8]"
-    assert fmt_estimate_ci(9.3, 8.8, 9.8, 0.001, lang="en") == "9.3* [8.8 9.8]"
+    # Table 2 of the annex's layout ("3,0 [-0,8 6,7]", "-46 [-192 100]") with the report's one
+    # rule: effects with two decimals whatever their size (so small synthetic effects never
+    # print as 0.0), lead time in whole days
+    assert fmt_estimate_ci(3.04, -0.84, 6.71, 0.12, lang="nl") == "3,04 [-0,84 6,71]"
+    assert fmt_estimate_ci(9.3, 8.8, 9.8, 0.001, lang="nl") == "9,30* [8,80 9,80]"
+    assert fmt_estimate_ci(9.3, 8.8, 9.8, 0.001, lang="en") == "9.30* [8.80 9.80]"
     assert fmt_estimate_ci(-46.2, -192.4, 100.1, 0.5, lang="nl", outcome="lead_time_days") == "-46 [-192 100]"
-    # small synthetic effects keep two decimals instead of printing 0.0
     assert fmt_estimate_ci(0.106, 0.033, 0.177, 0.004, lang="en") == "0.11* [0.03 0.18]"
     assert fmt_estimate_ci(float("nan"), 1, 2, 0.1) == "—"
 
 
 def test_estimate_with_standard_error() -> None:
-    # Table A2: "6,7* (3,2)", "-18,2 (59,7)"
-    assert fmt_estimate_se(6.71, 3.2, 0.03, lang="nl") == "6,7* (3,2)"
-    assert fmt_estimate_se(-18.2, 59.7, 0.76, lang="en") == "-18.2 (59.7)"
+    # Table A2's layout: "6,7* (3,2)", with the effect rule's two decimals
+    assert fmt_estimate_se(6.71, 3.2, 0.03, lang="nl") == "6,71* (3,20)"
+    assert fmt_estimate_se(-18.2, 59.7, 0.76, lang="en") == "-18.20 (59.70)"
 
 
-def test_decimals_by_outcome_and_magnitude() -> None:
+def test_decimals_by_outcome_not_magnitude() -> None:
     assert auto_decimals(97.3, outcome="lead_time_days") == 0
-    assert auto_decimals(150.0) == 0
-    assert auto_decimals(16.1, 15.5) == 1
-    assert auto_decimals(0.4, -0.2) == 2
+    assert auto_decimals(150.0) == auto_decimals(16.1, 15.5) == auto_decimals(0.4, -0.2) == 2
 
 
 def test_country_row_label_and_value_attribute() -> None:
@@ -181,9 +179,9 @@ def test_effect_table_layout_in_dutch(estimates, partners) -> None:
     assert "Marokko (06-2022)" in row_labels and "Turkije (10-2022)" in row_labels
     assert row_labels[-1] == "N"
     cells = {(c.attrs["data-scope"], c.attrs["data-outcome"]): c for c in _cells(table)}
-    assert cells[("overall", "forced_departures")].text == "3,0 [-0,8 6,7]"
+    assert cells[("overall", "forced_departures")].text == "3,04 [-0,84 6,71]"
     assert cells[("overall", "lead_time_days")].text == "-46 [-192 100]"
-    assert cells[("MAR", "forced_departures")].text == "9,3* [8,8 9,8]"
+    assert cells[("MAR", "forced_departures")].text == "9,30* [8,80 9,80]"
     assert cells[("TUR", "lead_time_days")].text == "—"  # not estimated
     assert float(cells[("MAR", "forced_departures")].attrs["data-value"]) == 9.3
     assert cells[("MAR", "forced_departures")].attrs["data-aggregation"] == "group"
@@ -199,7 +197,7 @@ def test_twfe_table_has_one_row_per_inference_method(estimates) -> None:
     table = twfe_table(estimates, lang="en", outcomes=["forced_departures"])
     rows = [r for r in table.body if r.cells[0].attrs.get("data-inference")]
     assert [r.cells[0].attrs["data-inference"] for r in rows] == ["twoway_cluster", "driscoll_kraay"]
-    assert [r.cells[1].text for r in rows] == ["2.8 (1.7)", "2.8* (0.9)"]
+    assert [r.cells[1].text for r in rows] == ["2.80 (1.70)", "2.80* (0.90)"]
 
 
 def test_yearly_table_coefficient_se_and_p_value() -> None:
@@ -212,7 +210,7 @@ def test_yearly_table_coefficient_se_and_p_value() -> None:
     table = yearly_table(yearly, lang="nl", outcomes=["forced_departures"])
     row = table.body[0]
     assert row.cells[0].text == "Gedwongen terugkeer"
-    assert [c.text for c in row.cells[1:]] == ["8,6 (8,7)", "0,327", "30,1* (12,0)", "0,013"]
+    assert [c.text for c in row.cells[1:]] == ["8,57 (8,71)", "0,327", "30,10* (12,00)", "0,013"]
     assert table.body[-1].cells[1].text == "1.170"
 
 
@@ -257,11 +255,11 @@ def report_db(synthetic_warehouse: tuple[Path, Path]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def reports(report_db: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def report(report_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report's index.html: one page in English and Dutch."""
     from mipa.report import build_report
 
-    out = tmp_path_factory.mktemp("reports")
-    return {lang: build_report(report_db, out, lang=lang, run_name=f"test-{lang}") for lang in ("en", "nl")}
+    return build_report(report_db, tmp_path_factory.mktemp("reports"), run_name="test")
 
 
 def _close(a: float | None, b: float | None) -> bool:
@@ -297,18 +295,30 @@ def _open(browser, index: Path):
     return page, errors, requests
 
 
-def _screenshot(page, name: str) -> Path:
-    folder = settings.project_dir() / "reports" / "test-artifacts"
-    folder.mkdir(parents=True, exist_ok=True)
+def _screenshot(target, index: Path, name: str, *, full_page: bool = False) -> Path:
+    """A PNG of the page (or of one element) in the report folder's ``screenshots/``."""
+    folder = index.parent / "screenshots"
+    folder.mkdir(exist_ok=True)
     path = folder / name
-    page.screenshot(path=str(path), full_page=True)
+    if full_page:
+        target.screenshot(path=str(path), full_page=True)
+    else:
+        target.screenshot(path=str(path))
+    assert path.read_bytes().startswith(b"\x89PNG")
     print(f"\nreport screenshot: {path}")
     return path
 
 
+def _switch(page, lang: str) -> None:
+    """Choose a language with the page's own switch (a click on its label)."""
+    page.click(f'label[for="lang-{lang}"]')
+    assert page.locator(f".lang-doc-{lang}").is_visible()
+    assert page.locator(f".lang-doc:not(.lang-doc-{lang})").first.is_hidden()
+
+
 @pytest.mark.slow
-def test_report_folder_holds_page_tables_and_figures(reports) -> None:
-    folder = reports["en"].parent
+def test_report_folder_holds_page_tables_and_figures(report) -> None:
+    folder = report.parent
     names = {p.name for p in folder.iterdir()}
     assert "index.html" in names and "run_facts.json" in names
     for stem in ("table_01_descriptive", "table_02_etwfe", "table_a1_csdid", "table_a2_twfe",
@@ -318,34 +328,39 @@ def test_report_folder_holds_page_tables_and_figures(reports) -> None:
     pngs = {n[:-4] for n in names if n.endswith(".png")}
     svgs = {n[:-4] for n in names if n.endswith(".svg")}
     assert pngs == svgs and {"figure_01_histograms", "figure_11_etwfe_overall"} <= pngs
-    html = reports["en"].read_text(encoding="utf-8")
+    # the Dutch files beside the English ones, and a workbook per language
+    for stem in ("table_02_etwfe", "figure_11_etwfe_overall"):
+        ext = "csv" if stem.startswith("table") else "png"
+        assert f"{stem}_nl.{ext}" in names, stem
+    assert {"tables.xlsx", "tables_nl.xlsx"} <= names
+    html = report.read_text(encoding="utf-8")
     # self-contained: no scripts, stylesheets or images from anywhere else
     assert "<script" not in html and "<link" not in html and "@import" not in html
     assert not re.search(r'\bsrc="(?!data:)', html) and "url(http" not in html
 
 
 @pytest.mark.slow
-def test_report_is_byte_stable(report_db: Path, reports, tmp_path: Path) -> None:
+def test_report_is_byte_stable(report_db: Path, report, tmp_path: Path) -> None:
     from mipa.report import build_report
 
-    again = build_report(report_db, tmp_path, lang="en", run_name="test-en").parent
-    first = reports["en"].parent
-    names = sorted(p.name for p in first.iterdir())
+    again = build_report(report_db, tmp_path, lang="en", run_name="test").parent
+    first = report.parent
+    names = sorted(p.name for p in first.iterdir() if p.is_file())
     assert names == sorted(p.name for p in again.iterdir())
     for name in names:
         assert (first / name).read_bytes() == (again / name).read_bytes(), name
 
 
 @pytest.mark.slow
-def test_report_in_browser_shows_the_marts(browser, reports, report_db: Path) -> None:
-    page, errors, requests = _open(browser, reports["en"])
+def test_report_in_browser_shows_the_marts(browser, report, report_db: Path) -> None:
+    page, errors, requests = _open(browser, report)
     try:
         assert errors == [], errors
         assert all(u.startswith("file://") or u.startswith("data:") for u in requests), requests
         # every image has loaded and every inline figure has a size
         assert page.eval_on_selector_all("img", "els => els.filter(e => !(e.complete && e.naturalWidth > 0)).length") == 0
         sizes = page.eval_on_selector_all(
-            "svg", "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; })")
+            ".lang-doc-en svg", "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; })")
         assert len(sizes) >= 10 and all(w > 0 and h > 0 for w, h in sizes), sizes
         # accessible structure: captions, scoped headers, alt text, figcaptions
         assert page.eval_on_selector_all("table", "els => els.filter(t => !t.querySelector('caption')).length") == 0
@@ -354,13 +369,15 @@ def test_report_in_browser_shows_the_marts(browser, reports, report_db: Path) ->
             "figure", "els => els.filter(f => !f.querySelector('figcaption') || "
                       "!f.querySelector('svg[role=img] > title, img[alt]')).length") == 0
         # the synthetic banner is shown, at the top and in every section
-        assert page.locator(".banner-top").is_visible()
-        assert page.locator(".banner-top").inner_text() == "Synthetic data — not the real DTenV feeds"
-        # data, trends, parallel trends, results, inference, sensitivity, robustness, conclusions, run facts
-        assert page.locator("section .section-banner").count() == page.locator("section").count() == 9
+        banner = page.locator(".lang-doc-en .banner-top")
+        assert banner.is_visible() and banner.inner_text() == "Synthetic data — not the real DTenV feeds"
+        # data, trends, COVID-19, parallel trends, results, inference, sensitivity, robustness,
+        # conclusions, run facts
+        assert page.locator(".lang-doc-en section .section-banner").count() == \
+            page.locator(".lang-doc-en section").count() == 10
 
         # result cells against did_estimates, to 1e-9
-        cells = page.eval_on_selector_all("[data-kind=estimate][data-estimator]", "els => els.map(e => ({...e.dataset, text: e.textContent}))")
+        cells = page.eval_on_selector_all(".lang-doc-en [data-kind=estimate][data-estimator]", "els => els.map(e => ({...e.dataset, text: e.textContent}))")
         marts = read_frame(report_db, "select * from marts.did_estimates")
         key = ["estimator", "outcome", "aggregation", "scope", "inference", "control_group"]
         indexed = marts.set_index(key).sort_index()
@@ -409,14 +426,14 @@ def test_report_in_browser_shows_the_marts(browser, reports, report_db: Path) ->
         assert defaults + no_valid >= len(set(simple["outcome"]))
 
         # N rows and the yearly table
-        n_cells = page.eval_on_selector_all("[data-kind=n_obs][data-estimator]", "els => els.map(e => ({...e.dataset}))")
+        n_cells = page.eval_on_selector_all(".lang-doc-en [data-kind=n_obs][data-estimator]", "els => els.map(e => ({...e.dataset}))")
         for cell in n_cells:
             if "value" in cell:
                 n = marts[(marts["estimator"] == cell["estimator"]) & (marts["outcome"] == cell["outcome"])
                           & (marts["scope"] == "overall")]["n_obs"]
                 assert int(cell["value"]) in set(n.astype(int)), cell
         yearly = read_frame(report_db, "select * from marts.did_yearly").set_index(["outcome", "treatment"])
-        ycells = page.eval_on_selector_all("[data-kind=yearly]", "els => els.map(e => ({...e.dataset}))")
+        ycells = page.eval_on_selector_all(".lang-doc-en [data-kind=yearly]", "els => els.map(e => ({...e.dataset}))")
         assert len(ycells) == len(yearly)
         for cell in ycells:
             row = yearly.loc[(cell["outcome"], cell["treatment"])]
@@ -429,31 +446,137 @@ def test_report_in_browser_shows_the_marts(browser, reports, report_db: Path) ->
             assert _close(float(stats.loc[cell["outcome"], cell["column"]]), float(cell["value"])), cell
         # per-country rows say they are illustrative
         assert "Illustrative, not causal" in page.locator("#table_02_etwfe").inner_text()
-        _screenshot(page, "report-en.png")
     finally:
         page.close()
 
 
 @pytest.mark.slow
-def test_report_in_dutch(browser, reports) -> None:
-    page, errors, _ = _open(browser, reports["nl"])
+def test_report_in_dutch(browser, report) -> None:
+    page, errors, _ = _open(browser, report)
     try:
         assert errors == [], errors
-        assert page.get_attribute("html", "lang") == "nl"
-        assert page.locator(".banner-top").inner_text() == "Synthetische gegevens — niet de echte DTenV-bestanden"
-        text = page.locator("main").inner_text()
+        _switch(page, "nl")
+        assert page.get_attribute(".lang-doc-nl", "lang") == "nl"
+        assert page.locator(".lang-doc-nl .banner-top").inner_text() == \
+            "Synthetische gegevens — niet de echte DTenV-bestanden"
+        text = page.locator(".lang-doc-nl main").inner_text()
         for term in ("Gedwongen vertrek", "Laissez-passers", "Nationaliteitsbevestigingen", "Doorlooptijd",
                      "Aanvragen", "Aantoonbaar vertrek", "Tabel 1. Beschrijvende statistieken", "Effect per land",
                      "Marokko (06-2022)", "Turkije (10-2022)", "Ter illustratie, niet causaal"):
             assert term in text, term
-        etwfe = page.eval_on_selector_all("#table_02_etwfe td[data-kind=estimate][data-value]",
+        etwfe = page.eval_on_selector_all("#nl-table_02_etwfe_nl td[data-kind=estimate][data-value]",
                                           "els => els.map(e => e.textContent)")
         # an interval in brackets, or (no valid interval at this design) the estimate and the words
         assert etwfe and all(re.match(r"^-?\d[\d.]*(,\d+)?(\*? \[|geen geldig interval bij dit ontwerp)", t)
                              for t in etwfe), etwfe
         assert any("," in t for t in etwfe)  # decimal comma
         assert not any(re.search(r"\d\.\d+ \[", t) for t in etwfe)  # no decimal point
-        _screenshot(page, "report-nl.png")
+    finally:
+        page.close()
+
+
+FIRST_SCREEN = {"en": ("Report date", "Data window", "Code version"),
+                "nl": ("Datum van het rapport", "Periode van de gegevens", "Versie van de code")}
+CAPTION = {"en": (r"^Table (\d+|[A-Z]\d*|11\.2)\. ", r"^Figure [A-Z]?\d+\. "),
+           "nl": (r"^Tabel (\d+|[A-Z]\d*|11\.2)\. ", r"^Figuur [A-Z]?\d+\. ")}
+
+
+def _check_language(page, folder: Path, lang: str) -> None:
+    """One language's document: first-screen facts, contents, numbering, captions, downloads."""
+    doc = f".lang-doc-{lang}"
+    # the first screen: report date, data window, code version, each with a value
+    facts = page.eval_on_selector_all(f"{doc} dl.first-screen dt", "els => els.map(e => [e.innerText, "
+                                      "e.nextElementSibling.innerText])")
+    assert [k for k, _ in facts] == list(FIRST_SCREEN[lang]), facts
+    assert all(v.strip() and v != "—" for _, v in facts), facts
+    assert re.search(r"\d{4}", facts[0][1]) and re.search(r"mipa \d", facts[2][1]), facts
+    header = page.locator(f"{doc} header.report-header").bounding_box()
+    assert header["y"] < 900, header  # on the first screen
+    # every contents link leads to an element of the same language's document
+    links = page.eval_on_selector_all(f"{doc} nav.toc a", "els => els.map(a => a.getAttribute('href'))")
+    assert len(links) >= 15
+    broken = page.evaluate("""([doc, links]) => links.filter(h => {
+        const el = document.getElementById(h.slice(1));
+        return !el || !el.closest(doc); })""", [doc, links])
+    assert broken == [], broken
+    # sections numbered 1..n in page order, subsections n.1, n.2, ...
+    h2 = page.eval_on_selector_all(f"{doc} main h2", "els => els.map(e => e.innerText)")
+    assert [int(t.split(".")[0]) for t in h2] == list(range(1, len(h2) + 1)), h2
+    for t in page.eval_on_selector_all(f"{doc} main h3", "els => els.map(e => e.innerText)"):
+        assert re.match(r"^\d+\.\d+ ", t), t
+    # captions: every table and figure numbered, numbers unique (the run facts' reference
+    # lists at the end are not numbered)
+    table_re, figure_re = (re.compile(c) for c in CAPTION[lang])
+    facts_id = "facts" if lang == "en" else f"{lang}-facts"
+    captions = page.eval_on_selector_all(f"{doc} section:not(#{facts_id}) table > caption",
+                                         "els => els.map(e => e.innerText)")
+    assert len(captions) >= 15 and all(table_re.match(c) for c in captions), captions
+    numbered = [table_re.match(c).group(0) for c in captions if table_re.match(c)]
+    assert len(numbered) == len(set(numbered)), numbered
+    figures = page.eval_on_selector_all(f"{doc} figure figcaption .figure-caption", "els => els.map(e => e.innerText)")
+    assert len(figures) >= 20 and all(figure_re.match(c) for c in figures), figures
+    numbers = [figure_re.match(c).group(0) for c in figures]
+    assert len(numbers) == len(set(numbers)), numbers
+    # every table: CSV, Parquet and the language's workbook, each a file of the folder
+    workbook = "tables.xlsx" if lang == "en" else f"tables_{lang}.xlsx"
+    blocks = page.eval_on_selector_all(
+        f"{doc} .table-block", "els => els.map(b => [b.id, [...b.querySelectorAll('.downloads a')]"
+                               ".map(a => a.getAttribute('href'))])")
+    assert len(blocks) == page.locator(f"{doc} table").count() > len(captions)
+    for block_id, hrefs in blocks:
+        assert [h.rsplit(".", 1)[-1] for h in hrefs] == ["csv", "parquet", "xlsx"], (block_id, hrefs)
+        assert hrefs[2] == workbook, hrefs
+        for h in hrefs:
+            assert (folder / h).is_file(), h
+    # figures: PNG and SVG
+    for hrefs in page.eval_on_selector_all(f"{doc} figure", "els => els.map(f => [...f.querySelectorAll("
+                                                            "'.downloads a')].map(a => a.getAttribute('href')))"):
+        assert len(hrefs) == 2 and all((folder / h).is_file() for h in hrefs), hrefs
+
+
+@pytest.mark.slow
+def test_report_in_browser_switches_language_and_prints(browser, report) -> None:
+    """The page a reader gets: English first, the switch to Dutch and back, the contents,
+    captions and downloads of both, and the print view; screenshots in screenshots/."""
+    folder = report.parent
+    page, errors, requests = _open(browser, report)
+    try:
+        assert errors == [], errors
+        assert all(u.startswith(("file://", "data:")) for u in requests), requests
+        # English first, the Dutch document hidden; the switch is on screen
+        assert page.locator(".lang-doc-en").is_visible() and page.locator(".lang-doc-nl").is_hidden()
+        assert page.locator(".lang-switch").is_visible()
+        _check_language(page, folder, "en")
+        _screenshot(page, report, "en-top.png")
+        _screenshot(page.locator("#table_02_etwfe"), report, "table-2-en.png")
+        _screenshot(page.locator("#figure_11_etwfe_overall"), report, "figure-11-en.png")
+        # Dutch: the same page, another document
+        _switch(page, "nl")
+        page.evaluate("window.scrollTo(0, 0)")
+        assert page.locator(".lang-doc-nl h1").inner_text().startswith("Evaluatie")
+        _check_language(page, folder, "nl")
+        _screenshot(page, report, "nl-top.png")
+        # a contents link moves within the Dutch document
+        page.click(".lang-doc-nl nav.toc a[href='#nl-results']")
+        assert page.evaluate("location.hash") == "#nl-results"
+        assert page.locator("#nl-results").is_visible()
+        # print: the language shown, without the switch and the download links
+        page.emulate_media(media="print")
+        assert page.locator(".lang-switch").is_hidden()
+        assert page.locator(".lang-doc-nl").is_visible() and page.locator(".lang-doc-en").is_hidden()
+        assert page.locator(".lang-doc-nl .downloads").first.is_hidden()
+        assert page.locator(".lang-doc-nl table.data-table thead").first.evaluate(
+            "e => getComputedStyle(e).display") == "table-header-group"
+        assert page.locator(".lang-doc-nl section.report-section").nth(1).evaluate(
+            "e => getComputedStyle(e).breakBefore") == "page"
+        page.evaluate("window.scrollTo(0, 0)")
+        _screenshot(page, report, "print-nl.png")
+        pdf = page.pdf(format="A4", print_background=True)
+        assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") > 20
+        page.emulate_media(media="screen")
+        # and back to English
+        _switch(page, "en")
+        assert errors == [], errors
     finally:
         page.close()
 
@@ -463,11 +586,22 @@ def test_report_of_a_warehouse_built_without_estimation(minimal_feeds, tmp_path,
     from mipa.build import build
     from mipa.report import build_report
 
+    # with the optional air-passenger series: load, staging, mart, Figure A1
+    months = pd.date_range("2019-01-01", "2023-12-01", freq="MS")
+    (minimal_feeds / "reference").mkdir()
+    pd.DataFrame({"month": months.strftime("%Y-%m"), "passengers": range(1000, 1000 + len(months))}).to_csv(
+        minimal_feeds / "reference" / "air_passengers.csv", index=False)
     db = tmp_path / "mipa.duckdb"
     build(minimal_feeds, db, ["--exclude", "tag:estimation"])
+    assert read_frame(db, "select count(*) as n, sum(passengers) as s from marts.fct_air_passengers").iloc[0].tolist() \
+        == [60, sum(range(1000, 1060))]
     index = build_report(db, tmp_path / "reports", lang="nl")
     html = index.read_text(encoding="utf-8")
-    assert index.parent.name.startswith("real-") and index.parent.name.endswith("-nl")
+    assert '<figure class="figure" id="figure_A1_air_passengers">' in html
+    assert '<figure class="figure" id="nl-figure_A1_air_passengers_nl">' in html and 'class="figure-missing"' not in html
+    assert (index.parent / "figure_A1_air_passengers_nl.svg").is_file()
+    assert index.parent.name.startswith("real-") and index.parent.name.count("-") == 1
+    assert '<html lang="nl">' in html and 'id="lang-nl" aria-label="Nederlands" checked' in html
     assert "marts.did_estimates is missing" in html
     assert "Synthetische gegevens" not in html  # the minimal feeds carry no synthetic marker
     assert "Marokko (06-2022)" in html

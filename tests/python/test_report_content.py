@@ -197,10 +197,10 @@ def test_planted_effect_beside_every_estimate_of_the_result_tables() -> None:
         assert any("effect the generator planted" in n for n in table.notes), key
         assert "planted_effect" in table.data.columns and table.data["planted_effect"].notna().all(), key
     html = render_table(tables["table2"])
-    assert '<span class="planted">planted 2.8</span>' in html  # the estimate's decimals (3.0)
-    assert '<span class="planted">planted 9.3</span>' in html
+    assert '<span class="planted">planted 2.75</span>' in html  # the effect rule's decimals, as the estimate
+    assert '<span class="planted">planted 9.30</span>' in html
     nl = render_table(builder.build_tables(data, "nl")["table2"])
-    assert '<span class="planted">geplant 2,8</span>' in nl
+    assert '<span class="planted">geplant 2,75</span>' in nl
 
 
 def test_no_planted_effects_on_real_feeds() -> None:
@@ -254,22 +254,22 @@ def test_conclusions_are_written_from_the_numbers_with_the_annex_caveats() -> No
     points = conclusions(_data(), "en")
     text = " ".join(points)
     # the overall effects with their intervals, as Table 2 shows them
-    assert "forced departures 3.0* [1.1 4.9]" in text
+    assert "forced departures 3.00* [1.10 4.90]" in text
     assert "Intervals that exclude zero: forced departures." in text
     assert "Intervals that include zero (no effect distinguishable from none): laissez-passers" in text
     # robustness: the other estimators' numbers
-    assert "Callaway & Sant'Anna 2.1, classic TWFE 2.6; the same sign" in text
+    assert "Callaway & Sant'Anna 2.10, classic TWFE 2.60; the same sign" in text
     # per-country: illustrative, with the spread from the run
-    assert "from Turkey (0.50) to Morocco (9.3)" in text and "illustrative, not causal" in text
+    assert "from Turkey (0.50) to Morocco (9.30)" in text and "illustrative, not causal" in text
     # COVID overlap, from the run's COVID months and starts
     assert "COVID-19 (May 2020 to August 2022)" in text and "Morocco and Turkey" in text
     # Morocco's Western Sahara statement one month before its start
     assert "Western Sahara" in text and "May 2022, one month before the start" in text
-    assert "Morocco's estimate on forced departures (9.3* [8.8 9.8])" in text
+    assert "Morocco's estimate on forced departures (9.30* [8.80 9.80])" in text
     # lead time's varying N
     assert "2,000 country-months for extended TWFE against 10,320 for the counts, 634 for Callaway" in text
     # synthetic: what the method recovered
-    assert "planted average effect on forced departures is 2.8; the estimate is 3.0 and its interval contains it" in text
+    assert "planted average effect on forced departures is 2.75; the estimate is 3.00 and its interval contains it" in text
 
 
 def test_conclusions_in_dutch_and_without_valid_intervals() -> None:
@@ -283,7 +283,7 @@ def test_conclusions_in_dutch_and_without_valid_intervals() -> None:
     h = headline(data, "forced_departures")
     assert h is not None and not h.has_interval and h.estimate == 3.0
     text = " ".join(conclusions(data, "nl"))
-    assert "gedwongen vertrek 3,0;" in text  # the point estimate only, Dutch decimal comma
+    assert "gedwongen vertrek 3,00;" in text  # the point estimate only, Dutch decimal comma
     assert "Geen inferentiemethode geeft bij dit ontwerp een geldig 95%-interval" in text
     assert "Westelijke Sahara" in text and "mei 2022, een maand vóór de start" in text
     assert "2.000 land-maanden voor extended TWFE tegen 10.320" in text

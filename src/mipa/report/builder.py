@@ -1,6 +1,7 @@
 """Build one report run: read the marts, draw the figures, lay out the tables, write the
-folder ``<out>/<run>/`` (index.html, tables as CSV and Parquet, figures as PNG and SVG,
-run_facts.json).
+folder ``<out>/<run>/`` (index.html with the report in English and Dutch, tables as CSV and
+Parquet, an Excel workbook per language, figures as PNG and SVG, run_facts.json). The Dutch
+files carry the suffix ``_nl``; both languages' figures are drawn in one pool of workers.
 
 The folder is written next to its final place and swapped in when complete, so a failed
 run never leaves half a report. The same database gives the same bytes on the same day and
@@ -20,6 +21,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -38,10 +41,20 @@ from mipa.report.data import (
 )
 from mipa.report.figures import FigureSpec, RenderedFigure, figure_specs, render_all
 from mipa.report.formatting import MISSING, fmt_int, fmt_month_long, fmt_month_short
-from mipa.report.html import Section, heading, page, paragraph, render_dl, render_figure, render_table
+from mipa.report.html import (
+    LanguageDocument,
+    Section,
+    document,
+    heading,
+    paragraph,
+    render_dl,
+    render_figure,
+    render_table,
+)
 from mipa.report.parts import Part, load_marts, part_modules
 from mipa.report.tables import (
     Table,
+    assign_number_types,
     csdid_n_note,
     descriptive_table,
     effect_table,
@@ -53,6 +66,7 @@ from mipa.report.tables import (
     versions_table,
     yearly_table,
 )
+from mipa.report.workbook import workbook_facts, write_workbook
 
 TOOLS = ("mipa", "duckdb", "dbt-core", "dbt-duckdb", "numpy", "pandas", "pyarrow", "scipy", "matplotlib")
 # numeric columns of the tidy exports (object columns mixing None and numbers break Parquet)
@@ -157,10 +171,20 @@ def first_screen_facts(data: ReportData, lang: str, *, day: dt.date, version: di
     ]
 
 
-def default_run_name(data: ReportData, lang: str) -> str:
-    """``synthetic-<feed fingerprint>-en``: the same feeds and language give the same folder."""
+def default_run_name(data: ReportData) -> str:
+    """``synthetic-<feed fingerprint>``: the same feeds give the same folder (one page holds
+    every language)."""
     source = "synthetic" if data.synthetic else "real"
-    return f"{source}-{data.fingerprint[:10]}-{lang}"
+    return f"{source}-{data.fingerprint[:10]}"
+
+
+def file_suffix(lang: str) -> str:
+    """Suffix of a language's files: none for English, ``_nl`` for Dutch."""
+    return "" if lang == labels.LANGUAGES[0] else f"_{lang}"
+
+
+def workbook_name(lang: str) -> str:
+    return f"tables{file_suffix(lang)}.xlsx"
 
 
 # ---------------------------------------------------------------------------------------
@@ -227,11 +251,13 @@ def _source_facts(data: ReportData, lang: str) -> list[tuple[str, str]]:
     return items
 
 
-def build_parts(db_path: Path, data: ReportData, lang: str) -> list[tuple[str, Part]]:
+def build_parts(db_path: Path, data: ReportData, lang: str,
+                marts: dict[str, pd.DataFrame] | None = None) -> list[tuple[str, Part]]:
     """The report parts (:mod:`mipa.report.parts`) with something to show, each with the
-    id of the section it follows."""
+    id of the section it follows. ``marts``: the parts' marts, when already read."""
     modules = part_modules()
-    marts = load_marts(db_path, [name for module in modules for name in module.MARTS])
+    if marts is None:
+        marts = load_marts(db_path, [name for module in modules for name in module.MARTS])
     out = []
     for module in modules:
         part = module.build(data, {k: v for k, v in marts.items() if k in module.MARTS}, lang)
@@ -325,13 +351,15 @@ def extra_exports(data: ReportData) -> dict[str, pd.DataFrame]:
 
 def run_facts(data: ReportData, lang: str, run: str, tables: dict[str, Table],
               figures: list[RenderedFigure], *, day: dt.date | None = None,
-              version: dict[str, Any] | None = None) -> dict[str, Any]:
+              version: dict[str, Any] | None = None, languages: Sequence[str] = ("en",),
+              extra_files: Sequence[str] = ()) -> dict[str, Any]:
     pf = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.panel_facts.items()}
     return {
         "run": run,
         "report_date": (day or report_date()).isoformat(),
         "code_version": version or code_version(),
-        "language": lang,
+        "language": lang,  # shown first; the page holds every one of "languages"
+        "languages": list(languages),
         "database": data.db_name,
         "load_metadata": data.metadata,
         "synthetic": data.synthetic,
@@ -346,20 +374,80 @@ def run_facts(data: ReportData, lang: str, run: str, tables: dict[str, Table],
         "warnings": data.warnings,
         "tables": sorted(f"{name}.{ext}" for name in [*(t.name for t in tables.values()), *extra_exports(data)]
                          for ext in ("csv", "parquet")),
+        "workbooks": sorted(extra_files),
         "figures": sorted(f"{f.spec.name}.{ext}" for f in figures for ext in ("png", "svg")),
     }
 
 
+@dataclass
+class LanguageBuild:
+    """One language's tables, figures and parts, before drawing."""
+    lang: str
+    tables: dict[str, Table]
+    specs: dict[str, list[FigureSpec]]
+    parts: list[tuple[str, Part]]
+
+
+def build_language(db_path: Path, data: ReportData, lang: str, marts: dict[str, pd.DataFrame]) -> LanguageBuild:
+    """Lay out one language's tables and parts and specify its figures; the files of every
+    language but the first carry its suffix (``table_02_etwfe_nl.csv``)."""
+    tables = build_tables(data, lang)
+    specs = figure_specs(data, lang)
+    parts = build_parts(db_path, data, lang, marts)
+    for _, part in parts:
+        specs[f"part:{part.id}"] = [b for b in part.blocks if isinstance(b, FigureSpec)]
+        for block in part.blocks:
+            if isinstance(block, Table):
+                tables[block.name] = block
+    suffix = file_suffix(lang)
+    for table in tables.values():
+        assign_number_types(table)
+        table.name += suffix
+        table.workbook = workbook_name(lang)
+    for group in specs.values():
+        for spec in group:
+            spec.name += suffix
+    return LanguageBuild(lang, tables, specs, parts)
+
+
+def language_document(data: ReportData, build: LanguageBuild, rendered: dict[str, list[RenderedFigure]], *,
+                      day: dt.date, code: dict[str, Any]) -> LanguageDocument:
+    lang = build.lang
+    t = lambda key, **kw: labels.text(lang, key, **kw)  # noqa: E731
+    version = tool_versions()["mipa"]
+    source_text = t("facts_synthetic") if data.synthetic else t("facts_real")
+    if data.synthetic and data.generator_seed is not None:
+        source_text += f" (seed {data.generator_seed})"
+    source = (f'<p class="source-line"><strong>{escape(t("facts_source"))}:</strong> '
+              f"{escape(source_text)} · {escape(data.db_name)}</p>"
+              + render_dl(first_screen_facts(data, lang, day=day, version=code), cls="facts first-screen"))
+    sections = build_sections(data, lang, build.tables, rendered)
+    by_name = {f.spec.name: f for group in rendered.values() for f in group}
+    parts = build.parts
+    for after, part in parts:
+        ids = [sec.id for sec in sections]
+        # a part follows its section (and the parts placed there before it)
+        at = ids.index(after) + 1 if after in ids else len(sections) - 1
+        while at < len(sections) and sections[at].id in {p.id for _, p in parts}:
+            at += 1
+        sections.insert(at, part_section(part, by_name))
+    return LanguageDocument(lang, t("title"), t("subtitle"), source, sections,
+                            t("footer", version=version, database=data.db_name))
+
+
 def build_report(db_path: Path, out_dir: Path, *, lang: str = "en", run_name: str | None = None) -> Path:
-    """Write ``<out_dir>/<run>/index.html`` (plus tables and figures) from the database at
-    ``db_path`` (opened read-only) and return the path of ``index.html``."""
+    """Write ``<out_dir>/<run>/index.html`` (plus tables, workbooks and figures) from the
+    database at ``db_path`` (opened read-only) and return the path of ``index.html``.
+
+    The page holds the report in every language (:data:`labels.LANGUAGES`) with a switch;
+    ``lang`` is the one shown first."""
     lang = labels.check_lang(lang)
     started = time.perf_counter()
     log(f"reading {db_path}")
     data = load(Path(db_path))
     for warning in data.warnings:
         log(f"WARNING {warning}")
-    run = run_name or default_run_name(data, lang)
+    run = run_name or default_run_name(data)
     if not RUN_NAME.match(run):
         raise ValueError(f"run name {run!r}: use letters, digits, '.', '_' and '-' only")
     out_dir = Path(out_dir)
@@ -368,15 +456,11 @@ def build_report(db_path: Path, out_dir: Path, *, lang: str = "en", run_name: st
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        tables = build_tables(data, lang)
-        specs = figure_specs(data, lang)
-        parts = build_parts(Path(db_path), data, lang)
-        for _, part in parts:
-            specs[f"part:{part.id}"] = [b for b in part.blocks if isinstance(b, FigureSpec)]
-            for block in part.blocks:
-                if isinstance(block, Table):
-                    tables[block.name] = block
-        flat = [(group, spec) for group, group_specs in specs.items() for spec in group_specs]
+        marts = load_marts(Path(db_path), [name for module in part_modules() for name in module.MARTS])
+        builds = [build_language(Path(db_path), data, language, marts) for language in labels.LANGUAGES]
+        # every language's figures in one pool: the two workers stay busy to the end
+        flat = [(b.lang, group, spec) for b in builds for group, group_specs in b.specs.items()
+                for spec in group_specs]
         done = 0
 
         def written(fig: RenderedFigure, seconds: float) -> None:
@@ -386,48 +470,30 @@ def build_report(db_path: Path, out_dir: Path, *, lang: str = "en", run_name: st
             (staging / f"{fig.spec.name}.svg").write_bytes(fig.svg)
             log(f"figure {done}/{len(flat)} {fig.spec.name} ({seconds:.1f}s)")
 
-        drawn = render_all([spec for _, spec in flat], workers=report_workers(), on_done=written)
-        rendered: dict[str, list[RenderedFigure]] = {}
-        for (group, _), fig in zip(flat, drawn, strict=True):
-            rendered.setdefault(group, []).append(fig)
+        drawn = render_all([spec for _, _, spec in flat], workers=report_workers(), on_done=written)
+        rendered: dict[str, dict[str, list[RenderedFigure]]] = {b.lang: {} for b in builds}
+        for (language, group, _), fig in zip(flat, drawn, strict=True):
+            rendered[language].setdefault(group, []).append(fig)
         exports = extra_exports(data)
-        log(f"writing {len(tables) + len(exports)} tables (CSV, Parquet)")
-        for table in tables.values():
+        all_tables = {t.name: t for b in builds for t in b.tables.values()}
+        log(f"writing {len(all_tables) + len(exports)} tables (CSV, Parquet) and {len(builds)} workbooks")
+        for table in all_tables.values():
             write_table_files(table, staging)
         for stem, frame in exports.items():
             write_frame_files(frame, staging, stem)
-        all_figures = [f for group in rendered.values() for f in group]
         day, code = report_date(), code_version()
-        facts = run_facts(data, lang, run, tables, all_figures, day=day, version=code)
+        for b in builds:
+            # result tables first, the run facts' reference lists last (as on the page)
+            sheets = sorted(b.tables.values(), key=lambda table: table.name.startswith("run_"))
+            write_workbook(staging / workbook_name(b.lang), sheets, lang=b.lang,
+                           facts=workbook_facts(data, b.lang, day=day, version=code), day=day)
+        all_figures = [f for groups in rendered.values() for group in groups.values() for f in group]
+        facts = run_facts(data, lang, run, all_tables, all_figures, day=day, version=code,
+                          languages=[b.lang for b in builds], extra_files=[workbook_name(b.lang) for b in builds])
         (staging / "run_facts.json").write_text(json.dumps(facts, indent=2, sort_keys=True, default=str) + "\n",
                                                 encoding="utf-8")
-        t = lambda key, **kw: labels.text(lang, key, **kw)  # noqa: E731
-        version = tool_versions()["mipa"]
-        source_text = t("facts_synthetic") if data.synthetic else t("facts_real")
-        if data.synthetic and data.generator_seed is not None:
-            source_text += f" (seed {data.generator_seed})"
-        source = (f'<p class="source-line"><strong>{escape(t("facts_source"))}:</strong> '
-                  f"{escape(source_text)} · {escape(data.db_name)}</p>"
-                  + render_dl(first_screen_facts(data, lang, day=day, version=code), cls="facts first-screen"))
-        sections = build_sections(data, lang, tables, rendered)
-        by_name = {f.spec.name: f for f in all_figures}
-        for after, part in parts:
-            ids = [sec.id for sec in sections]
-            # a part follows its section (and the parts placed there before it)
-            at = ids.index(after) + 1 if after in ids else len(sections) - 1
-            while at < len(sections) and sections[at].id in {p.id for _, p in parts}:
-                at += 1
-            sections.insert(at, part_section(part, by_name))
-        html = page(
-            lang=lang,
-            title=t("title"),
-            subtitle=t("subtitle"),
-            source_line=source,
-            synthetic=data.synthetic,
-            sections=sections,
-            footer=t("footer", version=version, database=data.db_name),
-            version=version,
-        )
+        docs = [language_document(data, b, rendered[b.lang], day=day, code=code) for b in builds]
+        html = document(docs, initial=lang, synthetic=data.synthetic, version=tool_versions()["mipa"])
         (staging / "index.html").write_text(html, encoding="utf-8")
         # swap the finished folder in
         if final.exists():

@@ -16,15 +16,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write the HTML report (tables, figures, run facts) of a built warehouse",
         description=(
             "Read the marts of a built warehouse (read-only) and write <out>/<run>/index.html, "
-            "one self-contained page, with the result tables as CSV and Parquet and every figure "
-            "as PNG and SVG in the same folder."
+            "one self-contained page in English and Dutch with a language switch, with the result "
+            "tables as CSV, Parquet and an Excel workbook per language and every figure as PNG and "
+            "SVG in the same folder."
         ),
     )
     p.add_argument("--db", type=Path, default=None, help="database file (default: $MIPA_DB_PATH or data/mipa.duckdb)")
     p.add_argument("--out", type=Path, default=None, help="reports folder (default: <project>/reports)")
-    p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of the labels (default: en)")
+    p.add_argument("--lang", choices=LANGUAGES, default="en", help="language the page opens in; both are in it (default: en)")
     p.add_argument("--run", default=None,
-                   help="run folder name (default: synthetic|real-<feed fingerprint>-<lang>)")
+                   help="run folder name (default: synthetic|real-<feed fingerprint>)")
     p.set_defaults(func=run)
 
 

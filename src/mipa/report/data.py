@@ -1,7 +1,8 @@
 """Read everything the report shows from a built warehouse, over one read-only connection.
 
-The report never computes an estimate: it reads the marts (and the landing log for the run
-facts) and, for the figures, aggregates ``fct_country_month`` with SQL.
+The report reads marts only (``marts.*``), with plain selects: every figure, mean and
+count it shows is computed in dbt, so the lineage from the feeds to the page is dbt's
+(``models/marts/_report__exposures.yml`` declares what the report reads).
 """
 
 from __future__ import annotations
@@ -44,11 +45,14 @@ YEARLY_OUTCOME_ORDER: tuple[str, ...] = (
 REQUIRED_TABLES = (
     "marts.fct_country_month",
     "marts.dim_country",
+    "marts.dim_month",
     "marts.mart_panel__descriptive_statistics",
+    "marts.fct_treatment_group_means",
+    "marts.fct_panel_summary",
     "marts.dq_feed_reconciliation",
-    "marts.dq_quarantined_rows",
-    "landing.load_metadata",
-    "landing.delivery_files",
+    "marts.fct_quarantine_rule_counts",
+    "marts.fct_delivery_files",
+    "marts.fct_load_metadata",
 )
 # the estimation marts: a warehouse built without them (dbt --exclude tag:estimation) still
 # gets a report, with the results marked as not estimated
@@ -61,6 +65,15 @@ ESTIMATION_TABLES: dict[str, tuple[str, ...]] = {
     "marts.did_yearly": ("outcome", "treatment", "estimate", "std_error", "ci_low", "ci_high", "p_value", "n_obs",
                          "n_clusters"),
 }
+
+
+# read when present: older warehouses and warehouses built without estimation lack them
+OPTIONAL_TABLES: tuple[str, ...] = ("marts.did_inference", "marts.fct_planted_effects")
+
+
+def tables_read() -> tuple[str, ...]:
+    """Every mart :func:`load` reads (the report parts declare theirs in ``MARTS``)."""
+    return (*REQUIRED_TABLES, *ESTIMATION_TABLES, *OPTIONAL_TABLES)
 
 
 class ReportDataError(RuntimeError):
@@ -171,24 +184,17 @@ def load(db_path: Path) -> ReportData:
 
 def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
     warnings: list[str] = []
-    meta_rows = con.execute("select metadata from landing.load_metadata").fetchall()
+    meta_rows = con.execute("select metadata from marts.fct_load_metadata").fetchall()
     metadata = json.loads(meta_rows[0][0]) if meta_rows and meta_rows[0][0] else {}
 
     # countries of the panel, with both names and the partnership start inside the panel
     countries = _df(
         con,
-        """
-        with starts as (
-            select iso3, min(partnership_start_month) as partnership_start_month
-            from marts.fct_country_month group by iso3
-        )
-        select d.iso3, d.country_name_en, d.country_name_nl, d.region, d.subregion,
-               d.mipa_start_month, d.misa_start_month, s.partnership_start_month
-        from marts.dim_country d
-        join starts s using (iso3)
-        where d.is_panel_country
-        order by d.iso3
-        """,
+        """select iso3, country_name_en, country_name_nl, region, subregion, mipa_start_month,
+                  misa_start_month, mipa_start_month as partnership_start_month
+           from marts.dim_country
+           where is_panel_country
+           order by iso3""",
     )
     partners = countries[countries["mipa_start_month"].notna()].copy()
     partners["mipa_start_month"] = pd.to_datetime(partners["mipa_start_month"])
@@ -197,13 +203,17 @@ def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
 
     descriptive = _df(con, "select * from marts.mart_panel__descriptive_statistics order by display_order, outcome")
 
-    value_sql = " union all ".join(
-        f"select '{o}' as outcome, cast({o} as double) as value from marts.fct_country_month where {o} is not null"
-        for o in OUTCOME_ORDER
-    )
-    outcome_values = _df(con, f"select outcome, value from ({value_sql}) order by outcome, value")
-
     cols = ", ".join(OUTCOME_ORDER)
+    # every non-missing value of each outcome, long (the histograms): the panel reshaped
+    panel = _df(con, f"select {cols} from marts.fct_country_month")
+    outcome_values = (
+        panel.melt(value_vars=list(OUTCOME_ORDER), var_name="outcome", value_name="value")
+        .dropna(subset=["value"])
+        .astype({"value": "float64"})
+        .sort_values(["outcome", "value"], kind="mergesort")
+        .reset_index(drop=True)
+    )
+
     country_series = _df(
         con,
         f"""select iso3, month_start, mipa, {cols}
@@ -212,33 +222,27 @@ def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
             order by iso3, month_start""",
         [partner_iso],
     )
-    avg_cols = ", ".join(f"avg({o}) as {o}" for o in OUTCOME_ORDER)
+    # the never-treated group of the parallel-trend means is the trend figures' control mean
     control_means = _df(
         con,
-        f"""select month_start, count(*) as n_countries, {avg_cols}
-            from marts.fct_country_month
-            where partnership_start_month is null
-            group by month_start order by month_start""",
+        f"""select month_start, n_countries, {cols}
+            from marts.fct_treatment_group_means
+            where treatment_group = 'never'
+            order by month_start""",
     )
     group_means = _df(
         con,
-        f"""select month_start,
-                   case when partnership_start_month is null then 'never'
-                        when mipa = 1 then 'already' else 'notyet' end as treatment_group,
-                   count(*) as n_countries, {avg_cols}
-            from marts.fct_country_month
-            group by all order by month_start, treatment_group""",
+        f"""select month_start, treatment_group, n_countries, {cols}
+            from marts.fct_treatment_group_means
+            order by month_start, treatment_group""",
     )
-    covid = con.execute(
-        "select distinct month_start from marts.fct_country_month where is_covid_period order by 1"
-    ).fetchall()
+    covid = con.execute("select month_start from marts.dim_month where is_covid_period order by month_start").fetchall()
     covid_months = [pd.Timestamp(r[0]) for r in covid]
 
     facts = con.execute(
-        """select min(month_start), max(month_start), count(distinct month_start), count(*),
-                  count(distinct iso3),
-                  count(distinct iso3) filter (where partnership_start_month is null)
-           from marts.fct_country_month"""
+        """select first_month, last_month, n_months, n_rows, n_countries, n_control, n_partner,
+                  first_event_month, last_event_month
+           from marts.fct_panel_summary"""
     ).fetchone()
     panel_facts = {
         "first_month": facts[0],
@@ -247,16 +251,12 @@ def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
         "n_rows": int(facts[3]),
         "n_countries": int(facts[4]),
         "n_control": int(facts[5]),
-        "n_partner": len(partner_iso),
+        "n_partner": int(facts[6]),
+        # the data's window: the first and last panel month in which any feed recorded an
+        # event (the panel itself may start or end with empty months)
+        "first_event_month": facts[7],
+        "last_event_month": facts[8],
     }
-    # the data's window: the first and last panel month in which any feed recorded an event
-    # (the panel itself may start or end with empty months)
-    any_event = " or ".join(f"coalesce({o}, 0) > 0" for o in (*COUNT_OUTCOMES, "independent_departures",
-                                                                "unsupervised_departures"))
-    window = con.execute(
-        f"select min(month_start), max(month_start) from marts.fct_country_month where {any_event}"
-    ).fetchone()
-    panel_facts["first_event_month"], panel_facts["last_event_month"] = window
 
     present = _tables(con)
 
@@ -282,12 +282,11 @@ def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
     reconciliation = _df(con, "select * from marts.dq_feed_reconciliation order by feed")
     quarantine = _df(
         con,
-        """select feed, quarantine_rule, count(*) as n_rows,
-                  arg_min(source_file || ' row ' || cast(source_row as varchar) || ': ' ||
-                          coalesce(quarantine_detail, ''), (source_file, source_row)) as example
-           from marts.dq_quarantined_rows group by all order by feed, n_rows desc, quarantine_rule""",
+        """select feed, quarantine_rule, n_rows, example
+           from marts.fct_quarantine_rule_counts
+           order by feed, n_rows desc, quarantine_rule""",
     )
-    delivery_files = _df(con, "select * from landing.delivery_files order by feed, source_file")
+    delivery_files = _df(con, "select * from marts.fct_delivery_files order by feed, source_file")
     inference = (_df(con, "select * from marts.did_inference order by estimator, inference, outcome, scope")
                  if "marts.did_inference" in present else pd.DataFrame())
     planted = pd.DataFrame()

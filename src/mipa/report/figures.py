@@ -103,7 +103,7 @@ class LocaleFormatter(ScalarFormatter):
         return text.replace(".", ",") if self.lang == "nl" else text
 
 
-def _style_axes(ax, lang: str, *, dates: bool = False) -> None:
+def style_axes(ax, lang: str, *, dates: bool = False) -> None:
     ax.yaxis.set_major_formatter(LocaleFormatter(lang))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
     if dates:
@@ -112,7 +112,7 @@ def _style_axes(ax, lang: str, *, dates: bool = False) -> None:
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
 
 
-def _new_figure(width: float, height: float, synthetic: bool, lang: str) -> Figure:
+def new_figure(width: float, height: float, synthetic: bool, lang: str) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     if synthetic:
         # figures leave the report as PNG/SVG files: each carries the warning itself
@@ -122,12 +122,12 @@ def _new_figure(width: float, height: float, synthetic: bool, lang: str) -> Figu
     return fig
 
 
-def _grid(n: int, ncols: int = 3) -> tuple[int, int]:
+def grid_shape(n: int, ncols: int = 3) -> tuple[int, int]:
     ncols = max(1, min(ncols, n))
     return math.ceil(n / ncols), ncols
 
 
-def _covid_spans(months: Sequence[pd.Timestamp]) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+def covid_spans(months: Sequence[pd.Timestamp]) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """Runs of consecutive COVID months as (first day, first day after the run)."""
     spans: list[tuple[pd.Timestamp, pd.Timestamp]] = []
     for m in sorted(months):
@@ -139,7 +139,7 @@ def _covid_spans(months: Sequence[pd.Timestamp]) -> list[tuple[pd.Timestamp, pd.
     return spans
 
 
-def _shade_covid(ax, spans) -> None:
+def shade_covid(ax, spans) -> None:
     for start, end in spans:
         ax.axvspan(start, end, color=COVID_FILL, alpha=0.55, lw=0, zorder=0)
 
@@ -159,8 +159,8 @@ def histogram_figure(data: ReportData, lang: str) -> FigureSpec:
     shares = ", ".join(f"{labels.outcome(lang, o)} {fmt_percent(share[o], 1, lang)}" for o in outcomes)
 
     def draw() -> Figure:
-        nrows, ncols = _grid(len(outcomes))
-        fig = _new_figure(10, 2.6 * nrows + 0.3, data.synthetic, lang)
+        nrows, ncols = grid_shape(len(outcomes))
+        fig = new_figure(10, 2.6 * nrows + 0.3, data.synthetic, lang)
         axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
         for ax, o in zip(axes, outcomes, strict=False):
             values = data.outcome_values.loc[data.outcome_values["outcome"] == o, "value"].to_numpy(float)
@@ -179,7 +179,7 @@ def histogram_figure(data: ReportData, lang: str) -> FigureSpec:
             ax.set_xlabel(labels.text(lang, "fig1_panel_note", share=fmt_percent(share[o], 1, lang)),
                           fontsize=7.5, color=GREY)
             ax.set_ylabel(labels.text(lang, "axis_frequency"))
-            _style_axes(ax, lang)
+            style_axes(ax, lang)
             ax.xaxis.set_major_formatter(LocaleFormatter(lang))
         for ax in axes[len(outcomes):]:
             ax.set_visible(False)
@@ -206,20 +206,20 @@ def trend_figure(data: ReportData, lang: str, outcome: str) -> FigureSpec:
     number = TREND_NUMBERS.get(outcome, "")
 
     def draw() -> Figure:
-        nrows, ncols = _grid(len(countries))
-        fig = _new_figure(10, 2.3 * nrows + 0.6, data.synthetic, lang)
+        nrows, ncols = grid_shape(len(countries))
+        fig = new_figure(10, 2.3 * nrows + 0.6, data.synthetic, lang)
         axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharex=True)).ravel()
         control = data.control_means
-        spans = _covid_spans(data.covid_months)
+        spans = covid_spans(data.covid_months)
         for ax, (iso3, label) in zip(axes, countries, strict=False):
             series = data.country_series[data.country_series["iso3"] == iso3]
-            _shade_covid(ax, spans)
+            shade_covid(ax, spans)
             ax.plot(pd.to_datetime(control["month_start"]), control[outcome], color=GREY, lw=0.9)
             ax.plot(pd.to_datetime(series["month_start"]), series[outcome], color=BLUE, lw=1.1)
             if pd.notna(starts.get(iso3)):
                 ax.axvline(pd.Timestamp(starts[iso3]), color=VERMILION, ls="--", lw=1.1)
             ax.set_title(label, loc="left")
-            _style_axes(ax, lang, dates=True)
+            style_axes(ax, lang, dates=True)
             ax.set_ylim(bottom=0)
         for ax in axes[len(countries):]:
             ax.set_visible(False)
@@ -254,9 +254,9 @@ def parallel_figure(data: ReportData, lang: str, outcome: str) -> FigureSpec:
     number = PARALLEL_NUMBERS.get(outcome, "")
 
     def draw() -> Figure:
-        fig = _new_figure(10, 3.4, data.synthetic, lang)
+        fig = new_figure(10, 3.4, data.synthetic, lang)
         ax = fig.subplots()
-        _shade_covid(ax, _covid_spans(data.covid_months))
+        shade_covid(ax, covid_spans(data.covid_months))
         wide = data.group_means.pivot(index="month_start", columns="treatment_group", values=outcome)
         wide.index = pd.to_datetime(wide.index)
         handles = []
@@ -266,7 +266,7 @@ def parallel_figure(data: ReportData, lang: str, outcome: str) -> FigureSpec:
                 handles.append(Line2D([], [], color=colour, ls=style, lw=1.2, label=labels.text(lang, key)))
         handles.append(Patch(color=COVID_FILL, label=labels.text(lang, "legend_covid")))
         ax.set_ylabel(labels.text(lang, "axis_mean"))
-        _style_axes(ax, lang, dates=True)
+        style_axes(ax, lang, dates=True)
         ax.set_ylim(bottom=0)
         fig.legend(handles=handles, loc="outside upper center", ncols=len(handles))
         return fig
@@ -287,7 +287,7 @@ def parallel_figure(data: ReportData, lang: str, outcome: str) -> FigureSpec:
 
 def coefficient_figure(data: ReportData, lang: str, outcomes: Sequence[str] = MAIN_OUTCOMES) -> FigureSpec:
     def draw() -> Figure:
-        fig = _new_figure(10, 2.9, data.synthetic, lang)
+        fig = new_figure(10, 2.9, data.synthetic, lang)
         axes = np.atleast_1d(fig.subplots(1, len(outcomes), squeeze=False)).ravel()
         for ax, o in zip(axes, outcomes, strict=True):
             row = select_estimate(data.estimates, estimator="etwfe", outcome=o, scope="overall")
@@ -304,7 +304,7 @@ def coefficient_figure(data: ReportData, lang: str, outcomes: Sequence[str] = MA
             ax.set_xticks([])
             ax.grid(axis="x", visible=False)
             ax.set_title(labels.outcome(lang, o), fontsize=8.5)
-            _style_axes(ax, lang)
+            style_axes(ax, lang)
         axes[0].set_ylabel(labels.text(lang, "axis_effect"))
         return fig
 
@@ -335,7 +335,7 @@ def draw_event_study_panel(ax, rows: pd.DataFrame, lang: str, outcome: str) -> N
     ax.axhline(0, color="black", lw=0.7)
     ax.axvline(-0.5, color=VERMILION, ls="--", lw=0.9)
     ax.set_title(labels.outcome(lang, outcome), loc="left")
-    _style_axes(ax, lang)
+    style_axes(ax, lang)
     ax.xaxis.set_major_formatter(LocaleFormatter(lang))
 
 
@@ -378,8 +378,8 @@ def event_study_figure(data: ReportData, lang: str, estimator: str, number: str)
     low, high = shown_event_window(ev)
 
     def draw() -> Figure:
-        nrows, ncols = _grid(len(outcomes))
-        fig = _new_figure(10, 2.5 * nrows + 0.6, data.synthetic, lang)
+        nrows, ncols = grid_shape(len(outcomes))
+        fig = new_figure(10, 2.5 * nrows + 0.6, data.synthetic, lang)
         axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharex=True)).ravel()
         for ax, o in zip(axes, outcomes, strict=False):
             rows = ev[ev["outcome"] == o].sort_values("event_time")

@@ -22,6 +22,30 @@ STAR_LEVEL = 0.05  # "*" when p < 0.05, as in the annex's tables
 # outcomes the annex always prints without decimals (days)
 WHOLE_NUMBER_OUTCOMES = frozenset({"lead_time_days"})
 
+# The one rule for decimals: the digits after the decimal point of every number in a table
+# cell, by the cell's number type. A table states its rule as this dict (Table.decimals
+# overrides a type where it must differ); every cell of the type follows it, whatever the
+# magnitude, so a column never mixes 3.0 and 0.11. Tested on the built report.
+DECIMALS: dict[str, int] = {
+    "count": 0,       # observations, countries, rows, files, replications, minimum and maximum of counts
+    "days": 0,        # lead time in days: its statistics and effects, as the annex prints them
+    "statistic": 1,   # descriptive means and standard deviations
+    "effect": 2,      # estimates, interval bounds, standard errors, planted effects, bias, RMSE
+    "ratio": 2,       # width ratios and other unitless factors
+    "p_value": 3,
+    "percent": 1,     # shares and coverage, printed as %
+}
+
+
+def number_type(kind: str, outcome: str | None = None) -> str:
+    """The type of a number: ``effect`` and ``statistic`` of lead time are ``days``."""
+    return "days" if outcome in WHOLE_NUMBER_OUTCOMES and kind in ("effect", "statistic") else kind
+
+
+def decimals_for(kind: str, outcome: str | None = None, rule: dict[str, int] | None = None) -> int:
+    """Decimals of a number of type ``kind`` (see :data:`DECIMALS`) for ``outcome``."""
+    return (rule or DECIMALS)[number_type(kind, outcome)]
+
 
 def is_missing(value: Any) -> bool:
     """None, NaN, NaT or pd.NA (scalars only; a string is never missing)."""
@@ -65,19 +89,9 @@ def fmt_percent(share: Any, decimals: int = 1, lang: str = "en", *, sign: bool =
 
 
 def auto_decimals(*values: Any, outcome: str | None = None) -> int:
-    """Decimals for a cell: none for lead time (days) and for magnitudes of 100 and more,
-    one from 1, two below 1 (so small synthetic effects do not print as 0.0)."""
-    if outcome in WHOLE_NUMBER_OUTCOMES:
-        return 0
-    finite = [abs(float(v)) for v in values if not is_missing(v)]
-    if not finite:
-        return 1
-    largest = max(finite)
-    if largest >= 100:
-        return 0
-    if largest >= 1:
-        return 1
-    return 2
+    """Decimals of an effect (estimate, bound, standard error): the ``effect`` rule, or
+    ``days`` for lead time. The values are not consulted: one rule, whatever the size."""
+    return decimals_for("effect", outcome)
 
 
 def star(p_value: Any) -> str:
@@ -114,12 +128,14 @@ def fmt_estimate_se(
 
 
 def fmt_p_value(p_value: Any, lang: str = "en") -> str:
-    """Three decimals; ``< 0.001`` below that."""
+    """The p-value rule's decimals (three); ``< 0.001`` below that."""
     if is_missing(p_value):
         return MISSING
-    if float(p_value) < 0.001:
-        return "< " + fmt_number(0.001, 3, lang)
-    return fmt_number(p_value, 3, lang)
+    d = DECIMALS["p_value"]
+    floor = 10.0 ** -d
+    if float(p_value) < floor:
+        return "< " + fmt_number(floor, d, lang)
+    return fmt_number(p_value, d, lang)
 
 
 def as_date(value: Any) -> dt.date | None:

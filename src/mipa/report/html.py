@@ -1,8 +1,13 @@
 """The HTML page: one self-contained file (inline CSS and SVG, no scripts, no external
-assets), accessible (captions, scoped headers, alt text) and readable when printed."""
+assets), accessible (captions, scoped headers, alt text) and readable when printed.
+
+One page holds the report in every language, each in its own ``<div lang=..>``; a radio
+button per language (a CSS-only switch: no script, works offline) shows one of them, on
+screen and in print. The languages' element ids are kept apart by a prefix."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +42,8 @@ def render_cell(cell: Cell) -> str:
         attrs["rowspan"] = str(cell.rowspan)
     if cell.classes:
         attrs["class"] = " ".join(cell.classes)
+    if cell.number:
+        attrs["data-number"] = cell.number
     sub = f'<br><span class="subtext">{escape(cell.subtext)}</span>' if cell.subtext else ""
     if cell.planted:
         sub += f'<br><span class="planted">{escape(cell.planted)}</span>'
@@ -50,8 +57,9 @@ def _render_row(row: Row) -> str:
 
 def render_table(table: Table, *, downloads: bool = True) -> str:
     cls = " ".join(("data-table", *table.classes))
+    rule = escape(json.dumps(table.decimal_rule, sort_keys=True), quote=True)
     parts = [f'<div class="table-block" id="{escape(table.name)}">', '<div class="table-wrap">',
-             f'<table class="{cls}">', f"<caption>{escape(table.caption)}</caption>"]
+             f'<table class="{cls}" data-decimals="{rule}">', f"<caption>{escape(table.caption)}</caption>"]
     if table.header:
         parts.append("<thead>" + "".join(_render_row(r) for r in table.header) + "</thead>")
     parts.append("<tbody>" + "".join(_render_row(r) for r in table.body) + "</tbody>")
@@ -62,15 +70,18 @@ def render_table(table: Table, *, downloads: bool = True) -> str:
         if notes:
             parts.append("<ol>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ol>")
         if downloads:
-            parts.append(_download_links(table.name, ("csv", "parquet")))
+            parts.append(_download_links(table.name, ("csv", "parquet"), workbook=table.workbook))
         parts.append("</div>")
     parts.append("</div>")
     return "".join(parts)
 
 
-def _download_links(stem: str, formats: Sequence[str]) -> str:
-    links = " · ".join(f'<a href="{escape(stem)}.{f}">{f.upper()}</a>' for f in formats)
-    return f'<p class="downloads">{links}</p>'
+def _download_links(stem: str, formats: Sequence[str], *, workbook: str = "") -> str:
+    links = [f'<a href="{escape(stem)}.{f}">{f.upper()}</a>' for f in formats]
+    if workbook:
+        # the workbook holds every result table, one sheet each (sheet named in the notes sheet)
+        links.append(f'<a class="workbook" href="{escape(workbook)}">Excel</a>')
+    return f'<p class="downloads">{" · ".join(links)}</p>'
 
 
 def render_figure(fig: RenderedFigure) -> str:
@@ -129,6 +140,7 @@ dl.first-screen { margin: 0.4em 0 0.2em; }
 ul.conclusions { padding-left: 1.3em; }
 ul.conclusions li { margin: 0.35em 0; }
 table.data-table .planted { font-size: 0.82em; color: var(--warn); }
+.figure-missing { border: 1px dashed var(--rule); padding: 8px 12px; color: var(--muted); margin: 1.2em 0; }
 .warning-box { background: #fff8d6; border: 1px solid #b38f00; padding: 8px 12px; margin: 0.8em 0; }
 .table-block { margin: 1.2em 0 1.6em; }
 .table-wrap { overflow-x: auto; }
@@ -193,14 +205,35 @@ footer { margin-top: 3em; font-size: 0.8rem; color: var(--muted); border-top: 1p
 }
 """
 
+# printed pages carry the banner (or title) of the language shown: one named page per language
 PRINT_PAGE = Template("""
-@page { size: A4; margin: 18mm 13mm 16mm;
+@page { size: A4; margin: 18mm 13mm 16mm; }
+@page doc-$lang { size: A4; margin: 18mm 13mm 16mm;
   @top-center { content: "$top"; color: #a23c00; font: bold 9pt "DejaVu Sans", sans-serif; }
   @bottom-right { content: counter(page); font: 8pt "DejaVu Sans", sans-serif; color: #595959; }
 }
+.lang-doc-$lang { page: doc-$lang; }
 """)
 
-PAGE = Template("""<!DOCTYPE html>
+# the language switch: the radio button of a language shows its document and marks its label
+SWITCH_CSS = Template("""
+#lang-$lang:checked ~ .lang-doc:not(.lang-doc-$lang) { display: none; }
+#lang-$lang:checked ~ .lang-switch label[for=lang-$lang] { background: var(--accent); color: #fff; }
+#lang-$lang:focus-visible ~ .lang-switch label[for=lang-$lang] { outline: 2px solid var(--ink); }
+""")
+
+SWITCH_BASE_CSS = """
+.lang-radio { position: absolute; opacity: 0; width: 1px; height: 1px; margin: 0; }
+.lang-switch { position: fixed; top: 6px; right: 10px; z-index: 20; display: flex; gap: 2px;
+               background: #fff; border: 1px solid var(--accent); border-radius: 4px; padding: 2px;
+               font-size: 0.85rem; }
+.lang-switch label { cursor: pointer; padding: 2px 9px; border-radius: 3px; color: var(--accent); }
+@media print { .lang-switch { display: none; } }
+"""
+
+LANGUAGE_NAMES = {"en": "English", "nl": "Nederlands"}
+
+DOCUMENT = Template("""<!DOCTYPE html>
 <html lang="$lang">
 <head>
 <meta charset="utf-8">
@@ -210,6 +243,13 @@ PAGE = Template("""<!DOCTYPE html>
 <style>$css</style>
 </head>
 <body class="$body_class">
+$switch
+$documents
+</body>
+</html>
+""")
+
+LANG_DOC = Template("""<div class="lang-doc lang-doc-$lang" lang="$lang">
 $banner
 <div class="page">
 <header class="report-header">
@@ -226,9 +266,7 @@ $sections
 </main>
 <footer>$footer</footer>
 </div>
-</body>
-</html>
-""")
+</div>""")
 
 
 H3 = re.compile(r"<h3(?: id=\"[^\"]*\")?>(.*?)</h3>", re.S)
@@ -272,17 +310,35 @@ def render_toc(toc: Sequence[TocEntry]) -> str:
     return "".join(item(e) for e in toc)
 
 
-def page(*, lang: str, title: str, subtitle: str, source_line: str, synthetic: bool, sections: Sequence[Section],
-         footer: str, version: str) -> str:
+@dataclass
+class LanguageDocument:
+    """The report in one language."""
+    lang: str
+    title: str
+    subtitle: str
+    source_line: str  # HTML
+    sections: Sequence[Section]
+    footer: str
+
+
+ID_ATTRS = re.compile(r'(\s(?:id|aria-labelledby)="|href="#|url\(#)')
+
+
+def prefix_ids(html: str, prefix: str) -> str:
+    """Every element id of a fragment and every in-page reference to one (``href="#..."``,
+    ``url(#...)``, ``aria-labelledby``) with ``prefix`` in front, so that two languages'
+    copies of the report can share a page."""
+    return ID_ATTRS.sub(lambda m: m.group(1) + prefix, html) if prefix else html
+
+
+def language_document(doc: LanguageDocument, *, synthetic: bool, id_prefix: str = "") -> str:
+    lang = labels.check_lang(doc.lang)
     banner_text = labels.text(lang, "synthetic_banner")
     banner = (f'<div class="banner banner-top" role="note" aria-label="{escape(banner_text, quote=True)}">'
               f"{escape(banner_text)}</div>") if synthetic else ""
-    top = banner_text if synthetic else title
-    css = CSS + PRINT_PAGE.substitute(top=top.replace('"', "'"))
-    titles, numbered_blocks, entries = number_sections(sections)
-    toc = render_toc(entries)
+    titles, numbered_blocks, entries = number_sections(doc.sections)
     parts = []
-    for s, title_html, blocks in zip(sections, titles, numbered_blocks, strict=True):
+    for s, title_html, blocks in zip(doc.sections, titles, numbered_blocks, strict=True):
         inner = [f'<h2 id="h-{escape(s.id)}">{title_html}</h2>']
         if synthetic:
             inner.append(f'<p class="section-banner" role="note">{escape(banner_text)}</p>')
@@ -291,17 +347,46 @@ def page(*, lang: str, title: str, subtitle: str, source_line: str, synthetic: b
         inner.extend(blocks)
         parts.append(f'<section class="report-section" id="{escape(s.id)}" aria-labelledby="h-{escape(s.id)}">'
                      + "\n".join(inner) + "</section>")
-    return PAGE.substitute(
-        lang=lang,
-        version=escape(version),
-        title=escape(title),
-        css=css,
-        body_class="synthetic" if synthetic else "real",
-        banner=banner,
-        subtitle=escape(subtitle),
-        source_line=source_line,
-        contents=escape(labels.text(lang, "contents")),
-        toc=toc,
-        sections="\n".join(parts),
-        footer=escape(footer),
+    html = LANG_DOC.substitute(
+        lang=lang, banner=banner, title=escape(doc.title), subtitle=escape(doc.subtitle),
+        source_line=doc.source_line, contents=escape(labels.text(lang, "contents")), toc=render_toc(entries),
+        sections="\n".join(parts), footer=escape(doc.footer),
     )
+    return prefix_ids(html, id_prefix)
+
+
+def document(docs: Sequence[LanguageDocument], *, initial: str, synthetic: bool, version: str) -> str:
+    """The page: every language's document, the one of ``initial`` shown first. The first
+    document keeps its ids; each other one prefixes them with its language (``nl-``)."""
+    langs = [labels.check_lang(d.lang) for d in docs]
+    if len(set(langs)) != len(langs) or initial not in langs:
+        raise ValueError(f"languages {langs}: each at most once, and the initial one ({initial}) among them")
+    css = CSS
+    for d in docs:
+        top = labels.text(d.lang, "synthetic_banner") if synthetic else d.title
+        css += PRINT_PAGE.substitute(lang=d.lang, top=top.replace('"', "'"))
+    switch = ""
+    if len(docs) > 1:
+        css += SWITCH_BASE_CSS + "".join(SWITCH_CSS.substitute(lang=lang) for lang in langs)
+        radios = "".join(
+            f'<input type="radio" class="lang-radio" name="report-language" id="lang-{lang}" '
+            f'aria-label="{LANGUAGE_NAMES.get(lang, lang)}"{" checked" if lang == initial else ""}>'
+            for lang in langs)
+        labels_html = "".join(f'<label for="lang-{lang}" lang="{lang}">{LANGUAGE_NAMES.get(lang, lang)}</label>'
+                              for lang in langs)
+        switch = radios + f'\n<nav class="lang-switch" aria-label="Language / Taal">{labels_html}</nav>'
+    first = docs[0].lang
+    bodies = [language_document(d, synthetic=synthetic, id_prefix="" if d.lang == first else f"{d.lang}-")
+              for d in docs]
+    title = next(d.title for d in docs if d.lang == initial)
+    return DOCUMENT.substitute(
+        lang=initial, version=escape(version), title=escape(title), css=css,
+        body_class="synthetic" if synthetic else "real", switch=switch, documents="\n".join(bodies),
+    )
+
+
+def page(*, lang: str, title: str, subtitle: str, source_line: str, synthetic: bool, sections: Sequence[Section],
+         footer: str, version: str) -> str:
+    """The page in one language only."""
+    doc = LanguageDocument(lang, title, subtitle, source_line, sections, footer)
+    return document([doc], initial=labels.check_lang(lang), synthetic=synthetic, version=version)

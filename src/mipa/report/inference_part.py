@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from mipa.report import labels
 from mipa.report.data import MAIN_OUTCOMES, ReportData
-from mipa.report.figures import BLUE, GREY, VERMILION, FigureSpec, _new_figure
+from mipa.report.figures import BLUE, GREY, VERMILION, FigureSpec, new_figure
 from mipa.report.formatting import (
     MISSING,
     fmt_int,
@@ -37,7 +37,7 @@ from mipa.report.formatting import (
 from mipa.report.parts import Part, local_text
 from mipa.report.tables import Cell, Row, Table, add_planted, partner_labels
 
-MARTS = ("marts.did_inference", "intermediate.int_inference__method_choice", "reference.inference_coverage")
+MARTS = ("marts.did_inference", "marts.fct_inference_coverage")
 AFTER = "results"
 
 ESTIMATOR_ORDER = ("etwfe", "csdid", "twfe", "poisson_etwfe", "sdid", "conformal")
@@ -294,9 +294,9 @@ def overall_table(inference: pd.DataFrame, lang: str, outcomes: Sequence[str],
             any_planted |= add_planted(cell, entry, planted, lang, outcome=o, scope="overall",
                                        estimate=None if row is None else row["estimate"])
             tidy.append(entry)
-        cells.append(Cell(_coverage_text(first, lang), classes=("num",)))
+        cells.append(Cell(_coverage_text(first, lang), classes=("num",), number="percent"))
         size = None if first is None else first.get("mc_size")
-        cells.append(Cell(fmt_percent(size, 1, lang), classes=("num",)))
+        cells.append(Cell(fmt_percent(size, 1, lang), classes=("num",), number="percent"))
         classes = ("default-method",) if first is not None and bool(first["is_default_method"]) else ()
         body.append(Row(cells, classes))
     notes = [_t(lang, "note_default"), _t(lang, "note_marks"), _t(lang, "note_star"), _t(lang, "note_inversion")]
@@ -330,7 +330,7 @@ def country_table(inference: pd.DataFrame, partners: pd.DataFrame, lang: str, ou
         group = _method_cell_text(lang, estimator, method, first)
         coverage = _coverage_text(first, lang)
         body.append(Row([Cell(group, header=True, scope="rowgroup", colspan=ncol - 1),
-                         Cell(coverage, classes=("num",))], ("group",)))
+                         Cell(coverage, classes=("num",), number="percent")], ("group",)))
         for iso3, label in countries:
             cells = [Cell(label, header=True, scope="row", attrs={"data-scope": iso3})]
             for o in outcomes:
@@ -396,6 +396,10 @@ def coverage_frame(coverage: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["_s", "_e", "inference"], kind="mergesort").drop(columns=["_e", "_s"]).reset_index(drop=True)
 
 
+# number types of the Monte Carlo table's columns after the method (formatting.DECIMALS)
+MONTECARLO_NUMBERS = ("", "percent", "percent", "percent", "effect", "ratio", "percent", "effect", "effect", "count")
+
+
 def montecarlo_table(frame: pd.DataFrame, lang: str) -> Table:
     cols = [_t(lang, k) for k in ("col_method", "col_scope", "col_cov_annex", "col_cov_homogeneous",
                                   "col_size_null", "col_width", "col_width_oracle", "col_unbounded", "col_bias",
@@ -418,7 +422,7 @@ def montecarlo_table(frame: pd.DataFrame, lang: str) -> Table:
     body = []
     for values, (_, r) in zip(rows, frame.iterrows(), strict=True):
         cells = [Cell(values[0], header=True, scope="row")]
-        cells += [Cell(v, classes=("num",)) for v in values[1:]]
+        cells += [Cell(v, classes=("num",), number=kind) for v, kind in zip(values[1:], MONTECARLO_NUMBERS, strict=True)]
         ok = (GOAL[0] <= float(r["coverage"]) <= GOAL[1]) and not is_missing(r.get("size")) and \
             (0.03 <= float(r["size"]) <= 0.07) and not is_missing(r.get("coverage_homogeneous")) and \
             (GOAL[0] <= float(r["coverage_homogeneous"]) <= GOAL[1]) and not is_missing(r.get("oracle_width")) and \
@@ -432,7 +436,7 @@ def montecarlo_table(frame: pd.DataFrame, lang: str) -> Table:
 
 def coverage_figure(frame: pd.DataFrame, lang: str, synthetic: bool) -> FigureSpec:
     def draw() -> Figure:
-        fig = _new_figure(10, 4.2, synthetic, lang)
+        fig = new_figure(10, 4.2, synthetic, lang)
         axes = fig.subplots(1, 2, sharex=True)
         for ax, kind in zip(axes, ("overall", "countries"), strict=True):
             sub = frame[frame["scope"] == kind].reset_index(drop=True)
@@ -473,7 +477,7 @@ def build(data: ReportData, marts: dict[str, pd.DataFrame], lang: str) -> Part |
     inference = marts.get("marts.did_inference")
     if inference is None or inference.empty:
         return None
-    coverage = coverage_frame(marts.get("reference.inference_coverage", pd.DataFrame()))
+    coverage = coverage_frame(marts.get("marts.fct_inference_coverage", pd.DataFrame()))
     outcomes = [o for o in MAIN_OUTCOMES if o in set(inference["outcome"])]
     if coverage.empty:
         intro = _t(lang, "intro_missing")

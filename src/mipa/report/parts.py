@@ -38,6 +38,7 @@ Block = Union[str, Table, FigureSpec]
 
 # in reading order
 PART_MODULES: tuple[str, ...] = (
+    "mipa.report.covid_part",
     "mipa.report.inference_part",
     "mipa.report.sensitivity_part",
     "mipa.report.robustness_part",

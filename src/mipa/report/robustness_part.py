@@ -24,17 +24,17 @@ from matplotlib.lines import Line2D
 
 from mipa.report import labels
 from mipa.report.data import MAIN_OUTCOMES, ReportData
-from mipa.report.figures import BLUE, GREY, ORANGE, VERMILION, FigureSpec, LocaleFormatter, _new_figure, _style_axes
-from mipa.report.formatting import fmt_estimate_ci, fmt_month_short, is_missing, not_estimable_text
+from mipa.report.figures import BLUE, GREY, ORANGE, VERMILION, FigureSpec, LocaleFormatter, new_figure, style_axes
+from mipa.report.formatting import fmt_estimate_ci, fmt_month_short, is_missing, not_estimable_text, number_type
 from mipa.report.html import paragraph
 from mipa.report.parts import Part, local_text
 from mipa.report.tables import Table, simple_table
 
-MARTS: tuple[str, ...] = ("marts.did_robustness", "reference.partnerships")
+MARTS: tuple[str, ...] = ("marts.did_robustness", "marts.dim_partnerships")
 AFTER = "results"
 
 GRID = "marts.did_robustness"
-SEED = "reference.partnerships"
+SEED = "marts.dim_partnerships"
 PRIMARY_OUTCOME = "forced_departures"
 PRIMARY_ESTIMATOR = "etwfe"
 TABLE_ESTIMATORS = ("etwfe", "csdid")
@@ -234,7 +234,7 @@ def _draw_curve(ax, curve: pd.DataFrame, *, lang: str, marker_size: float = 4.5)
     if len(base):  # the baseline's level across the curve: how far each variant moves it
         ax.axhline(float(base.iloc[0]), color=VERMILION, lw=0.8, ls=":")
     ax.set_xlim(-0.7, len(curve) - 0.3)
-    _style_axes(ax, lang)
+    style_axes(ax, lang)
 
 
 def _dimension_handles(dimensions: list[str], lang: str) -> list[Line2D]:
@@ -254,7 +254,7 @@ def specification_curve_figure(grid: pd.DataFrame, data: ReportData, lang: str, 
 
     def draw() -> Figure:
         height = 2.6 + 0.16 * len(row_labels)
-        fig = _new_figure(10, height + 0.6, data.synthetic, lang)
+        fig = new_figure(10, height + 0.6, data.synthetic, lang)
         top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2.6, 0.16 * len(row_labels) + 0.2])
         _draw_curve(top, curve, lang=lang)
         top.set_ylabel(labels.text(lang, "axis_effect"))
@@ -289,7 +289,7 @@ def other_outcomes_figure(grid: pd.DataFrame, data: ReportData, lang: str) -> Fi
         return None
 
     def draw() -> Figure:
-        fig = _new_figure(10, 2.8 * ((len(outcomes) + 1) // 2) + 0.5, data.synthetic, lang)
+        fig = new_figure(10, 2.8 * ((len(outcomes) + 1) // 2) + 0.5, data.synthetic, lang)
         axes = np.atleast_1d(fig.subplots((len(outcomes) + 1) // 2, 2, squeeze=False)).ravel()
         dims: set[str] = set()
         for ax, o in zip(axes, outcomes, strict=False):
@@ -347,7 +347,7 @@ def grid_table(grid: pd.DataFrame, lang: str, estimator: str, number: str, seed:
     table = simple_table(
         f"table_{number.lower()}_robustness_{estimator}",
         _t(lang, "table_caption", number=number, estimator=labels.estimator(lang, estimator)),
-        columns, body, numeric=[False, *[True] * len(outcomes)], data=tidy,
+        columns, body, numbers=["", *[number_type("effect", o) for o in outcomes]], data=tidy,
     )
     table.notes += [_t(lang, "note_stars"), _t(lang, "note_same"), _t(lang, "note_definitions"),
                     _t(lang, "note_export")]

@@ -23,14 +23,15 @@ from mipa.report.figures import (
     ORANGE,
     VERMILION,
     FigureSpec,
-    _grid,
-    _new_figure,
-    _style_axes,
     draw_event_study_panel,
     finish_event_study_grid,
+    grid_shape,
+    new_figure,
     shown_event_window,
+    style_axes,
 )
 from mipa.report.formatting import (
+    DECIMALS,
     MISSING,
     auto_decimals,
     fmt_estimate_ci,
@@ -38,6 +39,7 @@ from mipa.report.formatting import (
     fmt_p_value,
     is_missing,
     not_estimable_text,
+    number_type,
     star,
 )
 from mipa.report.html import heading, paragraph
@@ -259,9 +261,9 @@ def _header(texts: Sequence[str]) -> Row:
     return Row([Cell(t, header=True, scope="col") for t in texts])
 
 
-def _num(text: str, **attrs: Any) -> Cell:
-    return Cell(text, classes=("num",), attrs={f"data-{k.replace('_', '-')}": str(v) for k, v in attrs.items()
-                                               if not is_missing(v)})
+def _num(text: str, number: str = "", **attrs: Any) -> Cell:
+    return Cell(text, classes=("num",), number=number,
+                attrs={f"data-{k.replace('_', '-')}": str(v) for k, v in attrs.items() if not is_missing(v)})
 
 
 # ---------------------------------------------------------------------------------------
@@ -287,7 +289,7 @@ def pretrend_table(tests: pd.DataFrame, lang: str) -> Table:
             if not_estimable_text(r, lang):
                 cells.append(_num(not_estimable_text(r, lang)))
                 continue
-            cells.append(_num(fmt_p_value(r["p_value"], lang) + star(r["p_value"]),
+            cells.append(_num(fmt_p_value(r["p_value"], lang) + star(r["p_value"]), "p_value",
                               value=repr(float(r["p_value"])), statistic=repr(float(r["statistic"])),
                               df=int(r["df"])))
         body.append(Row(cells))
@@ -314,8 +316,8 @@ def event_figure(events: pd.DataFrame, lang: str, estimator: str, number: str, s
     low, high = shown_event_window(ev)  # the caption says what the axes show
 
     def draw() -> Figure:
-        nrows, ncols = _grid(len(outcomes))
-        fig = _new_figure(10, 2.5 * nrows + 0.6, synthetic, lang)
+        nrows, ncols = grid_shape(len(outcomes))
+        fig = new_figure(10, 2.5 * nrows + 0.6, synthetic, lang)
         axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharex=True)).ravel()
         for ax, o in zip(axes, outcomes, strict=False):
             rows = ev[ev["outcome"] == o].sort_values("event_time")
@@ -356,8 +358,8 @@ def _interval(lo: Any, hi: Any, lang: str, outcome: str) -> str:
 
 def _breakdown(value: Any, limit: Any, lang: str) -> str:
     if is_missing(value):
-        return MISSING if is_missing(limit) else "> " + fmt_number(limit, 0 if float(limit).is_integer() else 1, lang)
-    return fmt_number(value, 2, lang)
+        return MISSING if is_missing(limit) else "> " + fmt_number(limit, DECIMALS["ratio"], lang)
+    return fmt_number(value, DECIMALS["ratio"], lang)
 
 
 def _honest_row(bounds: pd.DataFrame, restriction: str, multiple: float) -> pd.Series | None:
@@ -381,15 +383,17 @@ def honest_table(bounds: pd.DataFrame, lang: str, *, mbar: float = 1.0, m: float
                 _honest_row(b, "smoothness", m)
             label = f"{labels.outcome(lang, o)}, {_t(lang, f'short_{estimator}')}"
             cells = [Cell(label, header=True, scope="row")]
+            effect = number_type("effect", o)
             cells.append(_num(MISSING if orig is None else not_estimable_text(orig, lang) or fmt_estimate_ci(
-                orig["estimate"], orig["ci_low"], orig["ci_high"], None, lang=lang, outcome=o)))
-            cells.append(_num(MISSING if rm is None else _interval(rm["ci_low"], rm["ci_high"], lang, o)))
+                orig["estimate"], orig["ci_low"], orig["ci_high"], None, lang=lang, outcome=o), effect))
+            cells.append(_num(MISSING if rm is None else _interval(rm["ci_low"], rm["ci_high"], lang, o), effect))
             cells.append(_num(MISSING if rm is None else _breakdown(rm["breakdown_value"], rm["breakdown_limit"], lang),
-                              value=None if rm is None else rm["breakdown_value"]))
-            cells.append(_num(MISSING if sd is None else _interval(sd["ci_low"], sd["ci_high"], lang, o)))
+                              "ratio", value=None if rm is None else rm["breakdown_value"]))
+            cells.append(_num(MISSING if sd is None else _interval(sd["ci_low"], sd["ci_high"], lang, o), effect))
             cells.append(_num(MISSING if sd is None else _breakdown(
                 sd["breakdown_multiple"], None if is_missing(sd["breakdown_limit"]) else
-                sd["breakdown_limit"] / sd["m_unit"], lang), value=None if sd is None else sd["breakdown_multiple"]))
+                sd["breakdown_limit"] / sd["m_unit"], lang), "ratio",
+                value=None if sd is None else sd["breakdown_multiple"]))
             body.append(Row(cells))
     notes = [_t(lang, "note_honest_methods"), _t(lang, "note_honest_cov")]
     data = bounds[["estimator", "outcome", "restriction", "method", "parameter", "parameter_multiple", "m_unit",
@@ -415,8 +419,8 @@ def honest_figure(bounds: pd.DataFrame, lang: str, restriction: str, number: str
     positions = np.arange(len(grid), dtype=float)
 
     def draw() -> Figure:
-        nrows, ncols = _grid(len(outcomes))
-        fig = _new_figure(10, 2.6 * nrows + 0.6, synthetic, lang)
+        nrows, ncols = grid_shape(len(outcomes))
+        fig = new_figure(10, 2.6 * nrows + 0.6, synthetic, lang)
         axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
         for ax, o in zip(axes, outcomes, strict=False):
             for k, est in enumerate(estimators):
@@ -436,7 +440,7 @@ def honest_figure(bounds: pd.DataFrame, lang: str, restriction: str, number: str
             ax.axhline(0, color="black", lw=0.7)
             ax.axvline(ORIGINAL_X / 2 - 0.25, color=GREY, lw=0.5)
             ax.set_title(labels.outcome(lang, o), loc="left")
-            _style_axes(ax, lang)
+            style_axes(ax, lang)
             ax.set_xticks([ORIGINAL_X, *positions])
             ax.set_xticklabels([_t(lang, "tick_original"), *[_tick(t, lang) for t in grid]])
             ax.set_xlabel(_t(lang, "axis_mbar" if rm else "axis_m"))
@@ -480,11 +484,11 @@ def poisson_table(poisson: pd.DataFrame, estimates: pd.DataFrame, partners: pd.D
         cells.append(_num(MISSING if row is None else not_estimable_text(row, lang) or fmt_estimate_ci(
             row["estimate"], row["ci_low"], row["ci_high"], row["p_value"], lang=lang, outcome=o)
             + (SEPARATED_MARK if row is not None and row["inference"] == "cluster_unit_separated" else ""),
-            value=None if row is None or is_missing(row["estimate"]) else repr(float(row["estimate"]))))
+            number_type("effect", o), value=None if row is None or is_missing(row["estimate"]) else repr(float(row["estimate"]))))
         linear = select_estimate(estimates, estimator="etwfe", outcome=o, scope="overall") if not estimates.empty else None
         cells.append(_num(MISSING if linear is None else not_estimable_text(linear, lang) or fmt_estimate_ci(
             linear["estimate"], linear["ci_low"], linear["ci_high"], linear["p_value"], lang=lang, outcome=o),
-            value=None if linear is None or is_missing(linear["estimate"]) else repr(float(linear["estimate"]))))
+            number_type("effect", o), value=None if linear is None or is_missing(linear["estimate"]) else repr(float(linear["estimate"]))))
         tidy.append({"outcome": o, "scope": "overall", "model": "poisson_etwfe",
                      **({} if row is None else {c: row[c] for c in ("estimate", "std_error", "ci_low", "ci_high",
                                                                      "p_value", "inference")})})
@@ -497,13 +501,12 @@ def poisson_table(poisson: pd.DataFrame, estimates: pd.DataFrame, partners: pd.D
             r = c.iloc[0] if len(c) else None
             text = MISSING
             if r is not None:
-                d = 0 if abs(float(r["estimate"])) >= 100 else (1 if abs(float(r["estimate"])) >= 1 else 2)
-                text = fmt_number(r["estimate"], d, lang) + star(r["p_value"])
+                text = fmt_number(r["estimate"], auto_decimals(outcome=o), lang) + star(r["p_value"])
                 text += SEPARATED_MARK if r["inference"] == "cluster_unit_separated" else ""
                 tidy.append({"outcome": o, "scope": iso3, "model": "poisson_etwfe",
                              **{k: r[k] for k in ("estimate", "std_error", "ci_low", "ci_high", "p_value",
                                                   "inference")}})
-            cells.append(_num(text, value=None if r is None else repr(float(r["estimate"]))))
+            cells.append(_num(text, number_type("effect", o), value=None if r is None else repr(float(r["estimate"]))))
         body.append(Row(cells))
         if row is not None:
             post = row["zero_post_countries"]

@@ -17,6 +17,7 @@ import pandas as pd
 
 from mipa.report import labels
 from mipa.report.formatting import (
+    DECIMALS,
     MISSING,
     auto_decimals,
     country_row_label,
@@ -30,6 +31,7 @@ from mipa.report.formatting import (
     fmt_value_attr,
     is_missing,
     not_estimable_text,
+    number_type,
 )
 
 # which inference a table shows when a mart holds several for one estimate
@@ -58,6 +60,7 @@ class Cell:
     attrs: dict[str, str] = field(default_factory=dict)
     subtext: str = ""  # a second, smaller line (e.g. the annex's clustered interval)
     planted: str = ""  # synthetic runs: the planted effect, on its own line beside the estimate
+    number: str = ""  # type of the numbers in the cell (formatting.DECIMALS); "" for text
 
 
 @dataclass
@@ -75,10 +78,27 @@ class Table:
     notes: list[str] = field(default_factory=list)
     data: pd.DataFrame = field(default_factory=pd.DataFrame)  # tidy, unrounded
     classes: tuple[str, ...] = ()
+    decimals: dict[str, int] = field(default_factory=dict)  # this table's departures from DECIMALS
+    workbook: str = ""  # file name of the workbook that holds this table (set by the builder)
+
+    @property
+    def decimal_rule(self) -> dict[str, int]:
+        """Decimals per number type for every cell of this table."""
+        return {**DECIMALS, **self.decimals}
 
     @property
     def n_columns(self) -> int:
         return max((sum(c.colspan for c in r.cells) for r in self.header + self.body), default=0)
+
+
+def assign_number_types(table: Table) -> Table:
+    """Estimate cells (class ``estimate``) without a number type take the effect rule of
+    their outcome (``data-outcome``): days for lead time."""
+    for row in table.body:
+        for cell in row.cells:
+            if not cell.number and "estimate" in cell.classes:
+                cell.number = number_type("effect", cell.attrs.get("data-outcome"))
+    return table
 
 
 def _col_header(texts: Sequence[str]) -> Row:
@@ -115,23 +135,25 @@ def descriptive_table(
     body = []
     for r in rows.itertuples(index=False):
         o = r.outcome
-        # one decimal at most, as in the annex's Table 1 (none for days and large values)
-        d = min(1, auto_decimals(r.mean_value, outcome=o))
-        d_sd = min(1, auto_decimals(r.sd_value, outcome=o))
-        d_minmax = 0 if all(float(v).is_integer() for v in (r.min_value, r.max_value) if not is_missing(v)) else d
+        # mean and sd with the statistic rule; minimum and maximum of counts are counts;
+        # lead time's statistics are days
+        stat = number_type("statistic", o)
+        extreme = "days" if stat == "days" else "count"
 
-        def num(col: str, text: str, value: Any) -> Cell:
-            return Cell(text, classes=("num",), attrs=_value_attrs(outcome=o, column=col, value=value))
+        def num(col: str, kind: str, value: Any) -> Cell:
+            d = DECIMALS[kind]
+            text = fmt_percent(value, d, lang, sign=False) if kind == "percent" else fmt_number(value, d, lang)
+            return Cell(text, classes=("num",), attrs=_value_attrs(outcome=o, column=col, value=value), number=kind)
 
         body.append(Row([
             Cell(labels.outcome(lang, o), header=True, scope="row", attrs={"data-outcome": o}),
-            num("n_obs", fmt_int(r.n_obs, lang), r.n_obs),
-            num("mean_value", fmt_number(r.mean_value, d, lang), r.mean_value),
-            num("sd_value", fmt_number(r.sd_value, d_sd, lang), r.sd_value),
-            num("min_value", fmt_number(r.min_value, d_minmax, lang), r.min_value),
-            num("max_value", fmt_number(r.max_value, d_minmax, lang), r.max_value),
-            num("share_zero", fmt_percent(r.share_zero, 1, lang, sign=False), r.share_zero),
-            num("n_countries", fmt_int(r.n_countries, lang), r.n_countries),
+            num("n_obs", "count", r.n_obs),
+            num("mean_value", stat, r.mean_value),
+            num("sd_value", stat, r.sd_value),
+            num("min_value", extreme, r.min_value),
+            num("max_value", extreme, r.max_value),
+            num("share_zero", "percent", r.share_zero),
+            num("n_countries", "count", r.n_countries),
         ]))
     data = rows.drop(columns="_order").reset_index(drop=True)
     data.insert(1, "label", [labels.outcome(lang, o) for o in data["outcome"]])
@@ -376,7 +398,8 @@ def effect_table(
                     "data-default-ci-high": fmt_value_attr(default["ci_high"]),
                     "data-default-mc-coverage": fmt_value_attr(default.get("mc_coverage")),
                 })
-            cell = Cell(text, classes=("num", "estimate"), attrs=attrs, subtext=subtext)
+            cell = Cell(text, classes=("num", "estimate"), attrs=attrs, subtext=subtext,
+                        number=number_type("effect", o))
             cells.append(cell)
             entry = _tidy(name, scope, label, row, text, estimator, o, scope)
             any_planted |= add_planted(cell, entry, planted, lang, outcome=o, scope=scope,
@@ -404,7 +427,7 @@ def effect_table(
     for o in outcomes:
         row = select_estimate(estimates, estimator=estimator, outcome=o, scope="overall")
         n = None if row is None else row["n_obs"]
-        n_cells.append(Cell(fmt_int(n, lang), classes=("num",),
+        n_cells.append(Cell(fmt_int(n, lang), classes=("num",), number="count",
                             attrs=_value_attrs(kind="n_obs", estimator=estimator, outcome=o, scope="overall", value=n)))
     body.append(Row(n_cells, ("n-row",)))
     notes = [t(k) for k in note_keys] + [t("note_star"), f"{COUNTRY_MARK} {t('country_note')}"]
@@ -471,7 +494,7 @@ def twfe_table(estimates: pd.DataFrame, *, lang: str, outcomes: Sequence[str], n
                                   aggregations=pref, inference=inf) if pref else None
             text = MISSING if row is None else not_estimable_text(row, lang) or fmt_estimate_se(
                 row["estimate"], row["std_error"], row["p_value"], lang=lang, outcome=o)
-            cell = Cell(text, classes=("num", "estimate"),
+            cell = Cell(text, classes=("num", "estimate"), number=number_type("effect", o),
                         attrs=_estimate_attrs(row, estimator="twfe", outcome=o, scope="overall", inference=inf))
             cells.append(cell)
             entry = _tidy(name, inf, label, row, text, "twfe", o, "overall")
@@ -483,7 +506,7 @@ def twfe_table(estimates: pd.DataFrame, *, lang: str, outcomes: Sequence[str], n
     for o in outcomes:
         sub = rows[rows["outcome"] == o] if not rows.empty else rows
         n = None if sub.empty else sub.sort_values("inference")["n_obs"].iloc[0]
-        n_cells.append(Cell(fmt_int(n, lang), classes=("num",),
+        n_cells.append(Cell(fmt_int(n, lang), classes=("num",), number="count",
                             attrs=_value_attrs(kind="n_obs", estimator="twfe", outcome=o, scope="overall", value=n)))
     body.append(Row(n_cells, ("n-row",)))
     notes = [t("note_twfe"), t("note_star")]
@@ -526,8 +549,8 @@ def yearly_table(yearly: pd.DataFrame, *, lang: str, outcomes: Sequence[str], na
             attrs = _value_attrs(kind="yearly", outcome=o, treatment=tr, value=r["estimate"],
                                  std_error=r["std_error"], p_value=r["p_value"], n_obs=r["n_obs"])
             coef = not_estimable_text(r, lang) or fmt_estimate_se(r["estimate"], r["std_error"], r["p_value"], lang=lang)
-            cells.append(Cell(coef, classes=("num", "estimate"), attrs=attrs))
-            cells.append(Cell(fmt_p_value(r["p_value"], lang), classes=("num",),
+            cells.append(Cell(coef, classes=("num", "estimate"), attrs=attrs, number=number_type("effect", o)))
+            cells.append(Cell(fmt_p_value(r["p_value"], lang), classes=("num",), number="p_value",
                               attrs=_value_attrs(kind="yearly_p", outcome=o, treatment=tr, value=r["p_value"])))
             tidy.append({"table": name, "outcome": o, "label": labels.outcome(lang, o, yearly=True), "treatment": tr,
                          **{c: r[c] for c in ("estimate", "std_error", "ci_low", "ci_high", "p_value", "n_obs", "n_clusters")
@@ -539,9 +562,10 @@ def yearly_table(yearly: pd.DataFrame, *, lang: str, outcomes: Sequence[str], na
         sub = yearly[yearly["treatment"] == tr]
         n = sub["n_obs"].max() if not sub.empty else None
         clusters = sub["n_clusters"].max() if ("n_clusters" in sub and not sub.empty) else None
-        n_cells.append(Cell(fmt_int(n, lang), classes=("num",), attrs=_value_attrs(kind="n_obs", treatment=tr, value=n)))
+        n_cells.append(Cell(fmt_int(n, lang), classes=("num",), number="count",
+                            attrs=_value_attrs(kind="n_obs", treatment=tr, value=n)))
         n_cells.append(Cell(f"{fmt_int(clusters, lang)} {t('col_n_clusters').lower()}" if not is_missing(clusters) else "",
-                            classes=("num",)))
+                            classes=("num",), number="count"))
     body.append(Row(n_cells, ("n-row",)))
     notes = [t("note_yearly"), t("note_star")]
     return Table(name, t("table_yearly_caption"), header, body, notes, pd.DataFrame(tidy), classes=("results",))
@@ -553,9 +577,13 @@ def yearly_table(yearly: pd.DataFrame, *, lang: str, outcomes: Sequence[str], na
 
 def simple_table(name: str, caption: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                  *, numeric: Sequence[bool] | None = None, data: pd.DataFrame | None = None,
-                 row_headers: bool = True) -> Table:
-    """A plain table of display strings; the first column is the row header."""
-    numeric = list(numeric or [False] * len(columns))
+                 row_headers: bool = True, numbers: Sequence[str] | None = None,
+                 decimals: dict[str, int] | None = None) -> Table:
+    """A plain table of display strings; the first column is the row header. ``numbers``:
+    the number type of each column (formatting.DECIMALS; "" for text), which the display
+    strings follow; ``numeric`` only right-aligns (a column of numbers without a type, e.g.
+    an estimate with its interval, takes ``effect``)."""
+    numbers = list(numbers) if numbers is not None else ["effect" if n else "" for n in (numeric or [False] * len(columns))]
     body = []
     for values in rows:
         cells = []
@@ -563,11 +591,15 @@ def simple_table(name: str, caption: str, columns: Sequence[str], rows: Sequence
             if j == 0 and row_headers:
                 cells.append(Cell(str(value), header=True, scope="row"))
             else:
-                cells.append(Cell(str(value), classes=("num",) if numeric[j] else ()))
+                cells.append(Cell(str(value), classes=("num",) if numbers[j] else (), number=numbers[j]))
         body.append(Row(cells))
     return Table(name, caption, [_col_header(columns)], body,
                  data=data if data is not None else pd.DataFrame(list(rows), columns=list(columns)),
-                 classes=("facts",))
+                 classes=("facts",), decimals=dict(decimals or {}))
+
+
+# quarantined shares are small: the run-facts table shows them to a hundredth of a percent
+QUARANTINE_PERCENT_DECIMALS = 2
 
 
 def feeds_table(reconciliation: pd.DataFrame, files: pd.DataFrame, *, lang: str) -> Table:
@@ -581,13 +613,14 @@ def feeds_table(reconciliation: pd.DataFrame, files: pd.DataFrame, *, lang: str)
             fmt_int(r.rows_landed, lang),
             fmt_int(r.rows_staged, lang),
             fmt_int(r.rows_quarantined, lang),
-            fmt_percent(r.quarantined_share, 2, lang),
+            fmt_percent(r.quarantined_share, QUARANTINE_PERCENT_DECIMALS, lang),
             t("yes") if r.is_reconciled else t("no"),
         ])
     cols = [t("col_feed"), t("col_files"), t("col_rows_landed"), t("col_rows_staged"), t("col_rows_quarantined"),
             t("col_quarantined_share"), t("col_reconciled")]
     return simple_table("run_feeds", t("facts_feeds_caption"), cols, rows,
-                        numeric=[False, True, True, True, True, True, False], data=reconciliation.copy())
+                        numbers=["", "count", "count", "count", "count", "percent", ""], data=reconciliation.copy(),
+                        decimals={"percent": QUARANTINE_PERCENT_DECIMALS})
 
 
 def quarantine_table(quarantine: pd.DataFrame, *, lang: str) -> Table:
@@ -596,7 +629,7 @@ def quarantine_table(quarantine: pd.DataFrame, *, lang: str) -> Table:
             for r in quarantine.itertuples(index=False)]
     table = simple_table("run_quarantine", t("facts_quarantine_caption"),
                          [t("col_feed"), t("col_rule"), t("col_count"), t("col_example")], rows,
-                         numeric=[False, False, True, False], data=quarantine.copy())
+                         numbers=["", "", "count", ""], data=quarantine.copy())
     if quarantine.empty:
         table.notes.append(t("none_quarantined"))
     return table
@@ -608,7 +641,7 @@ def files_table(files: pd.DataFrame, *, lang: str) -> Table:
              (r.file_sha256 or "")[:16], r.identical_to_file or ""] for r in files.itertuples(index=False)]
     return simple_table("run_files", t("facts_files_caption"),
                         [t("col_file"), t("col_feed"), t("col_rows"), t("col_status"), t("col_sha"), t("col_identical")],
-                        rows, numeric=[False, False, True, False, False, False], data=files.copy())
+                        rows, numbers=["", "", "count", "", "", ""], data=files.copy())
 
 
 def versions_table(versions: dict[str, str], *, lang: str) -> Table:
