@@ -286,6 +286,23 @@ def test_fast_estimators_equal_the_regressions(annex_panel: pd.DataFrame) -> Non
     )
 
 
+def test_ferman_pinto_drops_controls_the_fit_reproduces_exactly() -> None:
+    """A control observed in a single month has no residual scale (its fixed effect fits it
+    exactly; the solve leaves ~1e-14 of rounding here): a placebo draw that needs its scale
+    is left out, the same way whatever the arithmetic rounds to."""
+    p = _panel(30, 40, {0: 25, 1: 30}, effect=1.0, seed=0)
+    p["y"] = p["y"] * 37.1 + 1000.3
+    lone_units = ["U025", "U026", "U027", "U028", "U029"]
+    for k, unit in enumerate(lone_units):
+        p.loc[(p["unit"] == unit) & (p["period"] != 3 + 4 * k), "y"] = np.nan
+    pa = ri.PanelArrays.from_frame(p.dropna(subset=["y"]), **KW)
+    res = ri.conley_taber(pa, ri.imputation_estimator(), n_placebo=999, rescale=True)
+    n_controls, n_usable = int((~pa.treated).sum()), int((~pa.treated).sum()) - len(lone_units)
+    assert res.exhaustive and n_controls * (n_controls - 1) <= 999
+    # every ordered pair of usable controls, none with a lone one
+    assert res.placebo.size == n_usable * (n_usable - 1)
+
+
 def test_rank_p_value_and_interval_by_hand() -> None:
     placebo = np.arange(1.0, 20.0)  # 19 placebos: 1..19
     assert ri.rank_p_value(25.0, placebo) == pytest.approx(1 / 20)

@@ -541,8 +541,13 @@ class _Scales:
 
 
 def _scales(pa: PanelArrays) -> _Scales:
+    """The fit and its residuals; residuals at rounding level (a unit the two-way fit
+    reproduces exactly, e.g. one with a single observed month) are set to exactly zero, so
+    that unit has no scale and is no FP placebo, whatever the arithmetic's rounding."""
     obs = np.isfinite(pa.y)
     a, g, resid = twoway_residuals(pa, obs & (pa.treatment == 0))
+    scale = np.nanmax(np.abs(resid)) if np.isfinite(resid).any() else 0.0
+    resid = np.where(np.abs(resid) <= 1e-9 * max(scale, 1.0), 0.0, resid)  # NaN stays NaN
     return _Scales(a=a, g=g, resid=resid)
 
 
