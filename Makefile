@@ -60,7 +60,7 @@ validate: install
 	$(BIN)/mipa validate
 
 test: install-dev browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 	$(MAKE) --no-print-directory lint
 
 test-fast: install-dev

@@ -3,7 +3,7 @@
 Runs ``--reps`` replications (default 500) of the annex design three times, with the annex's
 per-country effects, with their average for every partner and with no effect, every
 estimator and inference method of the
-``did_inference`` mart on forced departures, and writes
+``fct_did_inference`` mart on forced departures, and writes
 
 * ``reports/montecarlo/<effects>-<group>/``: replicates.parquet (resumable), summary.csv, run.json;
 * ``seeds/inference_coverage.csv``: the summary the report shows next to every interval

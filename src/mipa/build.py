@@ -115,11 +115,11 @@ def _quarantine_report(db_file: Path) -> str:
             """select feed, quarantine_rule, count(*) as n,
                       first(source_file || ' row ' || cast(source_row as varchar)
                             order by source_file, source_row) as first_row
-               from marts.dq_quarantined_rows group by 1, 2 order by 1, 3 desc, 2"""
+               from marts.fct_quarantined_rows group by 1, 2 order by 1, 3 desc, 2"""
         ).fetchall()
         share = con.execute(
             "select feed, rows_landed, rows_quarantined, rows_superseded, rejected_share "
-            "from marts.dq_feed_reconciliation order by feed"
+            "from marts.fct_feed_reconciliation order by feed"
         ).fetchall()
     except duckdb.Error:
         return ""

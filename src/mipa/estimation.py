@@ -224,7 +224,7 @@ class RunSpec:
 
 
 def run_specs(settings: EstimationSettings) -> tuple[RunSpec, ...]:
-    """The five runs behind ``did_estimates``: ETWFE and CS overall and per country, TWFE."""
+    """The five runs behind ``fct_did_estimates``: ETWFE and CS overall and per country, TWFE."""
     staggered = ("simple", "group", "dynamic", "calendar")
     cs_inference = "multiplier_bootstrap" if settings.n_boot > 0 else "analytic_influence_function"
     return (

@@ -40,7 +40,7 @@ EXPORTS = (
         (("lead_time_days", "confirmations"),),
     ),
     ExportSpec(
-        "marts.mart_return_chain__country_month",
+        "marts.fct_return_chain_country_month",
         ("iso3", "month_start"),
         ("requests", "confirmations", "rejections", "laissez_passers", "forced_departures"),
         (("lead_time_days", "confirmations"),),

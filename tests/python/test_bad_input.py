@@ -139,7 +139,7 @@ def test_every_row_rule_quarantines_with_reason(minimal_feeds: Path, tmp_path: P
         query(
             db,
             """select feed || ':' || coalesce(record_id, '') || ':' || cast(source_row as varchar), quarantine_rule
-               from marts.dq_quarantined_rows""",
+               from marts.fct_quarantined_rows""",
         )
     )
     assert rules == {
@@ -154,13 +154,13 @@ def test_every_row_rule_quarantines_with_reason(minimal_feeds: Path, tmp_path: P
         "requests:Q30:1": "unknown_nationality",
         "laissez_passers:L1:1": "duplicate_record_id",
     }
-    details = dict(query(db, "select record_id, quarantine_detail from marts.dq_quarantined_rows"))
+    details = dict(query(db, "select record_id, quarantine_detail from marts.fct_quarantined_rows"))
     assert "Q404 matches no request" in details["C20"]
     assert "is before request_date 2022-01-10" in details["C21"]
     assert "Q30 is quarantined (unknown_nationality)" in details["C23"]
     # raw = staged + quarantined, per feed
     for feed, landed, staged, quarantined in query(
-        db, "select feed, rows_landed, rows_staged, rows_quarantined from marts.dq_feed_reconciliation"
+        db, "select feed, rows_landed, rows_staged, rows_quarantined from marts.fct_feed_reconciliation"
     ):
         assert landed == staged + quarantined, feed
     # the re-sent laissez-passer counts once

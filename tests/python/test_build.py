@@ -62,7 +62,7 @@ def test_bad_rows_are_quarantined_with_file_row_and_rule(minimal_feeds, tmp_path
     build(minimal_feeds, db, LOOSE)
     quarantined = query(
         db,
-        """select source_file, source_row, quarantine_rule from marts.dq_quarantined_rows
+        """select source_file, source_row, quarantine_rule from marts.fct_quarantined_rows
            where feed = 'returns' order by source_file, source_row""",
     )
     assert quarantined == [
@@ -73,7 +73,7 @@ def test_bad_rows_are_quarantined_with_file_row_and_rule(minimal_feeds, tmp_path
         ("returns/returns_2023.csv", 6, "missing_record_id"),
     ]
     assert query(
-        db, "select rows_landed, rows_staged, rows_quarantined from marts.dq_feed_reconciliation where feed = 'returns'"
+        db, "select rows_landed, rows_staged, rows_quarantined from marts.fct_feed_reconciliation where feed = 'returns'"
     ) == [(8, 3, 5)]
     # the corrected copy (2022-05-03) counts, once
     assert query(

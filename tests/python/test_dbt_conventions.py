@@ -79,6 +79,15 @@ def test_python_models_read_the_intermediate_panel(manifest) -> None:
                for deps in python.values()), python
 
 
+def test_models_are_named_for_their_layer(manifest) -> None:
+    """dbt-project-evaluator's naming rule: stg_ in staging, int_ in intermediate,
+    fct_ or dim_ in marts."""
+    prefixes = {"staging": ("stg_",), "intermediate": ("int_",), "marts": ("fct_", "dim_")}
+    misnamed = sorted(f"{n['name']} ({_layer(n)})" for n in _models(manifest).values()
+                      if not n["name"].startswith(prefixes[_layer(n)]))
+    assert misnamed == []
+
+
 def test_every_source_table_is_used(manifest) -> None:
     used = {p for n in manifest["nodes"].values() for p in n.get("depends_on", {}).get("nodes", [])}
     unused = sorted(set(manifest["sources"]) - used)

@@ -228,7 +228,7 @@ def test_hard_scenario_builds_every_mart_and_the_report(tmp_path: Path) -> None:
     assert panel.loc[panel["partnership_start_month"].isna(), "iso3"].nunique() < 19
 
     partners = ["EGY", "IRQ", "MAR", "NGA", "TUN", "TUR"]
-    estimates = read_frame(db, "select * from marts.did_estimates")
+    estimates = read_frame(db, "select * from marts.fct_did_estimates")
     for spec in run_specs(EstimationSettings()):
         for outcome in EstimationSettings().outcomes:
             rows = estimates[(estimates["estimator"] == spec.estimator) & (estimates["outcome"] == outcome)]
@@ -238,15 +238,15 @@ def test_hard_scenario_builds_every_mart_and_the_report(tmp_path: Path) -> None:
                          & (estimates["scope"] == "TUN")]
     assert tun_lead["status"].tolist() == ["not_estimable"]
 
-    for mart, value in [("did_estimates", "estimate"), ("did_inference", "estimate"),
-                        ("did_event_study_leads_lags", "estimate"), ("did_honest_bounds", "estimate"),
-                        ("did_pretrend_tests", "statistic"), ("did_robustness", "estimate"),
-                        ("did_poisson_estimates", "estimate"), ("did_yearly", "estimate")]:
+    for mart, value in [("fct_did_estimates", "estimate"), ("fct_did_inference", "estimate"),
+                        ("fct_did_event_study_leads_lags", "estimate"), ("fct_did_honest_bounds", "estimate"),
+                        ("fct_did_pretrend_tests", "statistic"), ("fct_did_robustness", "estimate"),
+                        ("fct_did_poisson_estimates", "estimate"), ("fct_did_yearly", "estimate")]:
         assert_documented(read_frame(db, f"select * from marts.{mart}"), value=value)
-    inference = read_frame(db, "select * from marts.did_inference")
+    inference = read_frame(db, "select * from marts.fct_did_inference")
     placebo = inference[inference["inference"].str.startswith("randomization")]
     assert (placebo["reason"] == "too_few_controls").all() and len(placebo) == 2 * 6 * 7
-    poisson = read_frame(db, "select * from marts.did_poisson_estimates")
+    poisson = read_frame(db, "select * from marts.fct_did_poisson_estimates")
     egy = poisson[(poisson["outcome"] == "forced_departures") & (poisson["scope"] == "EGY")]
     assert egy["status"].tolist() == ["not_estimable"] and egy["reason"].tolist() == ["all_zero_outcome"]
 

@@ -1,4 +1,4 @@
-"""did_inference on the synthetic warehouse: every method, consistent with did_estimates,
+"""fct_did_inference on the synthetic warehouse: every method, consistent with fct_did_estimates,
 one default per estimator and scope, chosen by the documented rule from the Monte Carlo."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ COUNTS = ["forced_departures", "laissez_passers", "confirmations", "requests", "
 
 @pytest.fixture(scope="module")
 def inference(synthetic_warehouse) -> pd.DataFrame:
-    return read_frame(synthetic_warehouse[1], "select * from marts.did_inference")
+    return read_frame(synthetic_warehouse[1], "select * from marts.fct_did_inference")
 
 
 def test_every_method_every_outcome(inference):
@@ -50,8 +50,8 @@ def test_every_method_every_outcome(inference):
 
 
 def test_clustered_rows_equal_did_estimates(inference, synthetic_warehouse):
-    """The suite's ETWFE-clustered and TWFE rows are the did_estimates rows (same estimators)."""
-    est = read_frame(synthetic_warehouse[1], "select * from marts.did_estimates")
+    """The suite's ETWFE-clustered and TWFE rows are the fct_did_estimates rows (same estimators)."""
+    est = read_frame(synthetic_warehouse[1], "select * from marts.fct_did_estimates")
     for estimator, aggregation in (("etwfe", "simple"), ("twfe", "simple")):
         mine = inference[(inference["estimator"] == estimator) & (inference["inference"] == "cluster_unit")
                          & (inference["scope"] == "overall")].set_index("outcome")
@@ -112,7 +112,7 @@ def test_report_shows_default_and_clustered_intervals(synthetic_warehouse, tmp_p
         assert f'id="{name}"' in html or f"{name}.png" in html, name
     table2 = pd.read_csv(index.parent / "table_02_etwfe.csv")
     overall = table2[(table2["scope"] == "overall") & (table2["outcome"] == "forced_departures")].iloc[0]
-    inf = read_frame(synthetic_warehouse[1], """select * from marts.did_inference where estimator = 'etwfe'
+    inf = read_frame(synthetic_warehouse[1], """select * from marts.fct_did_inference where estimator = 'etwfe'
                and outcome = 'forced_departures' and scope = 'overall' and is_default_method""")
     if inf.empty:  # no method qualifies at this design: the table says so, with the measured coverage
         assert not bool(overall["valid_interval_at_design"]) and "no valid interval at this design" in html

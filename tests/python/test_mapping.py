@@ -213,7 +213,7 @@ def test_both_layouts_build_the_same_panel(tmp_path, pseudonym_key) -> None:
         build(raw, db, ["--exclude", "tag:estimation"])
         panels[layout] = (
             read_frame(db, "select * from marts.fct_country_month order by iso3, month_start"),
-            read_frame(db, "select feed, quarantine_rule, count(*) as n from marts.dq_quarantined_rows "
+            read_frame(db, "select feed, quarantine_rule, count(*) as n from marts.fct_quarantined_rows "
                            "group by all order by all"),
         )
     (contract, contract_quarantine), (dutch, dutch_quarantine) = panels["contract"], panels["dutch"]

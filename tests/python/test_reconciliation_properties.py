@@ -65,7 +65,7 @@ def test_counts_reconcile_for_any_messy_delivery(feeds, tmp_path_factory, pseudo
     db = root / "mipa.duckdb"
     build(raw, db, ["--exclude", "tag:estimation", "--vars", "{max_quarantine_share: 1.0}"])
     for feed, landed, staged, quarantined in query(
-        db, "select feed, rows_landed, rows_staged, rows_quarantined from marts.dq_feed_reconciliation"
+        db, "select feed, rows_landed, rows_staged, rows_quarantined from marts.fct_feed_reconciliation"
     ):
         assert landed == written[feed], feed
         assert landed == staged + quarantined, feed

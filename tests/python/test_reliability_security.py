@@ -307,12 +307,12 @@ def test_error_summary_sorts_rows_numerically(tmp_path) -> None:
     con = duckdb.connect(str(db))
     con.execute("create schema marts")
     con.execute(
-        """create table marts.dq_quarantined_rows as
+        """create table marts.fct_quarantined_rows as
            select 'requests' as feed, 'requests/requests_2023.csv' as source_file, cast(i as bigint) as source_row,
                   'unknown_nationality' as quarantine_rule from range(4, 13) t(i)"""
     )
     con.execute(
-        """create table marts.dq_feed_reconciliation as
+        """create table marts.fct_feed_reconciliation as
            select 'requests' as feed, 12 as rows_landed, 9 as rows_quarantined, 0 as rows_superseded,
                   0.75 as rejected_share"""
     )
@@ -386,7 +386,7 @@ def test_na_nationality_and_huge_fields_end_up_quarantined_and_capped(
         for r in query(
             db,
             "select record_id, quarantine_rule, quarantine_detail, length(nationality_raw) "
-            "from marts.dq_quarantined_rows where feed = 'returns'",
+            "from marts.fct_quarantined_rows where feed = 'returns'",
         )
     }
     assert rows["R7"][:2] == ("unknown_nationality", "nationality is empty or a declared missing value (NA, N/A, NULL, ...)")
@@ -428,7 +428,7 @@ def _published(tmp_path: Path, frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "create table marts.fct_country_month as select * exclude (rejections, share_rejected) from frame"
     )
     con.execute(
-        """create table marts.mart_return_chain__country_month as
+        """create table marts.fct_return_chain_country_month as
            select iso3, month_start, requests, confirmations, rejections, share_rejected, lead_time_days,
                   laissez_passers, forced_departures from frame"""
     )
@@ -436,7 +436,7 @@ def _published(tmp_path: Path, frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     export(db, tmp_path / "out")
     return {
         name: pd.read_csv(tmp_path / "out" / f"{name}.csv")
-        for name in ("fct_country_month", "mart_return_chain__country_month")
+        for name in ("fct_country_month", "fct_return_chain_country_month")
     }
 
 

@@ -376,12 +376,12 @@ def test_report_in_browser_shows_the_marts(browser, report, report_db: Path) -> 
         assert page.locator(".lang-doc-en section .section-banner").count() == \
             page.locator(".lang-doc-en section").count() == 10
 
-        # result cells against did_estimates, to 1e-9
+        # result cells against fct_did_estimates, to 1e-9
         cells = page.eval_on_selector_all(".lang-doc-en [data-kind=estimate][data-estimator]", "els => els.map(e => ({...e.dataset, text: e.textContent}))")
-        marts = read_frame(report_db, "select * from marts.did_estimates")
+        marts = read_frame(report_db, "select * from marts.fct_did_estimates")
         key = ["estimator", "outcome", "aggregation", "scope", "inference", "control_group"]
         indexed = marts.set_index(key).sort_index()
-        inference = read_frame(report_db, "select * from marts.did_inference")
+        inference = read_frame(report_db, "select * from marts.fct_did_inference")
         checked = defaults = no_valid = 0
         for cell in cells:
             if "value" not in cell:
@@ -394,7 +394,7 @@ def test_report_in_browser_shows_the_marts(browser, report, report_db: Path) -> 
                 if attr in cell:
                     assert _close(row[col], float(cell[attr])), (cell, col)
             if "defaultInference" in cell:
-                # the cell shows the Monte Carlo-validated method's interval (did_inference); its
+                # the cell shows the Monte Carlo-validated method's interval (fct_did_inference); its
                 # star marks an interval that excludes zero
                 lo, hi = float(cell["defaultCiLow"]), float(cell["defaultCiHigh"])
                 assert ("*" in cell["text"].split("clustered")[0]) == (lo > 0 or hi < 0), cell
@@ -432,14 +432,14 @@ def test_report_in_browser_shows_the_marts(browser, report, report_db: Path) -> 
                 n = marts[(marts["estimator"] == cell["estimator"]) & (marts["outcome"] == cell["outcome"])
                           & (marts["scope"] == "overall")]["n_obs"]
                 assert int(cell["value"]) in set(n.astype(int)), cell
-        yearly = read_frame(report_db, "select * from marts.did_yearly").set_index(["outcome", "treatment"])
+        yearly = read_frame(report_db, "select * from marts.fct_did_yearly").set_index(["outcome", "treatment"])
         ycells = page.eval_on_selector_all(".lang-doc-en [data-kind=yearly]", "els => els.map(e => ({...e.dataset}))")
         assert len(ycells) == len(yearly)
         for cell in ycells:
             row = yearly.loc[(cell["outcome"], cell["treatment"])]
             assert _close(row["estimate"], float(cell["value"])) and _close(row["std_error"], float(cell["stdError"]))
         # Table 1 against the descriptive mart
-        stats = read_frame(report_db, "select * from marts.mart_panel__descriptive_statistics").set_index("outcome")
+        stats = read_frame(report_db, "select * from marts.fct_panel_descriptive_statistics").set_index("outcome")
         dcells = page.eval_on_selector_all("#table_01_descriptive td[data-column]", "els => els.map(e => ({...e.dataset}))")
         assert dcells
         for cell in dcells:
@@ -602,6 +602,6 @@ def test_report_of_a_warehouse_built_without_estimation(minimal_feeds, tmp_path,
     assert (index.parent / "figure_A1_air_passengers_nl.svg").is_file()
     assert index.parent.name.startswith("real-") and index.parent.name.count("-") == 1
     assert '<html lang="nl">' in html and 'id="lang-nl" aria-label="Nederlands" checked' in html
-    assert "marts.did_estimates is missing" in html
+    assert "marts.fct_did_estimates is missing" in html
     assert "Synthetische gegevens" not in html  # the minimal feeds carry no synthetic marker
     assert "Marokko (06-2022)" in html

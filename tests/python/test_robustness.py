@@ -322,7 +322,7 @@ def test_neighbour_seed_covers_the_partners_with_valid_codes(neighbours) -> None
 
 @pytest.fixture(scope="module")
 def warehouse_grid(synthetic_warehouse: tuple[Path, Path]) -> pd.DataFrame:
-    return read_frame(synthetic_warehouse[1], "select * from marts.did_robustness")
+    return read_frame(synthetic_warehouse[1], "select * from marts.fct_did_robustness")
 
 
 @pytest.mark.slow
@@ -338,7 +338,7 @@ def test_mart_has_one_row_per_variant_outcome_and_estimator(warehouse_grid, part
 @pytest.mark.slow
 def test_baseline_rows_equal_did_estimates(warehouse_grid, synthetic_warehouse) -> None:
     estimates = read_frame(synthetic_warehouse[1], """
-        select * from marts.did_estimates
+        select * from marts.fct_did_estimates
         where aggregation = 'simple' and scope = 'overall' and estimator in ('etwfe', 'csdid')
           and inference in ('cluster_unit', 'multiplier_bootstrap')""")
     base = warehouse_grid[warehouse_grid["is_baseline"]]
@@ -396,7 +396,7 @@ def test_report_part_renders_figures_and_tables(synthetic_warehouse, tmp_path) -
     db = synthetic_warehouse[1]
     data = load(db)
     marts = load_marts(db, robustness_part.MARTS)
-    n_variants = marts["marts.did_robustness"]["variant_id"].nunique()
+    n_variants = marts["marts.fct_did_robustness"]["variant_id"].nunique()
     for lang in ("en", "nl"):
         part = robustness_part.build(data, marts, lang)
         assert part is not None and part.id == "robustness"

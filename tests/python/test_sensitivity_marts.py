@@ -144,10 +144,10 @@ def panel(warehouse) -> pd.DataFrame:
 
 
 SENSITIVITY_MARTS = {
-    "did_event_study_leads_lags": ["estimator", "outcome", "event_time"],
-    "did_pretrend_tests": ["estimator", "outcome", "vcov_source"],
-    "did_honest_bounds": ["estimator", "outcome", "restriction", "parameter_multiple"],
-    "did_poisson_estimates": ["outcome", "aggregation", "scope"],
+    "fct_did_event_study_leads_lags": ["estimator", "outcome", "event_time"],
+    "fct_did_pretrend_tests": ["estimator", "outcome", "vcov_source"],
+    "fct_did_honest_bounds": ["estimator", "outcome", "restriction", "parameter_multiple"],
+    "fct_did_poisson_estimates": ["outcome", "aggregation", "scope"],
 }
 
 
@@ -163,7 +163,7 @@ def test_sensitivity_marts_exist_with_their_grain(warehouse, mart: str) -> None:
 
 @pytest.mark.slow
 def test_event_studies_cover_the_window_for_every_estimator(warehouse) -> None:
-    ev = read_frame(warehouse[1], "select * from marts.did_event_study_leads_lags")
+    ev = read_frame(warehouse[1], "select * from marts.fct_did_event_study_leads_lags")
     counts = ev.groupby(["estimator", "outcome"]).event_time.agg(["min", "max", "nunique"])
     assert (counts["min"] == -24).all() and (counts["max"] == 24).all() and (counts["nunique"] == 49).all()
     # every estimator on every outcome, Poisson on the counts only
@@ -175,7 +175,7 @@ def test_event_studies_cover_the_window_for_every_estimator(warehouse) -> None:
 
 @pytest.mark.slow
 def test_clustered_pretrend_statistic_is_the_library_wald(warehouse, panel) -> None:
-    tests = read_frame(warehouse[1], "select * from marts.did_pretrend_tests")
+    tests = read_frame(warehouse[1], "select * from marts.fct_did_pretrend_tests")
     row = tests[(tests.estimator == "etwfe") & (tests.outcome == "forced_departures")].iloc[0]
     es = etwfe_event_study_vcov(panel, outcome="forced_departures", **KW, control_group="nevertreated")
     sub = es.select(list(range(-24, -1)))
@@ -191,7 +191,7 @@ def test_pretrend_tests_on_the_default_synthetic_data(warehouse) -> None:
     tests reject on every outcome. The placebo-referenced test does not reject
     systematically: the synthetic feeds plant no pre-trend beyond what the common shocks
     (COVID, seasonality) do to countries of the partners' size."""
-    tests = read_frame(warehouse[1], "select * from marts.did_pretrend_tests")
+    tests = read_frame(warehouse[1], "select * from marts.fct_did_pretrend_tests")
     clustered = tests[tests.vcov_source != "placebo_rescaled"]
     assert (clustered.p_value < 1e-6).all()
     placebo = tests[tests.vcov_source == "placebo_rescaled"]
@@ -224,8 +224,8 @@ def test_placebo_pretrend_test_rejects_a_planted_pretrend(panel) -> None:
 def test_honest_bounds_original_row_is_the_event_study_by_hand(warehouse) -> None:
     """The target is mean(months 0..11) - mean(months -3, -2, -1 = 0) of the event study;
     the original interval is estimate +/- z * std_error."""
-    ev = read_frame(warehouse[1], "select * from marts.did_event_study_leads_lags")
-    bounds = read_frame(warehouse[1], "select * from marts.did_honest_bounds")
+    ev = read_frame(warehouse[1], "select * from marts.fct_did_event_study_leads_lags")
+    bounds = read_frame(warehouse[1], "select * from marts.fct_did_honest_bounds")
     z = stats.norm.ppf(0.975)
     for (estimator, outcome), b in bounds.groupby(["estimator", "outcome"]):
         e = ev[(ev.estimator == estimator) & (ev.outcome == outcome)].set_index("event_time").estimate
@@ -240,7 +240,7 @@ def test_honest_bounds_original_row_is_the_event_study_by_hand(warehouse) -> Non
 
 @pytest.mark.slow
 def test_honest_bounds_widen_and_break_down_where_zero_enters(warehouse) -> None:
-    bounds = read_frame(warehouse[1], "select * from marts.did_honest_bounds")
+    bounds = read_frame(warehouse[1], "select * from marts.fct_did_honest_bounds")
     for _, b in bounds.groupby(["estimator", "outcome"]):
         orig = b[b.restriction == "original"].iloc[0]
         rm = b[b.restriction == "relative_magnitude"].sort_values("parameter")
@@ -273,7 +273,7 @@ def test_honest_bounds_widen_and_break_down_where_zero_enters(warehouse) -> None
 @pytest.mark.slow
 def test_poisson_mart_recovers_morocco_and_drops_no_country(warehouse) -> None:
     raw, db = warehouse
-    poisson = read_frame(db, "select * from marts.did_poisson_estimates")
+    poisson = read_frame(db, "select * from marts.fct_did_poisson_estimates")
     truth = pd.read_csv(raw / "truth.csv").set_index(["iso3", "outcome"]).planted_effect
     mar = poisson[(poisson.scope == "MAR") & (poisson.outcome == "forced_departures")].iloc[0]
     # the mart is the library's fit (poisson_etwfe, checked against pyfixest's fepois in
@@ -320,6 +320,6 @@ def test_sensitivity_report_part_renders_in_both_languages(warehouse) -> None:
         html = "".join(render_table(t) for t in tables)
         if lang == "nl":
             assert "Tabel S2" in html and "0,0" in html
-        assert len(tables[0].data) == len(marts["marts.did_pretrend_tests"])
+        assert len(tables[0].data) == len(marts["marts.fct_did_pretrend_tests"])
     first = render(figures[-1])
     assert render(figures[-1]).svg == first.svg  # byte-stable

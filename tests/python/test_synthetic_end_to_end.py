@@ -47,7 +47,7 @@ def test_panel_shape_matches_the_annex(synthetic_db) -> None:
 @pytest.mark.parametrize("outcome", list(ANNEX_TABLE_1))
 def test_panel_is_calibrated_to_table_1(synthetic_db, outcome: str) -> None:
     _, db = synthetic_db
-    stats = _frame(db, "select * from marts.mart_panel__descriptive_statistics").set_index("outcome")
+    stats = _frame(db, "select * from marts.fct_panel_descriptive_statistics").set_index("outcome")
     mean, sd, pct_zero, n_obs = ANNEX_TABLE_1[outcome]
     row = stats.loc[outcome]
     assert row["mean_value"] == pytest.approx(mean, rel=0.15)
@@ -59,12 +59,12 @@ def test_panel_is_calibrated_to_table_1(synthetic_db, outcome: str) -> None:
 
 def test_estimation_marts_cover_every_outcome_and_estimator(synthetic_db) -> None:
     _, db = synthetic_db
-    est = _frame(db, "select estimator, outcome, scope from marts.did_estimates")
+    est = _frame(db, "select estimator, outcome, scope from marts.fct_did_estimates")
     assert set(est["outcome"]) == set(ANNEX_TABLE_1)
     assert set(est["estimator"]) == {"etwfe", "csdid", "twfe"}
     countries = set(est.loc[est["estimator"] == "etwfe", "scope"])
     assert {"overall", "MAR", "TUR", "EGY", "NGA", "IRQ", "TUN"} <= countries
-    yearly = _frame(db, "select outcome, treatment from marts.did_yearly")
+    yearly = _frame(db, "select outcome, treatment from marts.fct_did_yearly")
     assert len(yearly) == 8
 
 
@@ -73,7 +73,7 @@ def test_estimators_recover_planted_effects(synthetic_db) -> None:
     truth = pd.read_csv(raw / "truth.csv")
     est = _frame(
         db,
-        """select estimator, outcome, scope, estimate, std_error from marts.did_estimates
+        """select estimator, outcome, scope, estimate, std_error from marts.fct_did_estimates
            where aggregation = 'group' and scope <> 'overall' and estimator in ('etwfe', 'csdid')""",
     )
     merged = est.merge(truth, left_on=["outcome", "scope"], right_on=["outcome", "iso3"])

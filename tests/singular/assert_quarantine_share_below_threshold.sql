@@ -7,7 +7,7 @@ with
 
 reconciliation as (
 
-    select * from {{ ref('dq_feed_reconciliation') }}
+    select * from {{ ref('fct_feed_reconciliation') }}
 
 ),
 
@@ -19,7 +19,7 @@ top_rules as (
         count(*) as rows_quarantined,
         row_number() over (partition by feed order by count(*) desc, quarantine_rule) as rule_rank
 
-    from {{ ref('dq_quarantined_rows') }}
+    from {{ ref('fct_quarantined_rows') }}
     where quarantine_rule <> 'duplicate_record_id'
     group by feed, quarantine_rule
 

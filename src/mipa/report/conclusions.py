@@ -71,8 +71,8 @@ def _float(value: Any) -> float | None:
 
 def headline(data: ReportData, outcome: str, *, estimator: str = "etwfe", scope: str = "overall") -> Headline | None:
     """The estimate and interval of one Table 2 cell: the default (Monte Carlo-validated)
-    method's interval where the did_inference mart names one, none where no method is
-    valid at this design, else the did_estimates interval."""
+    method's interval where the fct_did_inference mart names one, none where no method is
+    valid at this design, else the fct_did_estimates interval."""
     row = select_estimate(data.estimates, estimator=estimator, outcome=outcome, scope=scope)
     if row is None or not_estimable_text(row) or is_missing(row["estimate"]):
         return None

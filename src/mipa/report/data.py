@@ -46,10 +46,10 @@ REQUIRED_TABLES = (
     "marts.fct_country_month",
     "marts.dim_country",
     "marts.dim_month",
-    "marts.mart_panel__descriptive_statistics",
+    "marts.fct_panel_descriptive_statistics",
     "marts.fct_treatment_group_means",
     "marts.fct_panel_summary",
-    "marts.dq_feed_reconciliation",
+    "marts.fct_feed_reconciliation",
     "marts.fct_quarantine_rule_counts",
     "marts.fct_delivery_files",
     "marts.fct_load_metadata",
@@ -57,18 +57,18 @@ REQUIRED_TABLES = (
 # the estimation marts: a warehouse built without them (dbt --exclude tag:estimation) still
 # gets a report, with the results marked as not estimated
 ESTIMATION_TABLES: dict[str, tuple[str, ...]] = {
-    "marts.did_estimates": ("estimator", "outcome", "aggregation", "scope", "estimate", "std_error", "ci_low",
+    "marts.fct_did_estimates": ("estimator", "outcome", "aggregation", "scope", "estimate", "std_error", "ci_low",
                             "ci_high", "p_value", "n_obs", "n_clusters", "n_treated_clusters", "inference",
                             "control_group", "run_settings"),
-    "marts.did_event_study": ("estimator", "outcome", "scope", "event_time", "estimate", "std_error", "ci_low",
+    "marts.fct_did_event_study": ("estimator", "outcome", "scope", "event_time", "estimate", "std_error", "ci_low",
                               "ci_high", "band_low", "band_high", "inference", "control_group", "run_settings"),
-    "marts.did_yearly": ("outcome", "treatment", "estimate", "std_error", "ci_low", "ci_high", "p_value", "n_obs",
+    "marts.fct_did_yearly": ("outcome", "treatment", "estimate", "std_error", "ci_low", "ci_high", "p_value", "n_obs",
                          "n_clusters"),
 }
 
 
 # read when present: older warehouses and warehouses built without estimation lack them
-OPTIONAL_TABLES: tuple[str, ...] = ("marts.did_inference", "marts.fct_planted_effects")
+OPTIONAL_TABLES: tuple[str, ...] = ("marts.fct_did_inference", "marts.fct_planted_effects")
 
 
 def tables_read() -> tuple[str, ...]:
@@ -100,7 +100,7 @@ class ReportData:
     quarantine: pd.DataFrame  # feed x rule counts, with an example row
     delivery_files: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
-    # did_inference: every estimator x inference method, with the Monte Carlo's verdict
+    # fct_did_inference: every estimator x inference method, with the Monte Carlo's verdict
     # (optional: older warehouses and warehouses built without estimation lack it)
     inference: pd.DataFrame = field(default_factory=pd.DataFrame)
     # fct_planted_effects: on synthetic feeds the generator's planted effect per scope
@@ -201,7 +201,7 @@ def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
     partners = partners.sort_values(["mipa_start_month", "iso3"], kind="mergesort").reset_index(drop=True)
     partner_iso = partners["iso3"].tolist()
 
-    descriptive = _df(con, "select * from marts.mart_panel__descriptive_statistics order by display_order, outcome")
+    descriptive = _df(con, "select * from marts.fct_panel_descriptive_statistics order by display_order, outcome")
 
     cols = ", ".join(OUTCOME_ORDER)
     # every non-missing value of each outcome, long (the histograms): the panel reshaped
@@ -267,19 +267,19 @@ def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ESTIMATION_TABLES[table]})
 
     estimates = _dedupe(
-        estimation("marts.did_estimates"),
+        estimation("marts.fct_did_estimates"),
         ["estimator", "outcome", "aggregation", "scope", "inference", "control_group"],
-        "did_estimates",
+        "fct_did_estimates",
         warnings,
     )
     event_study = _dedupe(
-        estimation("marts.did_event_study"),
+        estimation("marts.fct_did_event_study"),
         ["estimator", "outcome", "scope", "event_time", "inference"],
-        "did_event_study",
+        "fct_did_event_study",
         warnings,
     )
-    yearly = _dedupe(estimation("marts.did_yearly"), ["outcome", "treatment"], "did_yearly", warnings)
-    reconciliation = _df(con, "select * from marts.dq_feed_reconciliation order by feed")
+    yearly = _dedupe(estimation("marts.fct_did_yearly"), ["outcome", "treatment"], "fct_did_yearly", warnings)
+    reconciliation = _df(con, "select * from marts.fct_feed_reconciliation order by feed")
     quarantine = _df(
         con,
         """select feed, quarantine_rule, n_rows, example
@@ -287,8 +287,8 @@ def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
            order by feed, n_rows desc, quarantine_rule""",
     )
     delivery_files = _df(con, "select * from marts.fct_delivery_files order by feed, source_file")
-    inference = (_df(con, "select * from marts.did_inference order by estimator, inference, outcome, scope")
-                 if "marts.did_inference" in present else pd.DataFrame())
+    inference = (_df(con, "select * from marts.fct_did_inference order by estimator, inference, outcome, scope")
+                 if "marts.fct_did_inference" in present else pd.DataFrame())
     planted = pd.DataFrame()
     if "marts.fct_planted_effects" in present:
         planted = _df(con, "select scope, outcome, planted_effect, n_post_months from marts.fct_planted_effects "

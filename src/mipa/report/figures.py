@@ -31,7 +31,7 @@ from matplotlib.ticker import MaxNLocator, ScalarFormatter  # noqa: E402
 from mipa.report import labels  # noqa: E402
 from mipa.report.data import COUNT_OUTCOMES, MAIN_OUTCOMES, OUTCOME_ORDER, ReportData  # noqa: E402
 from mipa.report.formatting import fmt_month_long, fmt_percent  # noqa: E402
-from mipa.report.tables import partner_labels, select_estimate  # noqa: E402
+from mipa.report.tables import interval_note, partner_labels, select_estimate  # noqa: E402
 
 PNG_DPI = 150
 RC = {
@@ -314,7 +314,7 @@ def coefficient_figure(data: ReportData, lang: str, outcomes: Sequence[str] = MA
         caption=labels.text(lang, "fig11_caption"),
         alt=labels.text(lang, "fig11_alt", outcomes=", ".join(labels.outcome(lang, o).lower() for o in outcomes)),
         draw=draw,
-        notes=[labels.text(lang, "fig11_note")],
+        notes=[labels.text(lang, "fig11_note"), interval_note(data.inference, "etwfe", "cluster_unit", lang)],
     )
 
 
@@ -394,6 +394,8 @@ def event_study_figure(data: ReportData, lang: str, estimator: str, number: str)
         finish_event_study_grid(fig, axes, len(outcomes), ncols, lang, has_band)
         return fig
 
+    rows = data.event_study
+    methods = sorted(rows.loc[rows["estimator"] == estimator, "inference"].dropna().unique()) if "inference" in rows else []
     return FigureSpec(
         name=f"figure_{number.zfill(2)}_event_study_{estimator}",
         number=number,
@@ -404,7 +406,8 @@ def event_study_figure(data: ReportData, lang: str, estimator: str, number: str)
         draw=draw,
         notes=[labels.text(lang, "fig_event_note"),
                labels.text(lang, "fig_event_window", low=low, high=high, window_low=EVENT_WINDOW[0],
-                           window_high=EVENT_WINDOW[1], file=f"event_study_{estimator}.csv")],
+                           window_high=EVENT_WINDOW[1], file=f"event_study_{estimator}.csv"),
+               *[interval_note(data.inference, estimator, str(m), lang, scope=None) for m in methods]],
     )
 
 

@@ -1,6 +1,6 @@
 """Report part: intervals that hold with six partner countries (issue: inference).
 
-Reads ``did_inference`` (every estimator with every inference method, and each method's
+Reads ``fct_did_inference`` (every estimator with every inference method, and each method's
 Monte Carlo coverage), ``int_inference__method_choice`` and the coverage seed, and shows
 
 * the overall effects with every inference method, the default (valid) one first and the
@@ -37,7 +37,7 @@ from mipa.report.formatting import (
 from mipa.report.parts import Part, local_text
 from mipa.report.tables import Cell, Row, Table, add_planted, partner_labels
 
-MARTS = ("marts.did_inference", "marts.fct_inference_coverage")
+MARTS = ("marts.fct_did_inference", "marts.fct_inference_coverage")
 AFTER = "results"
 
 ESTIMATOR_ORDER = ("etwfe", "csdid", "twfe", "poisson_etwfe", "sdid", "conformal")
@@ -474,7 +474,7 @@ def _total_wall(frame: pd.DataFrame) -> float:
 
 
 def build(data: ReportData, marts: dict[str, pd.DataFrame], lang: str) -> Part | None:
-    inference = marts.get("marts.did_inference")
+    inference = marts.get("marts.fct_did_inference")
     if inference is None or inference.empty:
         return None
     coverage = coverage_frame(marts.get("marts.fct_inference_coverage", pd.DataFrame()))

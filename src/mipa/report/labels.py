@@ -183,7 +183,11 @@ TEXT: dict[str, dict[str, str]] = {
             "Monthly mean {outcome} from {first_month} to {last_month} for three groups: "
             "never-treated, not yet treated and already treated countries."
         ),
-        "fig11_caption": "Figure 11. Average effect of a migration partnership (ETWFE), 95% confidence intervals",
+        "fig_interval_coverage": "Intervals: {method}; Monte Carlo coverage of this nominal 95% interval at the annex design: {coverage} ({verdict}).",
+        "fig_interval_unmeasured": "Intervals: {method}, nominal 95%; the Monte Carlo scores the overall and per-country effects, not these intervals, so their coverage is not measured.",
+        "fig_interval_valid": "valid: within 93-97%",
+        "fig_interval_not_valid": "not a valid 95% interval at this design",
+        "fig11_caption": "Figure 11. Average effect of a migration partnership (ETWFE), nominal 95% intervals",
         "fig11_alt": "Point estimates with 95% confidence intervals of the average partnership effect on {outcomes}.",
         "fig11_note": "Extended two-way fixed effects (Wooldridge), simple aggregation; intervals from country-clustered standard errors.",
         "fig_event_caption": "Figure {number}. Event study, {estimator}: effect by months since the partnership start ({low} to {high})",
@@ -274,7 +278,7 @@ TEXT: dict[str, dict[str, str]] = {
         "facts_files_caption": "Delivered files",
         "facts_quarantine_caption": "Quarantined rows by feed and rule",
         "facts_versions_caption": "Tool versions (environment that built this report)",
-        "facts_settings_caption": "Estimation settings (did_estimates.run_settings)",
+        "facts_settings_caption": "Estimation settings (fct_did_estimates.run_settings)",
         "col_feed": "Feed",
         "col_files": "Files",
         "col_rows_landed": "Rows landed",
@@ -458,7 +462,11 @@ TEXT: dict[str, dict[str, str]] = {
             "Gemiddelde {outcome} per maand van {first_month} tot en met {last_month} voor drie "
             "groepen: nooit behandelde, nog niet behandelde en al behandelde landen."
         ),
-        "fig11_caption": "Figuur 11. Gemiddeld effect migratiepartnerschap (ETWFE), 95%-betrouwbaarheidsintervallen",
+        "fig_interval_coverage": "Intervallen: {method}; Monte Carlo-dekking van dit nominale 95%-interval in het ontwerp van de bijlage: {coverage} ({verdict}).",
+        "fig_interval_unmeasured": "Intervallen: {method}, nominaal 95%; de Monte Carlo meet de dekking van het gemiddelde en de landeffecten, niet van deze intervallen.",
+        "fig_interval_valid": "geldig: binnen 93-97%",
+        "fig_interval_not_valid": "geen geldig 95%-interval in dit ontwerp",
+        "fig11_caption": "Figuur 11. Gemiddeld effect migratiepartnerschap (ETWFE), nominale 95%-intervallen",
         "fig11_alt": "Puntschattingen met 95%-betrouwbaarheidsintervallen van het gemiddelde effect van een migratiepartnerschap op {outcomes}.",
         "fig11_note": "Extended two-way fixed effects (Wooldridge), eenvoudige aggregatie; intervallen op basis van geclusterde standaardfouten.",
         "fig_event_caption": "Figuur {number}. Event study, {estimator}: effect per maand sinds de start van het migratiepartnerschap ({low} tot en met {high})",
@@ -548,7 +556,7 @@ TEXT: dict[str, dict[str, str]] = {
         "facts_files_caption": "Geleverde bestanden",
         "facts_quarantine_caption": "Rijen in quarantaine per bron en regel",
         "facts_versions_caption": "Versies van de software (omgeving die dit rapport maakte)",
-        "facts_settings_caption": "Instellingen van de schatting (did_estimates.run_settings)",
+        "facts_settings_caption": "Instellingen van de schatting (fct_did_estimates.run_settings)",
         "col_feed": "Bron",
         "col_files": "Bestanden",
         "col_rows_landed": "Rijen geladen",

@@ -9,7 +9,7 @@ objects (rendered and exported as CSV/Parquet by the builder) and
 
 A part module defines::
 
-    MARTS: tuple[str, ...]          # e.g. ("marts.did_inference",)
+    MARTS: tuple[str, ...]          # e.g. ("marts.fct_did_inference",)
     AFTER: str                      # id of the section the part follows, e.g. "results"
     LABELS: dict[str, dict[str, str]]  # its own words, one dict per language (same keys)
     def build(data: ReportData, marts: dict[str, pd.DataFrame], lang: str) -> Part | None

@@ -1,4 +1,4 @@
-"""Report part: the robustness grid (``marts.did_robustness``) as a specification curve
+"""Report part: the robustness grid (``marts.fct_did_robustness``) as a specification curve
 and tables.
 
 * Figure R1: the specification curve of the primary outcome (forced departures, ETWFE):
@@ -28,12 +28,12 @@ from mipa.report.figures import BLUE, GREY, ORANGE, VERMILION, FigureSpec, Local
 from mipa.report.formatting import fmt_estimate_ci, fmt_month_short, is_missing, not_estimable_text, number_type
 from mipa.report.html import paragraph
 from mipa.report.parts import Part, local_text
-from mipa.report.tables import Table, simple_table
+from mipa.report.tables import Table, interval_note, simple_table
 
-MARTS: tuple[str, ...] = ("marts.did_robustness", "marts.dim_partnerships")
+MARTS: tuple[str, ...] = ("marts.fct_did_robustness", "marts.dim_partnerships")
 AFTER = "results"
 
-GRID = "marts.did_robustness"
+GRID = "marts.fct_did_robustness"
 SEED = "marts.dim_partnerships"
 PRIMARY_OUTCOME = "forced_departures"
 PRIMARY_ESTIMATOR = "etwfe"
@@ -278,7 +278,7 @@ def specification_curve_figure(grid: pd.DataFrame, data: ReportData, lang: str, 
         caption=_t(lang, "fig1_caption", outcome=outcome_name),
         alt=_t(lang, "fig1_alt", outcome=outcome_name.lower(), n=len(curve)),
         draw=draw,
-        notes=[_t(lang, "fig_note")],
+        notes=[_t(lang, "fig_note"), interval_note(data.inference, "etwfe", "cluster_unit", lang)],
     )
 
 
@@ -314,7 +314,7 @@ def other_outcomes_figure(grid: pd.DataFrame, data: ReportData, lang: str) -> Fi
         caption=_t(lang, "fig2_caption"),
         alt=_t(lang, "fig2_alt", outcomes=", ".join(labels.outcome(lang, o).lower() for o in outcomes)),
         draw=draw,
-        notes=[_t(lang, "fig_note")],
+        notes=[_t(lang, "fig_note"), interval_note(data.inference, "etwfe", "cluster_unit", lang)],
     )
 
 

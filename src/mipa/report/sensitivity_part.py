@@ -1,7 +1,7 @@
 """Report part: pre-trend tests, event studies with leads, HonestDiD bounds, Poisson ETWFE.
 
 Reads the sensitivity marts (``models/marts/sensitivity``, computed by
-:mod:`mipa.sensitivity.run`) and ``did_estimates`` for the linear ETWFE next to the
+:mod:`mipa.sensitivity.run`) and ``fct_did_estimates`` for the linear ETWFE next to the
 Poisson one; computes nothing but layout. Contract: :mod:`mipa.report.parts`.
 """
 
@@ -44,22 +44,22 @@ from mipa.report.formatting import (
 )
 from mipa.report.html import heading, paragraph
 from mipa.report.parts import Part, local_text
-from mipa.report.tables import Cell, Row, Table, partner_labels, select_estimate
+from mipa.report.tables import Cell, Row, Table, interval_note, partner_labels, select_estimate
 
 MARTS: tuple[str, ...] = (
-    "marts.did_pretrend_tests",
-    "marts.did_event_study_leads_lags",
-    "marts.did_honest_bounds",
-    "marts.did_poisson_estimates",
-    "marts.did_estimates",
+    "marts.fct_did_pretrend_tests",
+    "marts.fct_did_event_study_leads_lags",
+    "marts.fct_did_honest_bounds",
+    "marts.fct_did_poisson_estimates",
+    "marts.fct_did_estimates",
 )
 AFTER = "results"
 
-PRETREND = "marts.did_pretrend_tests"
-EVENTS = "marts.did_event_study_leads_lags"
-HONEST = "marts.did_honest_bounds"
-POISSON = "marts.did_poisson_estimates"
-ESTIMATES = "marts.did_estimates"
+PRETREND = "marts.fct_did_pretrend_tests"
+EVENTS = "marts.fct_did_event_study_leads_lags"
+HONEST = "marts.fct_did_honest_bounds"
+POISSON = "marts.fct_did_poisson_estimates"
+ESTIMATES = "marts.fct_did_estimates"
 
 # rows of the pre-trend table: (estimator, covariance source), in reading order
 PRETREND_ROWS: tuple[tuple[str, str], ...] = (
@@ -331,7 +331,7 @@ def event_figure(events: pd.DataFrame, lang: str, estimator: str, number: str, s
         finish_event_study_grid(fig, axes, len(outcomes), ncols, lang, has_band=True)
         return fig
 
-    notes = [_t(lang, "fig_event_note")]
+    notes = [_t(lang, "fig_event_note"), interval_note(None, estimator, "cluster_unit", lang, scope=None)]
     if estimator == "poisson_etwfe":
         notes.insert(0, _t(lang, "fig_event_poisson_note"))
     return FigureSpec(

@@ -168,7 +168,7 @@ def select_estimate(
     estimates: pd.DataFrame, *, estimator: str, outcome: str, scope: str,
     aggregations: Sequence[str] | None = None, inference: str | None = None,
 ) -> pd.Series | None:
-    """The did_estimates row of one cell, or None.
+    """The fct_did_estimates row of one cell, or None.
 
     Overall effects: aggregation 'simple'. Countries: 'simple', else 'group'. When several
     inference methods remain, :data:`PREFERRED_INFERENCE` decides, then name order.
@@ -286,7 +286,7 @@ def add_planted(cell: Cell, entry: dict[str, Any] | None, planted: pd.DataFrame 
 
 def default_inference_row(inference: pd.DataFrame | None, *, estimator: str, outcome: str,
                           scope: str) -> pd.Series | None:
-    """The did_inference row of the estimator's default (Monte Carlo-validated) method, or None."""
+    """The fct_did_inference row of the estimator's default (Monte Carlo-validated) method, or None."""
     if inference is None or inference.empty:
         return None
     rows = inference[(inference["estimator"] == estimator) & (inference["outcome"] == outcome)
@@ -296,14 +296,15 @@ def default_inference_row(inference: pd.DataFrame | None, *, estimator: str, out
 
 def valid_interval_at_design(inference: pd.DataFrame | None, *, estimator: str, scope: str) -> bool:
     """Whether any inference method of ``estimator`` qualifies at this design for the scope
-    kind of ``scope`` (did_inference.valid_interval_at_design); True without the mart."""
+    kind of ``scope`` (fct_did_inference.valid_interval_at_design); True without the mart."""
     if inference is None or inference.empty or "valid_interval_at_design" not in inference:
         return True
     rows = inference[(inference["estimator"] == estimator) & ((inference["scope"] == "overall") == (scope == "overall"))]
     return bool(rows["valid_interval_at_design"].astype(bool).any()) if not rows.empty else True
 
 
-def _coverage_of(inference: pd.DataFrame | None, estimator: str, method: str, scope: str) -> Any:
+def coverage_of(inference: pd.DataFrame | None, estimator: str, method: str, scope: str) -> Any:
+    """Monte Carlo coverage of ``estimator`` x ``method`` at the annex design, overall or per country."""
     if inference is None or inference.empty:
         return None
     rows = inference[(inference["estimator"] == estimator) & (inference["inference"] == method)
@@ -345,10 +346,10 @@ def effect_table(
     """Rows: the overall effect, then one row per partner country (illustrative), then N.
     Columns: outcomes. Cells ``estimate* [ci_low ci_high]``.
 
-    With ``inference`` (the did_inference mart) a cell shows the estimate and interval of
+    With ``inference`` (the fct_did_inference mart) a cell shows the estimate and interval of
     the estimator's default inference method (the one the Monte Carlo validated) and,
-    on a smaller second line, the annex's interval from did_estimates; the cell's
-    ``data-*`` attributes keep the did_estimates row, ``data-default-*`` the default one.
+    on a smaller second line, the annex's interval from fct_did_estimates; the cell's
+    ``data-*`` attributes keep the fct_did_estimates row, ``data-default-*`` the default one.
 
     With ``planted`` (fct_planted_effects, synthetic feeds) every estimate cell also shows
     the effect the generator planted (``data-planted``, tidy column ``planted_effect``).
@@ -376,7 +377,7 @@ def effect_table(
                 # no method is valid here: the estimate without a star, and how often the
                 # annex's interval covered at this design
                 text = fmt_number(row["estimate"], auto_decimals(row["estimate"], outcome=o), lang)
-                coverage = _coverage_of(inference, estimator, str(row["inference"]), scope)
+                coverage = coverage_of(inference, estimator, str(row["inference"]), scope)
                 subtext = labels.text(lang, "no_valid_interval")
                 if not is_missing(coverage):
                     subtext += "; " + labels.text(lang, "measured_coverage",
@@ -681,3 +682,17 @@ def settings_table(estimates: pd.DataFrame, *, lang: str) -> Table:
         cols = [t("col_setting"), t("col_value")]
     data = pd.DataFrame([{"run_settings": s, "estimators": ",".join(groups[s])} for s in sorted(groups)])
     return simple_table("run_settings", t("facts_settings_caption"), cols, rows, data=data)
+
+
+def interval_note(inference: pd.DataFrame | None, estimator: str, method: str, lang: str, *,
+                  scope: str | None = "overall") -> str:
+    """The sentence under a figure that draws intervals: their method and the Monte Carlo's
+    coverage of that nominal 95% interval (``scope=None``: intervals the Monte Carlo does
+    not score, such as event-time ones, said so)."""
+    name = labels.inference(lang, method)
+    coverage = None if scope is None else coverage_of(inference, estimator, method, scope)
+    if is_missing(coverage):
+        return labels.text(lang, "fig_interval_unmeasured", method=name)
+    valid = 0.93 <= float(coverage) <= 0.97
+    return labels.text(lang, "fig_interval_coverage", method=name, coverage=fmt_percent(float(coverage), 1, lang),
+                       verdict=labels.text(lang, "fig_interval_valid" if valid else "fig_interval_not_valid"))

@@ -1,6 +1,6 @@
 """``mipa robustness``: rebuild the robustness grid of a built warehouse, print it, write it as CSV.
 
-The grid (``marts.did_robustness``) is rebuilt with ``dbt build --select +did_robustness``
+The grid (``marts.fct_did_robustness``) is rebuilt with ``dbt build --select +fct_did_robustness``
 on a *copy* of the warehouse (``<db>.building.duckdb``), so the seeds (partnership date
 versions, country neighbours), the panel and the grid are rebuilt from the landed feeds
 and tested; only when everything passed does the copy replace the warehouse
@@ -24,20 +24,20 @@ from mipa import settings
 if TYPE_CHECKING:  # the CLI's help must not load pandas
     import pandas as pd
 
-GRID_SELECTOR = "+did_robustness"
-GRID_TABLE = "marts.did_robustness"
+GRID_SELECTOR = "+fct_did_robustness"
+GRID_TABLE = "marts.fct_did_robustness"
 CI_LEVEL_TEXT = "95% CI"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "robustness",
-        help="rebuild the robustness grid (did_robustness) of a built warehouse, print it and write it as CSV",
+        help="rebuild the robustness grid (fct_did_robustness) of a built warehouse, print it and write it as CSV",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
     )
     p.add_argument("--db", type=Path, default=None, help="database file (default: $MIPA_DB_PATH or data/mipa.duckdb)")
     p.add_argument("--out", type=Path, default=None,
-                   help="CSV file of the grid (default: <project>/reports/robustness/did_robustness.csv)")
+                   help="CSV file of the grid (default: <project>/reports/robustness/fct_did_robustness.csv)")
     p.add_argument("--no-build", action="store_true", help="read the grid as it is; do not rebuild it")
     p.add_argument("--estimator", choices=["etwfe", "csdid", "all"], default="all",
                    help="estimators in the printed table (the CSV always holds all)")
@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def rebuild_grid(db: Path) -> None:
-    """``dbt build --select +did_robustness`` on a copy of ``db``; the copy replaces ``db``
+    """``dbt build --select +fct_did_robustness`` on a copy of ``db``; the copy replaces ``db``
     only when every model and test passed. Raises RuntimeError otherwise."""
     building = db.with_name(db.stem + ".building.duckdb")
     failed = db.with_name(db.stem + ".failed.duckdb")
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     keys = {f"_{c}": grid[c].map({v: i for i, v in enumerate(order)}) for c, order in ranks.items()}
     grid = grid.assign(**keys).sort_values(["_dimension", "variant_id", "_outcome", "_estimator"], kind="mergesort")
     grid = grid.drop(columns=list(keys)).reset_index(drop=True)
-    out = Path(args.out or settings.project_dir() / "reports" / "robustness" / "did_robustness.csv")
+    out = Path(args.out or settings.project_dir() / "reports" / "robustness" / "fct_did_robustness.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     grid.to_csv(out, index=False)
     estimators = ["etwfe", "csdid"] if args.estimator == "all" else [args.estimator]

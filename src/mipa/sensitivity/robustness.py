@@ -64,7 +64,7 @@ Every variant is run with ETWFE (the annex's main estimator; overall ``simple`` 
 average over all treated post-treatment country-months, country-clustered standard errors,
 t(G-1) intervals) and Callaway & Sant'Anna (doubly robust, overall ``simple`` ATT,
 multiplier-bootstrap intervals), with the options of :class:`~mipa.estimation.
-EstimationSettings`, so the baseline rows equal the ``did_estimates`` mart's.
+EstimationSettings`, so the baseline rows equal the ``fct_did_estimates`` mart's.
 """
 
 from __future__ import annotations
