@@ -303,6 +303,31 @@ def test_ferman_pinto_drops_controls_the_fit_reproduces_exactly() -> None:
     assert res.placebo.size == n_usable * (n_usable - 1)
 
 
+@pytest.mark.parametrize("gaps", [0, 6, 400])
+@pytest.mark.parametrize("rescale", [False, True])
+def test_placebo_draws_from_the_controls_sums_equal_refitting_each_draw(gaps: int, rescale: bool) -> None:
+    """The imputation estimator's placebo path (complete controls' sums kept, a draw solved
+    in O(J T)) gives every placebo estimate of re-running the estimator on the draw's panel,
+    with no gap, a few (low-rank solve) and many (the full solve)."""
+    p = _panel(40, 60, {0: 30, 1: 38, 2: 45}, effect=1.0, sd=np.linspace(0.5, 2.0, 40), seed=9)
+    rng = np.random.default_rng(gaps)
+    p = p.drop(index=rng.choice(p.index[p["first_treat"] == 0].to_numpy(), gaps, replace=False))
+    pa = ri.PanelArrays.from_frame(p, **KW)
+    fast_est = ri.imputation_estimator()
+
+    def slow_est(panel: ri.PanelArrays) -> float:  # no placebo path: each draw re-runs the estimator
+        return fast_est(panel)
+
+    fast = ri.conley_taber(pa, fast_est, n_placebo=199, seed=3, rescale=rescale)
+    slow = ri.conley_taber(pa, slow_est, n_placebo=199, seed=3, rescale=rescale)
+    np.testing.assert_allclose(fast.placebo, slow.placebo, rtol=0, atol=1e-9)
+    assert (fast.p_value, fast.ci_low, fast.ci_high) == pytest.approx((slow.p_value, slow.ci_low, slow.ci_high),
+                                                                      abs=1e-9)
+    one_fast = ri.placebo_in_space(pa, fast_est, "U001", rescale=rescale)
+    one_slow = ri.placebo_in_space(pa, slow_est, "U001", rescale=rescale)
+    np.testing.assert_allclose(one_fast.placebo, one_slow.placebo, rtol=0, atol=1e-9)
+
+
 def test_rank_p_value_and_interval_by_hand() -> None:
     placebo = np.arange(1.0, 20.0)  # 19 placebos: 1..19
     assert ri.rank_p_value(25.0, placebo) == pytest.approx(1 / 20)

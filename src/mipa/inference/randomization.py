@@ -247,21 +247,11 @@ def _twoway_effects(y: np.ndarray, O: np.ndarray) -> tuple[np.ndarray, np.ndarra
     full = n_i == T
     n_full = int(full.sum())
     partial = has & ~full
-    m = int(partial.sum())
     a = np.full(y.shape[0], np.nan)
     g = np.full(T, np.nan)
     ybar = Yo[has].sum(axis=1) / n_i[has]
-    if n_full >= 1 and m + 1 <= T // 4:
-        Op = O[partial].astype(float)
-        ybar_p = Yo[partial].sum(axis=1) / n_i[partial]
-        r = Yo[full].sum(axis=0) - Yo[full].sum() / T + Yo[partial].sum(axis=0) - Op.T @ ybar_p
-        d = n_full + Op.sum(axis=0)
-        c0 = -(n_full - 1) / T  # the full units' -F 11'/T and the +11'/T that fixes sum g = 0
-        U = Op.T if c0 == 0 else np.column_stack([np.ones(T), Op.T])
-        c_inv = -n_i[partial].astype(float) if c0 == 0 else np.concatenate([[1.0 / c0], -n_i[partial]])
-        DU = U / d[:, None]
-        Dr = r / d
-        g = Dr - DU @ np.linalg.solve(np.diag(c_inv) + U.T @ DU, U.T @ Dr)
+    if n_full >= 1 and int(partial.sum()) + 1 <= T // 4:
+        g = _low_rank_effects(Yo[full].sum(axis=0), float(Yo[full].sum()), n_full, O[partial], Yo[partial])
         a[has] = ybar - (O[has] @ g) / n_i[has]
         return a, g
     col = O.any(axis=0)
@@ -273,6 +263,25 @@ def _twoway_effects(y: np.ndarray, O: np.ndarray) -> tuple[np.ndarray, np.ndarra
     g[col] = g_col
     a[has] = ybar - (Oi @ g_col) / ni
     return a, g
+
+
+def _low_rank_effects(
+    full_colsum: np.ndarray, full_total: float, n_full: int, Op: np.ndarray, Yp: np.ndarray
+) -> np.ndarray:
+    """``g`` of :func:`twoway_residuals` from the ``n_full`` complete units' column sums and
+    total and the other units' cells ``Op`` (bool) and values ``Yp`` (0 off their cells):
+    Woodbury's identity on ``diag(d) + U C U'`` (see :func:`twoway_residuals`)."""
+    T = full_colsum.size
+    n_p = Op.sum(axis=1)
+    Opf = Op.astype(float)
+    r = full_colsum - full_total / T + Yp.sum(axis=0) - Opf.T @ (Yp.sum(axis=1) / n_p)
+    d = n_full + Opf.sum(axis=0)
+    c0 = -(n_full - 1) / T  # the full units' -F 11'/T and the +11'/T that fixes sum g = 0
+    U = Opf.T if c0 == 0 else np.column_stack([np.ones(T), Opf.T])
+    c_inv = -n_p.astype(float) if c0 == 0 else np.concatenate([[1.0 / c0], -n_p])
+    DU = U / d[:, None]
+    Dr = r / d
+    return Dr - DU @ np.linalg.solve(np.diag(c_inv) + U.T @ DU, U.T @ Dr)
 
 
 def imputation_att(pa: PanelArrays) -> tuple[float, np.ndarray]:
@@ -306,7 +315,9 @@ def imputation_estimator() -> Estimator:
     Requires no unit treated in the first period and an untreated cell in every period
     (true with never-treated controls). A panel whose treated units have no observed
     cell after their start (a placebo control without a lead time after the start it was
-    given) gives NaN, which the placebo tests leave out.
+    given) gives NaN, which the placebo tests leave out. Its ``placebo`` attribute
+    (:class:`_PlaceboImputation`) computes the placebo draws of the randomization tests
+    from the controls' sums.
     """
 
     def estimate(pa: PanelArrays) -> float:
@@ -314,7 +325,62 @@ def imputation_estimator() -> Estimator:
             return np.nan
         return imputation_att(pa)[0]
 
+    estimate.placebo = _PlaceboImputation  # type: ignore[attr-defined]
     return estimate
+
+
+class _PlaceboImputation:
+    """:func:`imputation_att` for placebo draws on one controls-only panel ``base``.
+
+    A draw gives ``J`` controls starts (and, for Ferman-Pinto, new outcome rows); every
+    other control keeps all its cells untreated. The complete controls' column sums are
+    computed once, so a draw costs ``O(J T)`` plus a small solve, not ``O(N T)``; draws the
+    low-rank solve does not fit (many incomplete controls) use :func:`imputation_att`.
+    Equal to the full computation up to rounding (tests).
+    """
+
+    def __init__(self, base: PanelArrays) -> None:
+        self.base = base
+        obs = np.isfinite(base.y)
+        self.obs = obs
+        self.Yo = np.where(obs, base.y, 0.0)
+        T = base.y.shape[1]
+        self.full = obs.sum(axis=1) == T
+        self.colsum = self.Yo[self.full].sum(axis=0)
+        self.total = float(self.Yo[self.full].sum())
+        self.partial = np.flatnonzero(~self.full & obs.any(axis=1))
+
+    def __call__(self, rows: np.ndarray, starts: np.ndarray, y_rows: np.ndarray | None = None) -> float:
+        """The estimate with control ``rows[k]`` treated from ``starts[k]`` (outcome row
+        ``y_rows[k]``, default its own)."""
+        base, T = self.base, self.base.y.shape[1]
+        rows = np.asarray(rows, dtype=np.intp)
+        y_r = base.y[rows] if y_rows is None else np.asarray(y_rows, dtype=float)
+        obs_r = np.isfinite(y_r)
+        treated = obs_r & (base.periods[None, :] >= np.asarray(starts, dtype=float)[:, None])
+        if not treated.any():
+            return np.nan
+        others = np.setdiff1d(self.partial, rows, assume_unique=True)
+        full_r = rows[self.full[rows]]
+        n_full = int(self.full.sum()) - full_r.size
+        if n_full < 1 or others.size + rows.size + 1 > T // 4:
+            ft = np.full(base.y.shape[0], np.inf)
+            ft[rows] = starts
+            y = base.y if y_rows is None else base.y.copy()
+            if y_rows is not None:
+                y[rows] = y_r
+            return imputation_att(replace(base, y=y, first_treat=ft))[0]
+        untreated = obs_r & ~treated
+        Op = np.vstack([self.obs[others], untreated])
+        Yp = np.vstack([self.Yo[others], np.where(untreated, y_r, 0.0)])
+        keep = Op.any(axis=1)
+        g = _low_rank_effects(self.colsum - self.Yo[full_r].sum(axis=0), self.total - float(self.Yo[full_r].sum()),
+                              n_full, Op[keep], Yp[keep])
+        n_r = untreated.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a_r = (np.where(untreated, y_r, 0.0).sum(axis=1) - untreated @ g) / n_r  # NaN without a cell
+        tau = y_r - a_r[:, None] - g[None, :]
+        return float(tau[treated].mean())
 
 
 def did_estimator() -> Estimator:
@@ -565,6 +631,13 @@ def _rescaled_outcome(sc: _Scales, rows: np.ndarray, factor: np.ndarray) -> np.n
 
 
 # --------------------------------------------------------------------------- tests
+def _placebo_path(estimator: Estimator, base: PanelArrays) -> Callable[..., float] | None:
+    """The estimator's own placebo-draw computation on ``base`` when it has one
+    (:func:`imputation_estimator`), else None (each draw re-runs the estimator)."""
+    factory = getattr(estimator, "placebo", None)
+    return None if factory is None else factory(base)
+
+
 def conley_taber(
     pa: PanelArrays,
     estimator: Estimator,
@@ -601,17 +674,24 @@ def conley_taber(
         s_ctrl = np.vstack(
             [_window_sd(sc.resid[controls], pa.periods < pa.first_treat[k], ddof=0) for k in treated]
         )  # J x N0
+    fast = _placebo_path(estimator, base)
     placebo = np.full(assign.shape[0], np.nan)
     for r, row in enumerate(assign):
-        ft = np.full(controls.size, np.inf)
-        ft[row] = starts
-        y = base.y
+        y_rows = None
         if rescale:
             sd = s_ctrl[np.arange(treated.size), row]
             if not np.all(sd > 0):
                 continue
+            y_rows = _rescaled_outcome(sc, controls[row], s_treated / sd)
+        if fast is not None:
+            placebo[r] = fast(row, starts, y_rows)
+            continue
+        ft = np.full(controls.size, np.inf)
+        ft[row] = starts
+        y = base.y
+        if y_rows is not None:
             y = base.y.copy()
-            y[row] = _rescaled_outcome(sc, controls[row], s_treated / sd)
+            y[row] = y_rows
         placebo[r] = estimator(replace(base, y=y, first_treat=ft))
     return _result(
         scope, estimate, placebo, pa=pa, exhaustive=exhaustive, n_treated=treated.size,
@@ -648,16 +728,23 @@ def placebo_in_space(
         window = pa.periods < pa.first_treat[j]
         s_j = _window_sd(sc.resid[[-1]], window, ddof=1)[0]
         s_c = _window_sd(sc.resid[:-1], window, ddof=0)
+    fast = _placebo_path(estimator, base)
     placebo = np.full(controls.size, np.nan)
     for c in range(controls.size):
-        ft = np.full(controls.size, np.inf)
-        ft[c] = pa.first_treat[j]
-        y = base.y
+        y_rows = None
         if rescale:
             if not s_c[c] > 0:
                 continue
+            y_rows = _rescaled_outcome(sc, np.array([c]), np.array([s_j / s_c[c]]))
+        if fast is not None:
+            placebo[c] = fast(np.array([c]), pa.first_treat[[j]], y_rows)
+            continue
+        ft = np.full(controls.size, np.inf)
+        ft[c] = pa.first_treat[j]
+        y = base.y
+        if y_rows is not None:
             y = base.y.copy()
-            y[c] = _rescaled_outcome(sc, np.array([c]), np.array([s_j / s_c[c]]))[0]
+            y[c] = y_rows[0]
         placebo[c] = estimator(replace(base, y=y, first_treat=ft))
     return _result(
         str(unit), estimate, placebo, pa=own, exhaustive=True, n_treated=1,
