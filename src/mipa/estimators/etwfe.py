@@ -228,18 +228,18 @@ def cell_table(
     )
     cell_idx = np.full(len(df), -1, dtype=np.int64)
     cell_idx[in_cell] = codes
-    cell_frame["cell"] = codes
-    table = (
-        cell_frame.groupby("cell", sort=True)
-        .agg(
-            key=("key", "first"),
-            g=("g", "first"),
-            period=("period", "first"),
-            n_obs=("u", "size"),
-            units=("u", lambda s: frozenset(s)),
-        )
-        .reset_index(drop=True)
-    )
+    # one pass over the rows sorted by cell (a groupby with a Python aggregate per cell
+    # cost ~25 ms a fit, a fifth of the robustness grid's ETWFE time)
+    order = np.argsort(codes, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
+    first = order[starts]
+    table = pd.DataFrame({
+        "key": cell_frame["key"].to_numpy()[first],
+        "g": cell_frame["g"].to_numpy()[first],
+        "period": cell_frame["period"].to_numpy()[first],
+        "n_obs": np.diff(np.r_[starts, codes.size]),
+        "units": [frozenset(us) for us in np.split(cell_frame["u"].to_numpy()[order], starts[1:])],
+    })
     table["event_time"] = (table["period"] - table["g"]).astype(np.int64)
     return cell_idx, table
 
@@ -374,13 +374,12 @@ def aggregation_matrix(
     W: list[np.ndarray] = []
     unit_codes, _ = pd.factorize(pd.Series([u for us in cells["units"] for u in us]))
     lengths = np.fromiter((len(us) for us in cells["units"]), dtype=np.int64, count=len(cells))
-    incidence = sparse.csr_matrix(
-        (np.ones(unit_codes.size), (np.repeat(np.arange(len(cells)), lengths), unit_codes)),
-        shape=(len(cells), int(unit_codes.max()) + 1),
-    )
+    # cells x units (a few hundred x ~100): dense, so a row selection is one fast pass
+    incidence = np.zeros((len(cells), int(unit_codes.max()) + 1 if unit_codes.size else 0), dtype=bool)
+    incidence[np.repeat(np.arange(len(cells)), lengths), unit_codes] = True
 
     def units_of(mask: np.ndarray) -> int:
-        return int((np.asarray(incidence[mask].sum(axis=0)).ravel() > 0).sum())
+        return int(incidence[mask].any(axis=0).sum())
 
     def add(agg: str, scope: str, w: np.ndarray, mask: np.ndarray) -> None:
         meta.append({"aggregation": agg, "scope": scope, "n_treated_clusters": units_of(mask & ident),
