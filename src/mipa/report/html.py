@@ -128,6 +128,7 @@ h3 { font-size: 1.08rem; margin: 1.4em 0 0.4em; }
 .banner { background: var(--warn-bg); color: var(--warn); border: 2px solid var(--warn); font-weight: bold;
           text-align: center; padding: 6px 10px; margin: 0; }
 .banner-top { position: sticky; top: 0; z-index: 10; }
+[id] { scroll-margin-top: 3.5em; }  /* a link target lands below the sticky banner */
 .section-banner { background: var(--warn-bg); color: var(--warn); border-left: 5px solid var(--warn);
                   font-weight: bold; padding: 4px 10px; margin: 0.4em 0 0.8em; font-size: 0.9rem; }
 nav.toc > ol { columns: 2; column-gap: 32px; margin: 0.3em 0; list-style: none; padding-left: 0; }
