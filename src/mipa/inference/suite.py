@@ -381,7 +381,8 @@ def inference_results(
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """:func:`inference_table` for every outcome of ``fct_country_month``, for the mart.
-    ``progress`` (e.g. :func:`mipa.processes.progress_line`) gets a line per outcome done.
+    ``progress`` (e.g. :func:`mipa.processes.progress_line`) gets a line when an outcome
+    starts (what runs) and when it is done.
 
     Drops the timing column (it differs between runs) and adds ``run_settings`` (JSON), so
     the same panel gives the same table. ``workers > 1`` runs the outcomes in that many
@@ -398,8 +399,13 @@ def inference_results(
             frames = list(pool.map(inference_table, [panel] * len(todo), todo, [s] * len(todo)))
     else:
         frames = []
+        running = ", ".join(f"{e} ({sum(m == e for m, _ in s.methods)} method"
+                            f"{'' if sum(m == e for m, _ in s.methods) == 1 else 's'})"
+                            for e in dict.fromkeys(m for m, _ in s.methods))
         for k, outcome in enumerate(todo, 1):
             tick = time.perf_counter()
+            if progress:
+                progress(f"inference: {outcome} ({k}/{len(todo)} outcomes): {running}")
             frames.append(inference_table(panel, outcome, s))
             if progress:
                 progress(f"inference: {outcome} done ({k}/{len(todo)} outcomes, {len(frames[-1])} rows, "
