@@ -1,4 +1,4 @@
-"""Compiled Frank-Wolfe steps of ``synthdid``'s ``sc.weight.fw`` (numba: 4.7x faster than the batched numpy loop it replaced, see :mod:`mipa.inference.sdid`).
+"""Compiled Frank-Wolfe steps of ``synthdid``'s ``sc.weight.fw`` (numba: 4-5x faster than the batched numpy loop it replaced; SDID placebo SE per outcome 6.8 s -> 1.2-1.7 s).
 
 The SDID placebo variance re-solves a few hundred weight problems of up to ``1e4`` steps
 each; a step is an argmin and an update over ``k`` weights, too small for numpy calls
