@@ -1,6 +1,7 @@
 """Tests of :mod:`mipa.sensitivity.honest_did` (Rambachan & Roth 2023, R ``HonestDiD``).
 
-Known truths: R's random numbers for fixed seeds; hand-computed identified sets and
+Known truths: R's random numbers for fixed seeds (the emulation of R's generator lives in
+the tests' helper :mod:`r_rng`, not in production); hand-computed identified sets and
 fixed-length CIs; and the R HonestDiD output on the Benzarti & Carloni (2019) event study
 (``BCdata_EventStudy``, 4 pre and 4 post periods), from three public sources:
 
@@ -20,6 +21,10 @@ fixed-length CIs; and the R HonestDiD output on the Benzarti & Carloni (2019) ev
   magnitudes on the grid ``[-1, 1]`` with 100 points, 3 significant digits; "same for
   both methods").
 
+Comparisons with R's digits inject R's draws (``normals=R_DRAWS``, ``set.seed(0);
+rnorm(10^6)``) into the two simulations (C-LF critical value, FLCI folded-normal quantile);
+production draws come from numpy's generator.
+
 The Lovenheim & Willen (2019) event study and the README's Medicaid example are not
 used: their coefficients/covariances are not available as text anywhere we could verify.
 """
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from r_rng import r_normals, r_rmvnorm, r_rnorm
 from scipy import stats
 
 from mipa.sensitivity import honest_did as hd
@@ -48,19 +54,44 @@ BC_SIGMA = np.array([
 STATA_BETA = np.array([0.006696352, 0.029345034, -0.006472972, 0.073014989,
                        0.195961118, 0.312063903, 0.239541546, 0.126042500])
 NPRE = NPOST = 4
+#: R's ``set.seed(0); rnorm(10^6)``: HonestDiD's draws for both simulations (seed 0)
+R_DRAWS = r_normals(0)
 
 
 # --------------------------------------------------------------------------- R's RNG
 def test_r_rnorm_reproduces_r() -> None:
     """R: set.seed(0); rnorm(5) / set.seed(42); rnorm(3) / set.seed(123); rnorm(5)."""
-    np.testing.assert_allclose(hd.r_rnorm(5, 0), [1.2629543, -0.3262334, 1.3297993, 1.2724293, 0.4146414], atol=5e-8)
-    np.testing.assert_allclose(hd.r_rnorm(3, 42), [1.3709584, -0.5646982, 0.3631284], atol=5e-8)
-    np.testing.assert_allclose(hd.r_rnorm(5, 123), [-0.56047565, -0.23017749, 1.55870831, 0.07050839, 0.12928774], atol=5e-9)
+    np.testing.assert_allclose(r_rnorm(5, 0), [1.2629543, -0.3262334, 1.3297993, 1.2724293, 0.4146414], atol=5e-8)
+    np.testing.assert_allclose(r_rnorm(3, 42), [1.3709584, -0.5646982, 0.3631284], atol=5e-8)
+    np.testing.assert_allclose(r_rnorm(5, 123), [-0.56047565, -0.23017749, 1.55870831, 0.07050839, 0.12928774], atol=5e-9)
+    np.testing.assert_array_equal(R_DRAWS[:5], r_rnorm(5, 0))
 
 
 def test_r_rmvnorm_identity_is_rnorm_by_rows() -> None:
-    z = hd.r_rmvnorm(4, np.eye(3), seed=1)
-    np.testing.assert_allclose(z, hd.r_rnorm(12, 1).reshape(4, 3), atol=1e-14)
+    z = r_rmvnorm(4, np.eye(3), seed=1)
+    np.testing.assert_allclose(z, r_rnorm(12, 1).reshape(4, 3), atol=1e-14)
+
+
+# --------------------------------------------------------------------------- production draws
+def test_default_draws_are_numpy_and_restart() -> None:
+    """Without ``normals`` the simulations use numpy's generator seeded with ``seed``; each
+    simulation restarts the stream (its first n draws), as HonestDiD's set.seed."""
+    draws = hd.normal_draws(7)
+    np.testing.assert_array_equal(draws(5), np.random.default_rng(7).standard_normal(5))
+    np.testing.assert_array_equal(draws(3), draws(5)[:3])
+    with pytest.raises(ValueError):
+        hd.normal_draws(normals=np.zeros(3))(4)
+
+
+def test_injected_normals_function_or_array() -> None:
+    """A draw function and the same draws pre-drawn give the same set; the seed is then unused."""
+    args = (BC_BETAHAT, BC_SIGMA, NPRE, NPOST, 1.0)
+    grid = dict(grid_lb=0.0, grid_ub=0.4, grid_points=81)
+    by_array = hd.conditional_cs_rm(*args, **grid, normals=R_DRAWS)
+    by_function = hd.conditional_cs_rm(*args, **grid, seed=5, normals=lambda n: r_rnorm(n, 0))
+    np.testing.assert_array_equal(by_array.accept, by_function.accept)
+    seeded = hd.conditional_cs_rm(*args, **grid, seed=3)
+    np.testing.assert_array_equal(seeded.accept, hd.conditional_cs_rm(*args, **grid, seed=3).accept)
 
 
 # --------------------------------------------------------------------------- hand cases
@@ -138,7 +169,7 @@ def test_original_ci_by_hand() -> None:
 
 
 def test_folded_normal_exact_quantile() -> None:
-    cv = hd._FoldedNormalCV(0.95, "exact", 0)
+    cv = hd.FoldedNormalCV(0.95, "exact", 0)
     assert cv(0.0) == pytest.approx(stats.norm.ppf(0.975), rel=1e-12)
     q = cv(1.3)
     assert stats.norm.cdf(q - 1.3) - stats.norm.cdf(-q - 1.3) == pytest.approx(0.95, abs=1e-12)
@@ -188,7 +219,7 @@ def test_bc_sd_upper_bound_m() -> None:
 
 @pytest.mark.parametrize("m", [0.0, 0.01, 0.02, 0.03])
 def test_bc_flci_matches_r(m: float) -> None:
-    r = hd.flci_sd(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, m)
+    r = hd.flci_sd(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, m, normals=R_DRAWS)
     lo, hi = R_JSON["sd_flci"][m]
     # M = 0: R's ECOS solution of the degenerate problem h = h_min is ~8e-7 off the exact
     # minimum-variance estimator; the half-length agrees to 1e-11
@@ -201,7 +232,7 @@ def test_bc_flci_matches_r(m: float) -> None:
 
 @pytest.mark.parametrize("m", [0.1, 0.2])
 def test_bc_flci_corner_matches_r(m: float) -> None:
-    r = hd.flci_sd(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, m)
+    r = hd.flci_sd(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, m, normals=R_DRAWS)
     lo, hi, half = JL["flci"][m]
     assert (r.lb, r.ub, r.half_length) == pytest.approx((lo, hi, half), abs=1e-8)
     if m == 0.1:
@@ -218,8 +249,27 @@ def test_bc_flci_exact_folded_normal_close_to_r() -> None:
     assert r.lb == pytest.approx(lo, abs=2e-3) and r.ub == pytest.approx(hi, abs=2e-3)
 
 
-def test_bc_relative_magnitudes_clf_matches_r() -> None:
+def test_bc_numpy_draws_close_to_r() -> None:
+    """Production (numpy) draws move the simulated results by the simulation error only:
+    the FLCI as much as the exact quantile does (test above), the C-LF sets by a few points
+    of HonestDiD's 1000-point grid (3 here). ``"r_simulation"`` is the earlier name of
+    ``"simulation"``."""
+    for m, (lo, hi) in R_JSON["sd_flci"].items():
+        r = hd.flci_sd(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, m)
+        assert r.half_length == pytest.approx((hi - lo) / 2, rel=2e-3)
+        assert r.lb == pytest.approx(lo, abs=2e-3) and r.ub == pytest.approx(hi, abs=2e-3)
+    alias = hd.flci_sd(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, 0.02, folded_normal="r_simulation")
+    sim = hd.flci_sd(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, 0.02, folded_normal="simulation")
+    assert (alias.lb, alias.ub) == (sim.lb, sim.ub)
+    step = 40 * np.sqrt(BC_SIGMA[NPRE, NPRE]) / 999
     res = hd.sensitivity_rm(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, mbar_vec=list(R_JSON["rm_clf"]))
+    for row in res.itertuples():
+        lo, hi = R_JSON["rm_clf"][row.mbar]
+        assert abs(row.lb - lo) <= 5 * step and abs(row.ub - hi) <= 5 * step, row.mbar
+
+
+def test_bc_relative_magnitudes_clf_matches_r() -> None:
+    res = hd.sensitivity_rm(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, mbar_vec=list(R_JSON["rm_clf"]), normals=R_DRAWS)
     for row in res.itertuples():
         lo, hi = R_JSON["rm_clf"][row.mbar]
         assert row.lb == pytest.approx(lo, abs=1e-8), row.mbar
@@ -242,7 +292,8 @@ def test_bc_conditional_grids_match_r() -> None:
                               hybrid="ARP", grid_points=100)
     assert (cs.lb, cs.ub) == pytest.approx(JL["ccs_sd_avg_arp_gp100"], abs=1e-8)
     for hybrid in ("ARP", "LF"):  # the two coincide here
-        cs = hd.conditional_cs_rm(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, 1.0, hybrid=hybrid, grid_points=200)
+        cs = hd.conditional_cs_rm(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, 1.0, hybrid=hybrid, grid_points=200,
+                                  normals=R_DRAWS)
         assert (cs.lb, cs.ub) == pytest.approx(JL["ccs_rm_gp200"], abs=1e-8)
 
 
@@ -252,7 +303,7 @@ def test_bc_relative_magnitudes_custom_grid_matches_r(method: str, index: int) -
     grid = np.linspace(-1, 1, 100)
     res = hd.sensitivity_rm(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, [0, 0.5, 1, 1.5, 2],
                             l_vec=hd.basis_vector(index, 4), method=method,
-                            grid_points=100, grid_lb=-1, grid_ub=1)
+                            grid_points=100, grid_lb=-1, grid_ub=1, normals=R_DRAWS)
     for (lo, hi), row in zip(STATA_MD[index], res.itertuples(), strict=True):
         # published to 3 significant digits: the nearest grid point must be ours
         assert row.lb == grid[np.argmin(np.abs(grid - lo))]
@@ -261,15 +312,15 @@ def test_bc_relative_magnitudes_custom_grid_matches_r(method: str, index: int) -
 
 def test_bc_breakdown_values() -> None:
     # RM (C-LF): 0 is outside the set at Mbar = 1.5 and inside at 2 (R_JSON)
-    bd = hd.breakdown_value_rm(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, tol=1e-3)
+    bd = hd.breakdown_value_rm(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, tol=1e-3, normals=R_DRAWS)
     assert 1.5 < bd <= 2.0
-    grid = dict(grid_lb=-0.2, grid_ub=0.6, grid_points=801)
+    grid = dict(grid_lb=-0.2, grid_ub=0.6, grid_points=801, normals=R_DRAWS)
     assert hd.conditional_cs_rm(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, bd + 2e-3, **grid).lb <= 0
     assert hd.conditional_cs_rm(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, bd - 2e-3, **grid).lb > 0
     # SD (FLCI): beyond M = 0.1 the FLCI is the minimum-bias estimator b_1 + b_-1 with
     # half-length M + 1.645 h_0 (JL: lb = 0.11944 at 0.1, 0.01944 at 0.2), so the
     # lower end reaches 0 at M = 0.219444
-    bd_sd = hd.breakdown_value_sd(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, tol=1e-6)
+    bd_sd = hd.breakdown_value_sd(BC_BETAHAT, BC_SIGMA, NPRE, NPOST, tol=1e-6, normals=R_DRAWS)
     assert bd_sd == pytest.approx(0.2 + 0.01944400015, abs=1e-5)
 
 

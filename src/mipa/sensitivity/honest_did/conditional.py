@@ -1,0 +1,162 @@
+r"""Robust confidence sets for ``theta`` by inverting the ARP / C-LF tests on a grid.
+
+Reference: Rambachan, A. and Roth, J. (2023), "A More Credible Approach to Parallel
+Trends", Review of Economic Studies 90(5), sec. 3.3; R ``HonestDiD``
+``computeConditionalCS_DeltaRM`` and ``computeConditionalCS_DeltaSD``.
+
+``theta`` is in the set unless the test of :func:`~mipa.sensitivity.honest_did.arp.arp_accept`
+rejects it. ``Delta^RM(Mbar)`` is the union over ``s`` and sign of the polyhedra
+``Delta^RM_{s,+/-}``, so its acceptance region is the union of theirs (:func:`rm_accept`);
+``Delta^SD(M)`` is one polyhedron (:func:`sd_accept`). The C-LF test simulates its
+least-favourable critical value: ``seed`` seeds numpy's generator, or ``normals`` injects
+the standard normal draws (:mod:`mipa.sensitivity.honest_did.draws`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mipa.sensitivity.honest_did.arp import arp_accept
+from mipa.sensitivity.honest_did.deltas import create_a_rm, create_a_sd, identified_set_sd
+from mipa.sensitivity.honest_did.draws import NormalSource, normal_draws
+from mipa.sensitivity.honest_did.inputs import Hybrid, sd_theta, validated_inputs
+
+__all__ = ["GridCS", "conditional_cs_rm", "conditional_cs_sd", "rm_accept", "sd_accept"]
+
+
+@dataclass(frozen=True)
+class GridCS:
+    """A confidence set from test inversion on a grid of ``theta`` values.
+
+    ``lb``/``ub`` are the smallest and largest accepted grid points (HonestDiD reports
+    these); NaN when nothing is accepted. ``open_lower``/``open_upper``: an end point of
+    the grid was accepted, so the set may extend beyond the grid.
+    """
+
+    grid: np.ndarray
+    accept: np.ndarray
+
+    @property
+    def lb(self) -> float:
+        return float(self.grid[self.accept].min()) if self.accept.any() else np.nan
+
+    @property
+    def ub(self) -> float:
+        return float(self.grid[self.accept].max()) if self.accept.any() else np.nan
+
+    @property
+    def open_lower(self) -> bool:
+        return bool(self.accept[0])
+
+    @property
+    def open_upper(self) -> bool:
+        return bool(self.accept[-1])
+
+
+def rm_accept(
+    beta: np.ndarray,
+    sig: np.ndarray,
+    num_pre: int,
+    num_post: int,
+    lv: np.ndarray,
+    mbar: float,
+    theta: np.ndarray,
+    alpha: float,
+    hybrid: Hybrid,
+    seed: int,
+    normals: NormalSource | None = None,
+) -> np.ndarray:
+    """Union over ``s`` and sign of the ``Delta^RM_{s,+/-}(Mbar)`` acceptance regions."""
+    draws = normal_draws(seed, normals)
+    accept = np.zeros(theta.size, dtype=bool)
+    for s in range(-(num_pre - 1), 1):
+        for pos in (True, False):
+            a = create_a_rm(num_pre, num_post, mbar, s, pos)
+            if num_post == 1:
+                a = a[a[:, -1] != 0]
+            d = np.zeros(a.shape[0])
+            accept |= arp_accept(beta, sig, a, d, num_pre, num_post, lv, theta, alpha, hybrid, draws)
+    return accept
+
+
+def conditional_cs_rm(
+    betahat: Sequence[float] | np.ndarray,
+    sigma: np.ndarray,
+    num_pre: int,
+    num_post: int,
+    mbar: float,
+    l_vec: Sequence[float] | np.ndarray | None = None,
+    alpha: float = 0.05,
+    hybrid: Hybrid = "LF",
+    grid_points: int = 1000,
+    grid_lb: float | None = None,
+    grid_ub: float | None = None,
+    seed: int = 0,
+    normals: NormalSource | None = None,
+) -> GridCS:
+    """Confidence set for ``theta`` under ``Delta^RM(Mbar)`` (HonestDiD
+    ``computeConditionalCS_DeltaRM``; ``hybrid="LF"`` is C-LF, ``"ARP"`` Conditional).
+
+    Default grid: ``grid_points`` values on ``[-20 sd_theta, 20 sd_theta]`` (HonestDiD),
+    ``sd_theta = sqrt(l' Sigma_post l)``; pass ``grid_lb``/``grid_ub`` when the effect is
+    more than ~20 standard errors from 0. Post-period moments only (HonestDiD's default).
+    """
+    beta, sig, lv = validated_inputs(betahat, sigma, num_pre, num_post, l_vec)
+    sd = sd_theta(sig, num_pre, lv)
+    lo = -20 * sd if grid_lb is None else grid_lb
+    hi = 20 * sd if grid_ub is None else grid_ub
+    grid = np.linspace(lo, hi, grid_points)
+    return GridCS(grid, rm_accept(beta, sig, num_pre, num_post, lv, mbar, grid, alpha, hybrid, seed, normals))
+
+
+def sd_accept(
+    beta: np.ndarray,
+    sig: np.ndarray,
+    num_pre: int,
+    num_post: int,
+    lv: np.ndarray,
+    m: float,
+    theta: np.ndarray,
+    alpha: float,
+    hybrid: Hybrid,
+    seed: int,
+    normals: NormalSource | None = None,
+) -> np.ndarray:
+    """Acceptance region over ``theta`` under ``Delta^SD(M)``."""
+    a = create_a_sd(num_pre, num_post)
+    d = np.full(a.shape[0], float(m))
+    return arp_accept(beta, sig, a, d, num_pre, num_post, lv, theta, alpha, hybrid, normal_draws(seed, normals))
+
+
+def conditional_cs_sd(
+    betahat: Sequence[float] | np.ndarray,
+    sigma: np.ndarray,
+    num_pre: int,
+    num_post: int,
+    m: float,
+    l_vec: Sequence[float] | np.ndarray | None = None,
+    alpha: float = 0.05,
+    hybrid: Hybrid = "LF",
+    grid_points: int = 1000,
+    grid_lb: float | None = None,
+    grid_ub: float | None = None,
+    seed: int = 0,
+    normals: NormalSource | None = None,
+) -> GridCS:
+    """Confidence set for ``theta`` under ``Delta^SD(M)`` (HonestDiD
+    ``computeConditionalCS_DeltaSD`` with ``hybrid_flag`` ``"LF"`` or ``"ARP"``).
+
+    Default grid: the identified set at ``beta = 0`` widened by ``20 sd_theta`` on each
+    side (HonestDiD).
+    """
+    beta, sig, lv = validated_inputs(betahat, sigma, num_pre, num_post, l_vec)
+    if grid_lb is None or grid_ub is None:
+        id_lo, id_hi = identified_set_sd(np.zeros(beta.size), num_pre, num_post, m, lv)
+        sd = sd_theta(sig, num_pre, lv)
+        grid_lb = id_lo - 20 * sd if grid_lb is None else grid_lb
+        grid_ub = id_hi + 20 * sd if grid_ub is None else grid_ub
+    grid = np.linspace(grid_lb, grid_ub, grid_points)
+    return GridCS(grid, sd_accept(beta, sig, num_pre, num_post, lv, m, grid, alpha, hybrid, seed, normals))
