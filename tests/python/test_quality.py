@@ -9,6 +9,7 @@ expected outcome is known by construction.
 from __future__ import annotations
 
 import argparse
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -433,3 +434,35 @@ def test_validate_with_missing_database_is_a_user_error(tmp_path, capsys):
     assert validate(tmp_path / "nope.duckdb", write_config(tmp_path / "q.yml", TEST_CONFIG), tmp_path / "r") == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "mipa build" in err and "`" not in err
+
+
+def test_the_builds_freshness_run_is_read_back_only_for_its_reference_date(tmp_path):
+    from mipa import settings
+    from mipa.build import FRESHNESS_TABLE, record_source_freshness
+    from mipa.quality.freshness import check_freshness, dbt_source_freshness, stored_freshness
+
+    counts = {m: 100 for m in HISTORY} | {"2025-05": 100}
+    db = make_db(tmp_path / "built.duckdb", {"returns": monthly_returns(counts)})
+    _mark(db, SYNTHETIC_METADATA)
+    assert stored_freshness(db, date(2025, 6, 1)) is None  # nothing stored yet
+    assert record_source_freshness(db, settings.project_dir())
+    stored = stored_freshness(db, date(2025, 6, 1))
+    direct = dbt_source_freshness(db, date(2025, 6, 1))
+    assert sorted(stored) == sorted(direct) and "returns" in stored
+    for feed in direct:
+        assert stored[feed]["status"] == direct[feed]["status"]
+        assert stored[feed]["max_loaded_at_time_ago_in_s"] == pytest.approx(
+            direct[feed]["max_loaded_at_time_ago_in_s"], abs=120)
+    # another reference date is measured anew, not read from the build's run
+    assert stored_freshness(db, date(2025, 7, 1)) is None
+    # what validate shows comes from the stored run: a changed stored status shows through
+    con = duckdb.connect(str(db))
+    try:
+        results = json.loads(con.execute(f"select results from {FRESHNESS_TABLE}").fetchone()[0])
+        for result in results:
+            result["status"] = "warn"
+        con.execute(f"update {FRESHNESS_TABLE} set results = ?", [json.dumps(results)])
+    finally:
+        con.close()
+    checks = check_freshness(db, date(2025, 6, 1))
+    assert checks.set_index("feed").loc["returns", "status"] == "warn"

@@ -35,3 +35,19 @@ def test_forked_figures_equal_serial_ones_in_spec_order():
 def test_one_worker_draws_in_process():
     specs = [_spec(k) for k in range(2)]
     assert [f.svg for f in render_all(specs, workers=1)] == [render(s).svg for s in specs]
+
+
+def test_year_start_ticks_are_matplotlibs_year_ticks():
+    import matplotlib.dates as mdates
+
+    from mipa.report.figures import YearStartLocator
+
+    for low, high in [("2016-01-01", "2024-12-01"), ("2015-07-15", "2025-03-01"), ("2019-12-31", "2020-01-02"),
+                      ("2000-02-01", "2031-11-30")]:
+        vmin, vmax = mdates.datestr2num(low), mdates.datestr2num(high)
+        for step in (1, 2, 5):
+            ours = [t for t in YearStartLocator(step).tick_values(vmin, vmax) if vmin <= t <= vmax]
+            # matplotlib's tick_values takes datetimes (its __call__ converts the view limits)
+            theirs = [t for t in mdates.YearLocator(step).tick_values(mdates.num2date(vmin), mdates.num2date(vmax))
+                      if vmin <= t <= vmax]
+            assert ours == theirs, (low, high, step)

@@ -163,6 +163,11 @@ def dbt_source_freshness(db: Path, reference_date: date, project: Path | None = 
         if not out.is_file():
             raise RuntimeError(f"dbt source freshness failed (exit {code}) on {db} and wrote no results")
         results = json.loads(out.read_text(encoding="utf-8"))["results"]
+    return results_by_feed(results, project)
+
+
+def results_by_feed(results: list[dict[str, Any]], project: Path) -> dict[str, dict[str, Any]]:
+    """dbt's source freshness results of the feeds, keyed by feed name."""
     prefix = f"source.{project_name(project)}.{SOURCE_NAME}."
     return {r["unique_id"][len(prefix):]: r for r in results if r["unique_id"].startswith(prefix)}
 
@@ -173,13 +178,40 @@ def project_name(project: Path) -> str:
     return str(yaml.safe_load((project / "dbt_project.yml").read_text(encoding="utf-8"))["name"])
 
 
+def stored_freshness(db: Path, reference_date: date, project: Path | None = None) -> dict[str, dict[str, Any]] | None:
+    """The results ``mipa build`` stored from its own ``dbt source freshness`` run
+    (``landing.source_freshness``, :func:`mipa.build.record_source_freshness`), when they
+    were measured against ``reference_date``: dbt's default reference date is the synthetic
+    delivery date, else the day it ran. ``None`` when there are none or they do not apply."""
+    from mipa import settings  # noqa: PLC0415 - settings reads the environment
+    from mipa.build import FRESHNESS_TABLE  # noqa: PLC0415 - build imports the loader
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        schema, table = FRESHNESS_TABLE.split(".")
+        exists = con.execute("select count(*) from information_schema.tables where table_schema = ? "
+                             "and table_name = ?", [schema, table]).fetchone()[0]
+        if not exists:
+            return None
+        measured_on, results = con.execute(f"select measured_on, results from {FRESHNESS_TABLE}").fetchone()
+        measured_against = synthetic_delivery_date(con) or measured_on
+    finally:
+        con.close()
+    if measured_against != reference_date:
+        return None
+    return results_by_feed(json.loads(results), Path(project or settings.project_dir()))
+
+
 def check_freshness(db: Path | str, reference_date: date, project: Path | None = None) -> pd.DataFrame:
-    """Freshness of every feed, by ``dbt source freshness`` (:func:`dbt_source_freshness`),
-    as :data:`CHECK_COLUMNS` rows: status ``ok`` or ``warn``, observed age and the
-    ``warn_after`` threshold in days."""
+    """Freshness of every feed, by ``dbt source freshness``, as :data:`CHECK_COLUMNS` rows:
+    status ``ok`` or ``warn``, observed age and the ``warn_after`` threshold in days. The
+    build's own run is used when it measured against ``reference_date``
+    (:func:`stored_freshness`), else dbt runs now (:func:`dbt_source_freshness`)."""
     db = Path(db)
     present, future = _future_rows(db, reference_date)
-    results = dbt_source_freshness(db, reference_date, project)
+    results = stored_freshness(db, reference_date, project)
+    if results is None:
+        results = dbt_source_freshness(db, reference_date, project)
     rows = []
     for feed in FEEDS:
         column = event_date_column(feed)
