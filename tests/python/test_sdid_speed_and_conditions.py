@@ -21,7 +21,7 @@ import pytest
 
 from mipa.estimability import REASONS
 from mipa.inference import randomization as ri
-from mipa.inference import sdid
+from mipa.inference import sdid, sdid_fit, sdid_placebo, sdid_solver
 
 KW = dict(outcome="y", unit="unit", period="period", first_treat="first_treat")
 
@@ -141,16 +141,16 @@ def test_leave_one_out_blocks_equal_the_permuted_problems(zeros: bool) -> None:
     Y = np.vstack([pa.y[controls], pa.y[[0]]])
     fit = sdid.sdid_estimate(Y, controls.size, 16, max_iter=3000)
     perms = sdid.placebo_permutations(controls.size, 1, exhaustive=True)
-    job = sdid._placebo_job(Y, fit, perms)
+    job = sdid_placebo.placebo_job(Y, fit, perms)
     assert job.loo_controls is not None
-    generic = sdid._Job(job.Y, job.n0, job.t0, job.tune, job.omega0, job.lambda0)
-    loo, plain = sdid._placebo_taus_many([job, generic], max_iter=3000, use_sparsify=True)
+    generic = sdid_fit.Job(job.Y, job.n0, job.t0, job.tune, job.omega0, job.lambda0)
+    loo, plain = sdid_placebo.placebo_taus_many([job, generic], max_iter=3000, use_sparsify=True)
     np.testing.assert_allclose(loo, plain, rtol=0, atol=1e-10)
     # the block's dense problems are the permuted ones
     Z = Y[:-1, :16].T - Y[:-1, :16].T.mean(axis=0)
-    G, c = sdid._LooOmega(Z=Z, F=Z.T @ Z, zeta2=np.ones(20), tol=np.ones(20)).dense()
-    Yc = sdid._collapsed(job.Y, job.n0, job.t0)
-    ref = sdid._fw_set(Yc[:, :job.n0, :16].transpose(0, 2, 1), Yc[:, job.n0, :16], 1.0, 1.0, intercept=True)
+    G, c = sdid_solver.LooOmega(Z=Z, F=Z.T @ Z, zeta2=np.ones(20), tol=np.ones(20)).dense()
+    Yc = sdid_fit.collapsed(job.Y, job.n0, job.t0)
+    ref = sdid_solver.fw_set(Yc[:, :job.n0, :16].transpose(0, 2, 1), Yc[:, job.n0, :16], 1.0, 1.0, intercept=True)
     np.testing.assert_allclose(G, ref.G, rtol=0, atol=1e-12 * np.abs(ref.G).max())
     np.testing.assert_allclose(c, ref.c, rtol=0, atol=1e-12 * np.abs(ref.c).max())
 

@@ -69,9 +69,9 @@ does. ``settings`` records all of these.
 :func:`etwfe_fit` prepares the panel, fits once and keeps the cells' covariance; the
 tables (:func:`etwfe`), the event-study covariance (pre-trend tests, HonestDiD), the
 wild cluster bootstrap and the API's delta-method aggregation all read that one
-:class:`EtwfeFit`. :func:`prepare_rows`, :func:`cell_table`, :func:`aggregation_matrix`
-and :func:`cohort_labels` are the sample, cell and weight rules that Poisson ETWFE
-(:mod:`mipa.estimators.poisson_etwfe`) shares.
+:class:`EtwfeFit`. :func:`prepare_rows`, :func:`drop_singleton_rows`, :func:`cell_table`,
+:func:`aggregation_matrix` and :func:`cohort_labels` are the sample, cell and weight rules
+that Poisson ETWFE (:mod:`mipa.estimators.poisson_etwfe`) shares.
 """
 
 from __future__ import annotations
@@ -89,8 +89,10 @@ from mipa.estimators import _ols
 from mipa.estimators.results import (
     ATT_GT_COLUMNS,
     ESTIMATE_COLUMNS,
-    EVENT_STUDY_COLUMNS,
     DidResult,
+    estimate_frame,
+    event_study_frame,
+    plain,
 )
 
 __all__ = [
@@ -101,6 +103,7 @@ __all__ = [
     "aggregation_matrix",
     "cell_table",
     "cohort_labels",
+    "drop_singleton_rows",
     "etwfe",
     "etwfe_fit",
     "prepare_rows",
@@ -154,7 +157,7 @@ def prepare_rows(
     info: dict[str, Any] = {}
     always = df.loc[df["_g"] <= t_min, unit].unique()
     if len(always):
-        info["dropped_always_treated_units"] = [_plain(u) for u in always]
+        info["dropped_always_treated_units"] = [plain(u) for u in always]
         df = df[df["_g"] > t_min]
     n_rows = len(df)
     df = df.dropna(subset=[outcome, *covariates])
@@ -167,15 +170,31 @@ def prepare_rows(
         last = df["_g"].max()
         df = df[df[period] < last].copy()
         df.loc[df["_g"] == last, "_g"] = np.inf
-        info["last_cohort_as_control"] = _plain(last)
+        info["last_cohort_as_control"] = plain(last)
     if not np.isfinite(df["_g"]).any():
         raise NotEstimable("no_treated_units", "no treated unit has an observed untreated period")
     return df.reset_index(drop=True), info
 
 
-def _plain(v: Any) -> Any:
-    """numpy scalar -> python scalar (for JSON-able settings)."""
-    return v.item() if hasattr(v, "item") else v
+def drop_singleton_rows(
+    df: pd.DataFrame, *, unit: str, period: str, info: dict[str, Any]
+) -> tuple[pd.DataFrame, np.ndarray, int, np.ndarray, int]:
+    """Drop the rows alone in their unit or period (iteratively, as reghdfe drops
+    singletons), counted in ``info["dropped_singleton_rows"]``; returns the rows kept and
+    their unit and period codes with the numbers of levels.
+
+    Shared with :mod:`mipa.estimators.poisson_etwfe`, which applies the same rule to the
+    rows of :func:`prepare_rows`.
+    """
+    unit_codes, n_units = _ols.factorize(df[unit].to_numpy())
+    period_codes, n_periods = _ols.factorize(df[period].to_numpy())
+    keep = _ols.drop_singletons([unit_codes, period_codes])
+    if not keep.all():
+        info["dropped_singleton_rows"] = int((~keep).sum())
+        df = df[keep].reset_index(drop=True)
+        unit_codes, n_units = _ols.factorize(df[unit].to_numpy())
+        period_codes, n_periods = _ols.factorize(df[period].to_numpy())
+    return df, unit_codes, int(n_units), period_codes, int(n_periods)
 
 
 def scope_label(v: Any) -> str:
@@ -556,15 +575,8 @@ class EtwfeFit:
         est = W @ att_0
         se = np.sqrt(((W @ V_0) * W).sum(axis=1))
         lo, hi, p = _ols.wald_ci(est, se, df=df_t, alpha=alpha)
-        estimates = pd.DataFrame(meta)
-        estimates["estimate"] = est
-        estimates["std_error"] = se
-        estimates["ci_low"] = lo
-        estimates["ci_high"] = hi
-        estimates["p_value"] = p
-        estimates["n_obs"] = n_obs
-        estimates["n_clusters"] = self.vcov_info.n_clusters
-        estimates["inference"] = INFERENCE
+        estimates = estimate_frame(meta, est, se, lo, hi, p, n_obs=n_obs, n_clusters=self.vcov_info.n_clusters,
+                                   inference=INFERENCE)
         estimates = _with_status(estimates, cells, ok, self.labels if self.cohort == "unit" else None)
         estimates = estimates[ESTIMATE_COLUMNS]
 
@@ -572,28 +584,8 @@ class EtwfeFit:
         ev = W_ev @ att_0
         ev_se = np.sqrt(((W_ev @ V_0) * W_ev).sum(axis=1))
         ev_lo, ev_hi, _ = _ols.wald_ci(ev, ev_se, df=df_t, alpha=alpha)
-        event_study = pd.DataFrame(
-            {
-                "scope": "overall",
-                "event_time": [m["event_time"] for m in ev_meta],
-                "estimate": ev,
-                "std_error": ev_se,
-                "ci_low": ev_lo,
-                "ci_high": ev_hi,
-                "band_low": np.nan,
-                "band_high": np.nan,
-                "inference": INFERENCE,
-            }
-        )
-        if self.control_group == "nevertreated" and (event_study["event_time"] < -1).any():
-            ref = pd.DataFrame(
-                [{"scope": "overall", "event_time": -1, "estimate": 0.0, "std_error": np.nan,
-                  "ci_low": np.nan, "ci_high": np.nan, "band_low": np.nan, "band_high": np.nan,
-                  "inference": "reference"}]
-            )
-            event_study = pd.concat([event_study, ref], ignore_index=True)
-        event_study = event_study.sort_values("event_time", kind="stable").reset_index(drop=True)
-        event_study = event_study[EVENT_STUDY_COLUMNS]
+        event_study = event_study_frame([m["event_time"] for m in ev_meta], ev, ev_se, ev_lo, ev_hi,
+                                        inference=INFERENCE, reference=self.control_group == "nevertreated")
 
         # cells
         cell_se = np.sqrt(np.diag(self.vcov))
@@ -677,14 +669,7 @@ def etwfe_fit(
         covariates=covariates,
         control_group=control_group,
     )
-    unit_codes, n_units = _ols.factorize(df[unit].to_numpy())
-    period_codes, n_periods = _ols.factorize(df[period].to_numpy())
-    keep = _ols.drop_singletons([unit_codes, period_codes])
-    if not keep.all():
-        info["dropped_singleton_rows"] = int((~keep).sum())
-        df = df[keep].reset_index(drop=True)
-        unit_codes, n_units = _ols.factorize(df[unit].to_numpy())
-        period_codes, n_periods = _ols.factorize(df[period].to_numpy())
+    df, unit_codes, n_units, period_codes, n_periods = drop_singleton_rows(df, unit=unit, period=period, info=info)
 
     cell_idx, cells = cell_table(df, unit=unit, period=period, cohort=cohort, control_group=control_group)
     n_cells = len(cells)

@@ -55,6 +55,11 @@ ATT_GT_COLUMNS = [
 ]
 
 
+def plain(v: Any) -> Any:
+    """A numpy scalar as the python scalar (for JSON-able ``settings``); anything else as it is."""
+    return v.item() if hasattr(v, "item") else v
+
+
 def estimate_row(source: Any, aggregation: str, **values: Any) -> dict[str, Any]:
     """One row of :data:`ESTIMATE_COLUMNS` from an inference result's attributes.
 
@@ -67,6 +72,52 @@ def estimate_row(source: Any, aggregation: str, **values: Any) -> dict[str, Any]
         c: values[c] if c in values else (getattr(source, c, None) if c in optional else getattr(source, c))
         for c in ESTIMATE_COLUMNS
     }
+
+
+def estimate_frame(
+    meta: list[dict[str, Any]], estimate: np.ndarray, std_error: np.ndarray, ci_low: np.ndarray,
+    ci_high: np.ndarray, p_value: np.ndarray, *, n_obs: Any, n_clusters: Any, inference: Any,
+) -> pd.DataFrame:
+    """The aggregate rows ``meta`` (one dict per row: ``aggregation``, ``scope``, ...) with
+    their numbers under the names of :data:`ESTIMATE_COLUMNS`.
+
+    ``n_obs``, ``n_clusters`` and ``inference`` are one value for all rows or one per row.
+    The status columns and the final column order are the caller's (the ETWFE estimators
+    of :mod:`mipa.estimators.etwfe` and :mod:`mipa.estimators.poisson_etwfe`).
+    """
+    frame = pd.DataFrame(meta)
+    frame["estimate"] = estimate
+    frame["std_error"] = std_error
+    frame["ci_low"] = ci_low
+    frame["ci_high"] = ci_high
+    frame["p_value"] = p_value
+    frame["n_obs"] = n_obs
+    frame["n_clusters"] = n_clusters
+    frame["inference"] = inference
+    return frame
+
+
+def event_study_frame(
+    event_time: list[Any], estimate: np.ndarray, std_error: np.ndarray, ci_low: np.ndarray,
+    ci_high: np.ndarray, *, inference: Any, reference: bool,
+) -> pd.DataFrame:
+    """The ``overall`` event study in :data:`EVENT_STUDY_COLUMNS`, sorted by event time,
+    without a uniform band.
+
+    ``reference``: the design normalises event time ``-1`` (never-treated controls, every
+    cohort row but ``g - 1`` saturated); when there are leads before it, its row is added
+    with estimate 0, no standard error and ``inference = "reference"``.
+    """
+    frame = pd.DataFrame({
+        "scope": "overall", "event_time": event_time, "estimate": estimate, "std_error": std_error,
+        "ci_low": ci_low, "ci_high": ci_high, "band_low": np.nan, "band_high": np.nan, "inference": inference,
+    })
+    if reference and (frame["event_time"] < -1).any():
+        ref = pd.DataFrame([{"scope": "overall", "event_time": -1, "estimate": 0.0, "std_error": np.nan,
+                             "ci_low": np.nan, "ci_high": np.nan, "band_low": np.nan, "band_high": np.nan,
+                             "inference": "reference"}])
+        frame = pd.concat([frame, ref], ignore_index=True)
+    return frame.sort_values("event_time", kind="stable").reset_index(drop=True)[EVENT_STUDY_COLUMNS]
 
 
 def normal_ci(

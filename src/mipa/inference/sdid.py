@@ -13,51 +13,11 @@ References
   differences estimation", Stata Journal (Stata ``sdid``): staggered adoption as a
   weighted average of per-cohort SDID estimates.
 
-Estimator (AAHIW 2021, Algorithm 1; one block of ``N1`` treated units, ``N0`` controls,
-``T0`` pre- and ``T1`` post-periods; rows 1..N0 of ``Y`` are the controls)
-------------------------------------------------------------------------------
-* Noise level ``sigma = sd(first differences of Y over controls x pre-periods)``;
-  ``zeta_omega = (N1 T1)^(1/4) sigma``, ``zeta_lambda = 1e-6 sigma``;
-  ``min_decrease = 1e-5 sigma``.
-* Collapsed form ``Yc`` (``(N0+1) x (T0+1)``): controls' pre-period rows, their post mean
-  in the last column; last row the treated units' mean.
-* Unit weights ``omega`` (simplex, length ``N0``) with an intercept ``omega_0``:
-  ``min ||omega_0 + Yc[:N0, :T0]' omega - Yc[N0, :T0]||^2 / T0 + zeta_omega^2 ||omega||^2``.
-* Time weights ``lambda`` (simplex, length ``T0``) with intercept:
-  ``min ||lambda_0 + Yc[:N0, :T0] lambda - Yc[:N0, T0]||^2 / N0 + zeta_lambda^2 ||lambda||^2``.
-* ``tau = (mean_treated - omega' Y_controls) (post mean - lambda' pre)``, i.e.
-  ``tau = [-omega, 1/N1]' Y [-lambda, 1/T1]``.
-
-Solver (``sc.weight.fw``): the intercept is removed by centring the columns of
-``[A | b]`` over rows; Frank-Wolfe on ``f(x) = ||A x - b||^2 + eta ||x||^2``,
-``eta = rows * zeta^2``, over the simplex: vertex ``i = argmin grad``, exact line search
-``step = -grad'd / (||A d||^2 + eta ||d||^2)`` clipped to ``[0, 1]``. Start: uniform (or
-the weights given). Stop after ``max_iter`` steps or when an iteration lowers
-``zeta^2 ||x||^2 + ||A x - b||^2 / rows`` by less than ``min_decrease^2``. As
-``synthdid``: a first run of at most 100 steps, then ``sparsify`` (weights
-``<= max/4`` set to zero, renormalised), then a second run of at most ``max_iter = 1e4``
-steps from there.
-
-Computation. Every weight problem (fits and placebo re-fits) runs on its own in compiled
-code (:mod:`mipa.inference._frank_wolfe`), in the arithmetic of the first
-implementation, so a weight vector does not depend on which other problems are solved
-with it. With the exhaustive placebo the unit-weight problems are leave-one-out versions
-of one control block: their Gram matrices are rows and columns of that block's one Gram
-matrix (:class:`_LooOmega`), not ``N0`` separate products. Units sharing a start share
-their time-weight problems, solved once.
-
-Variants: ``method="sc"`` (``sc_estimate``: ``lambda = 0``, no unit intercept,
-``eta_omega = 1e-6``) and ``method="did"`` (uniform fixed weights).
-
-Placebo standard error (AAHIW 2021, Algorithm 4; ``synthdid`` ``vcov(method="placebo")``)
-------------------------------------------------------------------------------------------
-With only controls: permute the ``N0`` controls (``default_rng(seed)``), let the last
-``N1`` play treated, re-estimate with the original ``zeta``s and ``min_decrease`` (weights
-re-solved, started from the original ``lambda`` and the renormalised original ``omega``
-of the remaining controls, as ``placebo_se``), ``replications = 200`` times;
-``se = sqrt((R-1)/R) sd(tau*)``; interval ``tau +- z_{1-alpha/2} se`` (as ``synthdid``'s
-``confint``/summary). It requires ``N0 > N1`` and assumes homoskedastic errors across
-units (AAHIW 2021, sec. 5): with one treated unit it is the only option they offer.
+The computation is split by responsibility: :mod:`mipa.inference.sdid_fit` (the estimate
+of one block, AAHIW 2021 Algorithm 1, and the SC / DID variants),
+:mod:`mipa.inference.sdid_solver` (the Frank-Wolfe weight solver, ``sc.weight.fw``) and
+:mod:`mipa.inference.sdid_placebo` (the placebo standard error, Algorithm 4); this module
+runs them per treated unit on a panel.
 
 Staggered starts and gaps (:func:`sdid_by_unit`)
 -------------------------------------------------
@@ -91,8 +51,22 @@ from scipy import stats
 from mipa.estimability import STATUS_COLUMNS, STATUS_ESTIMATED, STATUS_NOT_ESTIMABLE, NotEstimable
 from mipa.estimators.results import ESTIMATE_COLUMNS, estimate_row
 from mipa.inference.randomization import Estimator, PanelArrays
+from mipa.inference.sdid_fit import Method, SdidFit, fit_many, sdid_estimate
+from mipa.inference.sdid_placebo import (
+    DEFAULT_SEED,
+    placebo_estimates,
+    placebo_job,
+    placebo_permutations,
+    placebo_sd,
+    placebo_se,
+    placebo_taus_many,
+)
+from mipa.inference.sdid_solver import MAX_ITER, frank_wolfe, sparsify
 
 __all__ = [
+    "DEFAULT_SEED",
+    "MAX_ITER",
+    "Method",
     "SdidFit",
     "SdidRow",
     "frank_wolfe",
@@ -106,500 +80,7 @@ __all__ = [
     "sparsify",
 ]
 
-Method = Literal["sdid", "sc", "did"]
 INFERENCE = "sdid_placebo"
-DEFAULT_SEED = 20260701
-MAX_ITER = 10_000
-MAX_ITER_PRE_SPARSIFY = 100
-
-
-# --------------------------------------------------------------------------- solver
-def sparsify(x: np.ndarray) -> np.ndarray:
-    """``synthdid``'s ``sparsify_function``: zero the weights ``<= max/4``, renormalise (rows)."""
-    x = np.array(x, dtype=float, copy=True)
-    x[x <= x.max(axis=-1, keepdims=True) / 4] = 0.0
-    return x / x.sum(axis=-1, keepdims=True)
-
-
-@dataclass(frozen=True)
-class _FwSet:
-    """``P`` problems of :func:`frank_wolfe` of one shape (``n`` rows, ``k`` weights).
-
-    ``A``, ``b`` are centred already when the problem has an intercept; ``G = A'A`` and
-    ``c = A'b`` are computed once and serve both stages of :func:`_two_stage_many`.
-    The interface the solver uses (shared with :class:`_LooOmega`): ``size``, ``rows``,
-    ``zeta2``, ``tol``, ``dense()`` (``G``, ``c`` per problem) and ``e2(x)``.
-    """
-
-    A: np.ndarray  # P x n x k
-    b: np.ndarray  # P x n
-    G: np.ndarray  # P x k x k
-    c: np.ndarray  # P x k
-    zeta2: np.ndarray  # P
-    tol: np.ndarray  # P
-
-    @property
-    def size(self) -> int:
-        return self.A.shape[0]
-
-    @property
-    def rows(self) -> int:
-        return self.A.shape[1]
-
-    def dense(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.G, self.c
-
-    def e2(self, x: np.ndarray) -> np.ndarray:
-        """``||A x - b||^2`` per problem."""
-        e0 = np.einsum("pnk,pk->pn", self.A, x) - self.b
-        return np.einsum("pn,pn->p", e0, e0)
-
-
-def _fw_set(
-    A: np.ndarray, b: np.ndarray, zeta: np.ndarray | float, min_decrease: np.ndarray | float, *,
-    intercept: bool,
-) -> _FwSet:
-    A = np.asarray(A, dtype=float)
-    b = np.asarray(b, dtype=float)
-    P = A.shape[0]
-    if intercept:
-        A = A - A.mean(axis=1, keepdims=True)
-        b = b - b.mean(axis=1, keepdims=True)
-    At = A.transpose(0, 2, 1)
-    return _FwSet(
-        A=A, b=b, G=At @ A, c=np.einsum("pkn,pn->pk", At, b),
-        zeta2=np.broadcast_to(np.asarray(zeta, dtype=float) ** 2, (P,)).copy(),
-        tol=np.broadcast_to(np.asarray(min_decrease, dtype=float) ** 2, (P,)).copy(),
-    )
-
-
-@dataclass(frozen=True)
-class _LooOmega:
-    """Unit weights of the ``N0`` leave-one-out placebo problems of one control block.
-
-    Problem ``c``: the control ``c`` plays treated, the others (in order) are the donors.
-    With the columns of ``Z`` the controls' pre-periods (centred over time with an
-    intercept) and ``F = Z'Z``: ``G = F`` without row and column ``c``, ``c_vec = F[-c, c]``
-    (one Gram matrix for the block instead of ``N0`` products).
-    """
-
-    Z: np.ndarray  # n x N0
-    F: np.ndarray  # N0 x N0
-    zeta2: np.ndarray  # P = N0
-    tol: np.ndarray
-
-    @property
-    def size(self) -> int:
-        return self.F.shape[0]
-
-    @property
-    def rows(self) -> int:
-        return self.Z.shape[0]
-
-    def _donors(self) -> np.ndarray:
-        N0 = self.size
-        return np.array([np.delete(np.arange(N0), c) for c in range(N0)]).reshape(N0, N0 - 1)
-
-    def dense(self) -> tuple[np.ndarray, np.ndarray]:
-        d = self._donors()
-        return self.F[d[:, :, None], d[:, None, :]], self.F[d, np.arange(self.size)[:, None]]
-
-    def e2(self, x: np.ndarray) -> np.ndarray:
-        """``||Z_donors x_c - Z_c||^2`` for each control ``c``."""
-        N0 = self.size
-        full = np.zeros((N0, N0))
-        full[~np.eye(N0, dtype=bool)] = np.asarray(x, dtype=float).ravel()
-        e0 = full @ self.Z.T - self.Z.T  # row c: donors' fit minus control c
-        return np.einsum("pn,pn->p", e0, e0)
-
-
-def frank_wolfe(
-    A: np.ndarray,
-    b: np.ndarray,
-    zeta: np.ndarray | float,
-    x0: np.ndarray,
-    *,
-    intercept: bool,
-    min_decrease: np.ndarray | float,
-    max_iter: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``synthdid``'s ``sc.weight.fw`` for a batch of problems of one shape.
-
-    ``A``: ``P x n x k``, ``b``: ``P x n``, ``x0``: ``P x k`` (on the simplex), ``zeta`` and
-    ``min_decrease`` scalars or length ``P``. Minimises
-    ``zeta^2 ||x||^2 + ||A x - b||^2 / n`` over the simplex (``intercept``: columns of
-    ``[A | b]`` centred over the ``n`` rows first), by Frank-Wolfe with exact line search
-    on ``||A x - b||^2 + eta ||x||^2``, ``eta = n zeta^2``; each problem stops after
-    ``max_iter`` steps or once a step lowers the objective by ``<= min_decrease^2``.
-    Returns the weights (``P x k``) and the number of steps taken by each problem.
-
-    Bookkeeping (so that a step costs a few length-``k`` vector operations): with
-    ``G = A'A``, ``c = A'b`` and ``x <- (1-s) x + s e_i``, only the half gradient
-    ``grad = G x - c + eta x`` is kept as a vector
-    (``grad <- (1-s) grad + s R_i``, ``R_i = G_i - c + eta e_i``); ``x'Gx``, ``||x||^2``
-    and ``||Ax - b||^2`` follow exact scalar recursions
-    (``||A_i - Ax||^2 = G_ii - 2 (Gx)_i + x'Gx`` and
-    ``(Ax - b)'(A_i - Ax) = grad_i - grad'x - eta (x_i - ||x||^2)``), so the
-    ``n``-vectors are never touched after the start.
-    """
-    fw = _fw_set(A, b, zeta, min_decrease, intercept=intercept)
-    return _fw_run([fw], [np.asarray(x0, dtype=float)], max_iter)[0]
-
-
-def _fw_run(sets: list, x0s: list[np.ndarray], max_iter: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Run every problem of every set from ``x0s``; ``(weights, steps)`` per set.
-
-    Each problem runs on its own in compiled code (:mod:`mipa.inference._frank_wolfe`),
-    so a weight vector does not depend on which other problems are solved with it.
-    """
-    from mipa.inference._frank_wolfe import solve_stack  # numba: loaded only when SDID runs
-
-    out = []
-    for fw, x0 in zip(sets, x0s, strict=True):
-        G, c = fw.dense()
-        x0 = np.ascontiguousarray(x0, dtype=float)
-        out.append(solve_stack(np.ascontiguousarray(G), np.ascontiguousarray(c), fw.e2(x0), int(fw.rows),
-                               fw.zeta2, x0, fw.tol, int(max_iter)))
-    return out
-
-
-def _two_stage_many(
-    sets: list, x0s: list[np.ndarray], *, max_iter: int, use_sparsify: bool
-) -> list[np.ndarray]:
-    """``synthdid``'s weight fit for every set: ``max_iter_pre_sparsify`` steps, sparsify,
-    then ``max_iter`` (each stage one run over all sets, see :func:`_fw_run`)."""
-    if not sets:
-        return []
-    if not use_sparsify:
-        return [x for x, _ in _fw_run(sets, x0s, max_iter)]
-    first = [x for x, _ in _fw_run(sets, x0s, MAX_ITER_PRE_SPARSIFY)]
-    return [x for x, _ in _fw_run(sets, [sparsify(x) for x in first], max_iter)]
-
-
-# --------------------------------------------------------------------------- estimate
-@dataclass(frozen=True)
-class SdidFit:
-    """An SDID (or SC / DID) estimate with its weights and tuning.
-
-    ``omega``: control weights (length ``N0``); ``lambda_``: pre-period weights (``T0``).
-    """
-
-    estimate: float
-    omega: np.ndarray = field(repr=False)
-    lambda_: np.ndarray = field(repr=False)
-    n_control: int
-    n_treated: int
-    n_pre: int
-    n_post: int
-    noise_level: float
-    zeta_omega: float
-    zeta_lambda: float
-    min_decrease: float
-    method: str
-    omega_intercept: bool
-    lambda_intercept: bool
-
-
-def _noise_level(Y: np.ndarray, n0: int, t0: int) -> float:
-    """``sd(apply(Y[1:N0, 1:T0], 1, diff))``: sd (n-1) of the controls' pre-period first differences."""
-    d = np.diff(Y[:n0, :t0], axis=1)
-    return float(np.std(d, ddof=1)) if d.size > 1 else 0.0
-
-
-def _collapsed(Y: np.ndarray, n0: int, t0: int) -> np.ndarray:
-    """``collapsed.form``: pre-periods + post mean; controls + treated mean. Works on stacks."""
-    top = np.concatenate([Y[..., :n0, :t0], Y[..., :n0, t0:].mean(axis=-1, keepdims=True)], axis=-1)
-    tr = Y[..., n0:, :]
-    bottom = np.concatenate(
-        [tr[..., :t0].mean(axis=-2, keepdims=True), tr[..., t0:].mean(axis=(-2, -1))[..., None, None]],
-        axis=-1,
-    )
-    return np.concatenate([top, bottom], axis=-2)
-
-
-def _tau(Y: np.ndarray, n0: int, t0: int, omega: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """``[-omega, 1/N1]' Y [-lambda, 1/T1]`` for a stack of problems."""
-    n1, t1 = Y.shape[-2] - n0, Y.shape[-1] - t0
-    wu = np.concatenate([-omega, np.full(omega.shape[:-1] + (n1,), 1.0 / n1)], axis=-1)
-    wt = np.concatenate([-lam, np.full(lam.shape[:-1] + (t1,), 1.0 / t1)], axis=-1)
-    return np.einsum("...n,...nt,...t->...", wu, Y, wt)
-
-
-@dataclass(frozen=True)
-class _Tuning:
-    zeta_omega: float
-    zeta_lambda: float
-    min_decrease: float
-    omega_intercept: bool
-    lambda_intercept: bool
-    fixed_omega: bool
-    fixed_lambda: bool
-
-
-@dataclass(frozen=True)
-class _Job:
-    """One weight solve: a stack ``Y`` (``P x N x T``), its split, tuning and starts.
-
-    ``lambda_key``: jobs with equal keys have the same time-weight problems (same control
-    rows, ``T0``, tuning, start and orderings), which are then solved once.
-    ``loo_controls``: the stack is the exhaustive placebo of this control block (problem
-    ``c``: control ``c`` treated, the others donors in order); its unit-weight problems are
-    then rows and columns of the block's one Gram matrix (:class:`_LooOmega`).
-    """
-
-    Y: np.ndarray
-    n0: int
-    t0: int
-    tune: _Tuning
-    omega0: np.ndarray
-    lambda0: np.ndarray
-    lambda_key: Any = None
-    loo_controls: np.ndarray | None = None  # exhaustive placebos: the N0 x T control block
-
-
-def _solve_many(
-    jobs: list[_Job], *, max_iter: int, use_sparsify: bool
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Weights ``(omega, lambda)`` for every job, all weight problems in one solve."""
-    sets: list[_FwSet] = []
-    starts: list[np.ndarray] = []
-    slots: list[tuple[int | None, int | None]] = []
-    shared: dict[Any, int] = {}
-    for job in jobs:
-        n0, t0, tune = job.n0, job.t0, job.tune
-        C = job.loo_controls
-        Yc = _collapsed(job.Y, n0, t0) if C is None else None
-        P = job.Y.shape[0]
-        lam_slot = om_slot = None
-        if not tune.fixed_lambda:
-            if job.lambda_key is not None and job.lambda_key in shared:
-                lam_slot = shared[job.lambda_key]
-            else:
-                lam_slot = len(sets)
-                # per problem: centring over the donors makes every placebo's Gram its own
-                # (a rank-one downdate of one Gram would turn the exact zeros of a month in
-                # which all donors agree into rounding noise, and Frank-Wolfe's choice among
-                # tied months with them)
-                Yc = _collapsed(job.Y, n0, t0) if Yc is None else Yc
-                sets.append(_fw_set(Yc[:, :n0, :t0], Yc[:, :n0, t0], tune.zeta_lambda, tune.min_decrease,
-                                    intercept=tune.lambda_intercept))
-                starts.append(job.lambda0)
-                if job.lambda_key is not None:
-                    shared[job.lambda_key] = lam_slot
-        if not tune.fixed_omega:
-            om_slot = len(sets)
-            if C is not None:
-                Z = C[:, :t0].T
-                if tune.omega_intercept:
-                    Z = Z - Z.mean(axis=0)
-                sets.append(_LooOmega(Z=Z, F=Z.T @ Z, zeta2=np.full(P, tune.zeta_omega**2),
-                                      tol=np.full(P, tune.min_decrease**2)))
-            else:
-                sets.append(_fw_set(Yc[:, :n0, :t0].transpose(0, 2, 1), Yc[:, n0, :t0], tune.zeta_omega,
-                                    tune.min_decrease, intercept=tune.omega_intercept))
-            starts.append(job.omega0)
-        slots.append((om_slot, lam_slot))
-    xs = _two_stage_many(sets, starts, max_iter=max_iter, use_sparsify=use_sparsify)
-    return [
-        (job.omega0 if om is None else xs[om], job.lambda0 if lam is None else xs[lam])
-        for job, (om, lam) in zip(jobs, slots, strict=True)
-    ]
-
-
-def _setup(Y: np.ndarray, n0: int, t0: int, method: Method) -> tuple[np.ndarray, float, _Tuning]:
-    """Checks, noise level and tuning of :func:`sdid_estimate`."""
-    Y = np.asarray(Y, dtype=float)
-    N, T = Y.shape
-    if not (0 < n0 < N and 0 < t0 < T):
-        raise ValueError("need at least one control, treated unit, pre- and post-period")
-    if not np.isfinite(Y).all():
-        raise ValueError("Y has missing values: SDID needs a balanced block")
-    n1, t1 = N - n0, T - t0
-    sigma = _noise_level(Y, n0, t0)
-    eta_omega = {"sdid": (n1 * t1) ** 0.25, "sc": 1e-6, "did": (n1 * t1) ** 0.25}[method]
-    tune = _Tuning(
-        zeta_omega=eta_omega * sigma,
-        zeta_lambda=1e-6 * sigma,
-        min_decrease=1e-5 * sigma,
-        omega_intercept=method != "sc",
-        lambda_intercept=True,
-        fixed_omega=method == "did",
-        fixed_lambda=method in ("sc", "did"),
-    )
-    return Y, sigma, tune
-
-
-def _fit_many(
-    problems: list[tuple[np.ndarray, int, int]], *, method: Method = "sdid", max_iter: int = MAX_ITER,
-    use_sparsify: bool = True,
-) -> list[SdidFit]:
-    """:func:`sdid_estimate` for several ``(Y, n0, t0)``.
-
-    An estimate is the same bit for bit however many units are fitted together. Problems
-    with the same control rows and ``t0`` share their time weights (solved once).
-    """
-    jobs, setups = [], []
-    for Y, n0, t0 in problems:
-        Y, sigma, tune = _setup(Y, n0, t0, method)
-        omega0 = np.full((1, n0), 1.0 / n0)
-        lambda0 = np.zeros((1, t0)) if method == "sc" else np.full((1, t0), 1.0 / t0)
-        key = (n0, t0, Y[:n0].tobytes())
-        jobs.append(_Job(Y[None], n0, t0, tune, omega0, lambda0, lambda_key=key))
-        setups.append((Y, n0, t0, sigma, tune))
-    weights = _solve_many(jobs, max_iter=max_iter, use_sparsify=use_sparsify)
-    fits = []
-    for (Y, n0, t0, sigma, tune), (om, lam) in zip(setups, weights, strict=True):
-        fits.append(SdidFit(
-            estimate=float(_tau(Y, n0, t0, om[0], lam[0])),
-            omega=om[0],
-            lambda_=lam[0],
-            n_control=n0,
-            n_treated=Y.shape[0] - n0,
-            n_pre=t0,
-            n_post=Y.shape[1] - t0,
-            noise_level=sigma,
-            zeta_omega=tune.zeta_omega,
-            zeta_lambda=tune.zeta_lambda,
-            min_decrease=tune.min_decrease,
-            method=method,
-            omega_intercept=tune.omega_intercept,
-            lambda_intercept=tune.lambda_intercept,
-        ))
-    return fits
-
-
-def sdid_estimate(
-    Y: np.ndarray,
-    n0: int,
-    t0: int,
-    *,
-    method: Method = "sdid",
-    max_iter: int = MAX_ITER,
-    use_sparsify: bool = True,
-) -> SdidFit:
-    """SDID (``synthdid_estimate``), SC (``sc_estimate``) or DID (``did_estimate``) on ``Y``.
-
-    ``Y``: ``N x T`` with the ``n0`` control rows first and the ``t0`` pre-periods first;
-    no missing values. Defaults as ``synthdid`` (module docstring).
-    """
-    return _fit_many([(Y, n0, t0)], method=method, max_iter=max_iter, use_sparsify=use_sparsify)[0]
-
-
-def _tuning_of(fit: SdidFit) -> _Tuning:
-    return _Tuning(
-        zeta_omega=fit.zeta_omega, zeta_lambda=fit.zeta_lambda, min_decrease=fit.min_decrease,
-        omega_intercept=fit.omega_intercept, lambda_intercept=fit.lambda_intercept,
-        fixed_omega=fit.method == "did", fixed_lambda=fit.method in ("sc", "did"),
-    )
-
-
-def _sum_normalize(x: np.ndarray) -> np.ndarray:
-    """``x / sum(x)`` per row, uniform where a row sums to zero (``synthdid``'s ``sum_normalize``)."""
-    s = x.sum(axis=-1, keepdims=True)
-    uniform = np.full_like(x, 1.0 / x.shape[-1])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(s != 0, x / s, uniform)
-
-
-def placebo_permutations(
-    n_control: int, n_treated: int, *, replications: int = 200, seed: int = DEFAULT_SEED,
-    exhaustive: bool = False,
-) -> np.ndarray:
-    """Row ``r``: an ordering of the control rows whose last ``n_treated`` play treated.
-
-    ``exhaustive=False``: ``replications`` permutations from ``default_rng(seed)``
-    (``synthdid``'s ``sample(1:N0)``). ``exhaustive=True`` (one treated unit only): every
-    control plays treated exactly once (``N0`` rows, the others in their original order),
-    which removes the Monte Carlo noise of the random draws: with one treated unit the
-    random version only ever samples these ``N0`` placebo problems, with replacement.
-    """
-    if n_control <= n_treated:
-        raise ValueError("the placebo standard error needs more controls than treated units")
-    if exhaustive:
-        if n_treated != 1:
-            raise ValueError("exhaustive placebos need exactly one treated unit")
-        base = np.arange(n_control)
-        return np.array([np.append(np.delete(base, c), c) for c in range(n_control)])
-    rng = np.random.default_rng(seed)
-    return np.array([rng.permutation(n_control) for _ in range(replications)])
-
-
-def _placebo_job(
-    Y: np.ndarray, fit: SdidFit, perms: np.ndarray, *, n_donors: int | None = None,
-    treated_rows: np.ndarray | None = None,
-) -> _Job:
-    """The weight problems of the placebo orderings ``perms`` of the control rows of ``Y``.
-
-    Donors: the first ``m0`` of each ordering (``N0 - N1`` unless ``n_donors``); placebo
-    treated: the last ``N1`` (or the ordering positions ``treated_rows``). Weights
-    re-solved with the fit's tuning, started from its ``lambda`` and the renormalised
-    ``omega`` of the donors (``synthdid``'s ``placebo_se``).
-    """
-    n0, t0 = fit.n_control, fit.n_pre
-    m0 = n0 - fit.n_treated if n_donors is None else int(n_donors)
-    if treated_rows is None:
-        treated_rows = np.arange(n0 - fit.n_treated, n0)
-    rows = np.concatenate([perms[:, :m0], perms[:, treated_rows]], axis=1)
-    controls = np.asarray(Y, dtype=float)[:n0]
-    Yp = controls[rows]  # R x (m0 + N1) x T
-    omega0 = _sum_normalize(fit.omega[perms[:, :m0]])
-    lambda0 = np.repeat(fit.lambda_[None], perms.shape[0], axis=0)
-    # the time weights see only the donors: equal for every fit with these controls and T0
-    key = ("placebo", t0, m0, controls.tobytes(), rows[:, :m0].tobytes(), fit.lambda_.tobytes(),
-           fit.zeta_lambda, fit.min_decrease, fit.lambda_intercept)
-    loo = (n_donors is None and fit.n_treated == 1 and perms.shape[0] == n0
-           and np.array_equal(perms, placebo_permutations(n0, 1, exhaustive=True)))
-    return _Job(Yp, m0, t0, _tuning_of(fit), omega0, lambda0, lambda_key=key,
-                loo_controls=controls if loo else None)
-
-
-def _placebo_taus_many(jobs: list[_Job], *, max_iter: int, use_sparsify: bool) -> list[np.ndarray]:
-    """Placebo estimates of every job, all in one solve."""
-    weights = _solve_many(jobs, max_iter=max_iter, use_sparsify=use_sparsify)
-    return [_tau(job.Y, job.n0, job.t0, om, lam) for job, (om, lam) in zip(jobs, weights, strict=True)]
-
-
-def _placebo_taus(
-    Y: np.ndarray, fit: SdidFit, perms: np.ndarray, *, max_iter: int, use_sparsify: bool,
-    n_donors: int | None = None, treated_rows: np.ndarray | None = None,
-) -> np.ndarray:
-    """Placebo estimates for the orderings ``perms`` of the control rows of ``Y`` (:func:`_placebo_job`)."""
-    job = _placebo_job(Y, fit, perms, n_donors=n_donors, treated_rows=treated_rows)
-    return _placebo_taus_many([job], max_iter=max_iter, use_sparsify=use_sparsify)[0]
-
-
-def placebo_estimates(
-    Y: np.ndarray, fit: SdidFit, *, replications: int = 200, seed: int = DEFAULT_SEED,
-    exhaustive: bool = False, max_iter: int = MAX_ITER, use_sparsify: bool = True,
-) -> np.ndarray:
-    """The placebo estimates of ``synthdid``'s ``placebo_se`` (AAHIW 2021, Algorithm 4).
-
-    Orderings from :func:`placebo_permutations`; estimates from the controls only (the
-    treated rows of ``Y`` never enter).
-    """
-    perms = placebo_permutations(
-        fit.n_control, fit.n_treated, replications=replications, seed=seed, exhaustive=exhaustive
-    )
-    return _placebo_taus(Y, fit, perms, max_iter=max_iter, use_sparsify=use_sparsify)
-
-
-def _placebo_sd(tau: np.ndarray) -> float:
-    """``sqrt((R-1)/R) * sd(tau)`` (``synthdid``'s scaling: the population sd)."""
-    R = tau.size
-    return float(np.sqrt((R - 1) / R) * np.std(tau, ddof=1))
-
-
-def placebo_se(
-    Y: np.ndarray, fit: SdidFit, *, replications: int = 200, seed: int = DEFAULT_SEED,
-    exhaustive: bool = False, max_iter: int = MAX_ITER, use_sparsify: bool = True,
-) -> float:
-    """``sqrt(vcov(fit, method="placebo"))``: ``sqrt((R-1)/R) * sd(placebo estimates)``."""
-    return _placebo_sd(
-        placebo_estimates(
-            Y, fit, replications=replications, seed=seed, exhaustive=exhaustive,
-            max_iter=max_iter, use_sparsify=use_sparsify,
-        )
-    )
 
 
 # --------------------------------------------------------------------------- panel
@@ -775,15 +256,15 @@ def sdid_by_unit(
             runnable.append((k, j, _block(pa, j, on_gaps=on_gaps, min_controls=min_controls)))
         except NotEstimable as failure:
             rows[k] = _not_estimable(str(pa.units[j]), failure)
-    fits = _fit_many([(blk.Y, blk.controls.size, blk.t0) for _, _, blk in runnable], max_iter=max_iter)
+    fits = fit_many([(blk.Y, blk.controls.size, blk.t0) for _, _, blk in runnable], max_iter=max_iter)
     ses = [np.nan] * len(runnable)
     if replications > 1 and runnable:
         jobs = [
-            _placebo_job(blk.Y, fit, placebo_permutations(fit.n_control, fit.n_treated, replications=replications,
-                                                          seed=seed + k, exhaustive=exhaustive))
+            placebo_job(blk.Y, fit, placebo_permutations(fit.n_control, fit.n_treated, replications=replications,
+                                                         seed=seed + k, exhaustive=exhaustive))
             for (k, _, blk), fit in zip(runnable, fits, strict=True)
         ]
-        ses = [_placebo_sd(tau) for tau in _placebo_taus_many(jobs, max_iter=placebo_iter, use_sparsify=True)]
+        ses = [placebo_sd(tau) for tau in placebo_taus_many(jobs, max_iter=placebo_iter, use_sparsify=True)]
     for (k, j, blk), fit, se in zip(runnable, fits, ses, strict=True):
         lo, hi, p = _wald(fit.estimate, se, alpha)
         no_se = not np.isfinite(se)
@@ -831,13 +312,13 @@ def _overall(
         perms = np.array([rng.permutation(controls.size) for _ in range(replications)])
         m0 = controls.size - J
         # placebo unit for treated unit k: ordering position m0 + k; donors: the first m0
-        jobs = [_placebo_job(blk.Y, fit, perms, n_donors=m0, treated_rows=np.array([m0 + k]))
+        jobs = [placebo_job(blk.Y, fit, perms, n_donors=m0, treated_rows=np.array([m0 + k]))
                 for k, (_, blk, fit) in enumerate(fits)]
-        taus = _placebo_taus_many(jobs, max_iter=max_iter, use_sparsify=True)
+        taus = placebo_taus_many(jobs, max_iter=max_iter, use_sparsify=True)
         draws = np.zeros(replications)
         for k, tau in enumerate(taus):
             draws += w[k] * tau
-        se = _placebo_sd(draws)
+        se = placebo_sd(draws)
     elif replications > 1 and not same:
         notes.append("no joint placebo SE (control sets differ)")
     elif replications > 1:
