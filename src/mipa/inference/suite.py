@@ -43,6 +43,12 @@ conformal  conformal_average_factor_t_ma2          overall: the per-country fact
                                                   the average with the countries' own effects
                                                   kept, common calendar shifts, studentized by
                                                   the long-run variance of the average
+conformal  conformal_average_factor_refit_ma2      overall: the same average and shifts, each
+                                                  country's effect re-estimated on every
+                                                  shifted sample and the average studentized by
+                                                  its own sandwich long-run variance there
+                                                  (Chung & Romano 2013): no levelling off of
+                                                  the statistic far from the estimate
 ========== ====================================== ==============================================
 
 Per country, ETWFE's clustered and WCR rows come from the regression with one cohort per
@@ -99,6 +105,7 @@ METHODS: tuple[tuple[str, str], ...] = (
     ("sdid", "sdid_placebo"),
     ("poisson_etwfe", "cluster_unit"),
     ("conformal", "conformal_average_factor_t_ma2"),
+    ("conformal", "conformal_average_factor_refit_ma2"),
     ("conformal", "conformal_factor_t_ma2"),
 )
 __all__ = ["METHODS", "SUITE_COLUMNS", "InferenceSettings", "inference_results", "inference_table"]
@@ -286,9 +293,10 @@ def _sdid(pa: PanelArrays, s: InferenceSettings) -> pd.DataFrame:
     return pd.DataFrame([r.row("group") for r in rows])
 
 
-def _conformal(pa: PanelArrays, s: InferenceSettings, overall: bool) -> pd.DataFrame:
+def _conformal(pa: PanelArrays, s: InferenceSettings, overall: bool, studentize: str = "block") -> pd.DataFrame:
     if overall:
-        return pd.DataFrame([overall_row(pa, model=s.conformal_model, smooth=s.conformal_smooth, alpha=s.alpha)])
+        return pd.DataFrame([overall_row(pa, model=s.conformal_model, smooth=s.conformal_smooth, alpha=s.alpha,
+                                         studentize=studentize)])
     units = conformal_rows(pa, model=s.conformal_model, statistic=s.conformal_statistic, alpha=s.alpha,
                            smooth=s.conformal_smooth)
     return units.reindex(columns=ESTIMATE_COLUMNS)
@@ -350,6 +358,8 @@ def inference_table(
         ("poisson_etwfe", "cluster_unit", lambda: _poisson(panel, outcome, treated, s)),
         ("sdid", "sdid_placebo", lambda: _sdid(pa, s)),
         ("conformal", "conformal_average_factor_t_ma2", lambda: _conformal(pa, s, overall=True)),
+        ("conformal", "conformal_average_factor_refit_ma2",
+         lambda: _conformal(pa, s, overall=True, studentize="refit")),
         ("conformal", "conformal_factor_t_ma2", lambda: _conformal(pa, s, overall=False)),
     ]
     frames = []

@@ -72,6 +72,7 @@ INFERENCE: dict[str, dict[str, str]] = {
         "sdid_placebo": "Placebo",
         "conformal_factor_t_ma2": "Conformal (CWZ), factor model",
         "conformal_average_factor_t_ma2": "Conformal test of the average (countries' own effects kept), factor model",
+        "conformal_average_factor_refit_ma2": "Conformal test of the average, refitted on every shift, factor model",
     },
     "nl": {
         "cluster_unit": "Geclusterd per land",
@@ -86,6 +87,7 @@ INFERENCE: dict[str, dict[str, str]] = {
         "sdid_placebo": "Placebo",
         "conformal_factor_t_ma2": "Conform (CWZ), factormodel",
         "conformal_average_factor_t_ma2": "Conforme toets van het gemiddelde (eigen effect per land), factormodel",
+        "conformal_average_factor_refit_ma2": "Conforme toets van het gemiddelde, bij elke verschuiving opnieuw geschat, factormodel",
     },
 }
 
