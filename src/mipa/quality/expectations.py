@@ -13,7 +13,6 @@ writing to a folder.
 
 from __future__ import annotations
 
-import html
 import math
 import os
 import re
@@ -28,6 +27,7 @@ import yaml
 
 from mipa import settings
 from mipa.quality.freshness import FreshnessSettings
+from mipa.templating import template
 
 # GX would otherwise send usage statistics; it reads the variable at import time.
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
@@ -405,18 +405,38 @@ def summarise(outcome: ValidationOutcome) -> str:
 
 
 # --- self-contained HTML page -------------------------------------------------------------
+# The markup is mipa/quality/templates/summary.html.j2; here: what each cell shows.
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222;max-width:1400px}
-h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
-table{border-collapse:collapse;width:100%;font-size:.85rem}
-th,td{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
-th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.ok{color:#17692c}.fail-error{color:#fff;background:#b3261e}.fail-warning{color:#000;background:#f6c343}
-.warn{color:#000;background:#f6c343}.badge{padding:0 .4rem;border-radius:3px;font-weight:600}
-.status{font-size:1.1rem;padding:.5rem 1rem;display:inline-block;border-radius:4px}
-.pass{background:#d7f0dc}.failed{background:#f8d7d5}code{font-size:.8rem;word-break:break-all}
-"""
+
+@dataclass(frozen=True)
+class _HtmlCell:
+    text: str
+    cls: str | None = None  # None: no class attribute
+    code: bool = False  # monospace (thresholds)
+
+
+@dataclass(frozen=True)
+class _HtmlTable:
+    title: str
+    table: str | None  # the warehouse table a suite checks, shown after its name
+    columns: list[str]
+    rows: list[list[_HtmlCell]]
+
+
+def _html_cell(column: str, value: Any, severity: Any) -> _HtmlCell:
+    if column == "success":
+        return _HtmlCell("pass" if value else "FAIL", "ok" if value else f"badge fail-{severity}")
+    if column == "status":
+        return _HtmlCell(str(value), "ok" if value == "ok" else ("" if value == "not_checked" else "badge warn"))
+    if column in ("threshold", "observed") and isinstance(value, float):
+        return _HtmlCell(_fmt(value), "num")
+    text = "" if value is None else str(value)
+    return _HtmlCell(text, code=column == "threshold")
+
+
+def _html_table(title: str, table: str | None, frame: pd.DataFrame, columns: list[str]) -> _HtmlTable:
+    rows = [[_html_cell(c, row.get(c), row.get("severity")) for c in columns] for row in frame.to_dict("records")]
+    return _HtmlTable(title, table, columns, rows)
 
 
 def render_html(
@@ -427,64 +447,29 @@ def render_html(
 ) -> str:
     """One self-contained page (no scripts, no external assets) of every expectation result
     and every freshness/volume check; readable offline, unlike GX's CDN-styled site."""
-    esc = html.escape
     res = outcome.results
     status = "PASSED" if outcome.success else "FAILED"
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>mipa validate: {esc(outcome.run_name)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>mipa validate: data-quality gates ({esc(outcome.run_name)})</h1>",
-    ]
     line = (
         f"{status}: {len(res)} expectations, {int(res['success'].sum())} passed, "
         f"{len(outcome.errors)} errors, {len(outcome.warnings)} warnings"
     )
     if checks is not None:
         line += f"; {int((checks['status'] == 'warn').sum())} freshness/volume warnings"
-    parts.append(f"<p class='status {'pass' if outcome.success else 'failed'}'>{esc(line)}</p>")
-    if facts:
-        parts.append("<table>")
-        parts += [f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in facts.items()]
-        parts.append("</table>")
-    if gx_index:
-        parts.append(
-            f"<p>Great Expectations Data Docs of the same run: <a href='{esc(gx_index)}'>{esc(gx_index)}</a> "
-            "(GX's pages load their styles and scripts from public CDNs).</p>"
-        )
-
-    def table(frame: pd.DataFrame, cols: list[str]) -> None:
-        parts.append("<table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr>")
-        for row in frame.to_dict("records"):
-            cells = []
-            for c in cols:
-                v = row.get(c)
-                if c == "success":
-                    cls = "ok" if v else f"badge fail-{row['severity']}"
-                    cells.append(f"<td class='{cls}'>{'pass' if v else 'FAIL'}</td>")
-                elif c == "status":
-                    cls = "ok" if v == "ok" else ("" if v == "not_checked" else "badge warn")
-                    cells.append(f"<td class='{cls}'>{esc(str(v))}</td>")
-                elif c in ("threshold", "observed") and isinstance(v, float):
-                    cells.append(f"<td class='num'>{esc(_fmt(v))}</td>")
-                elif c == "threshold":
-                    cells.append(f"<td><code>{esc('' if v is None else str(v))}</code></td>")
-                else:
-                    cells.append(f"<td>{esc('' if v is None else str(v))}</td>")
-            parts.append("<tr>" + "".join(cells) + "</tr>")
-        parts.append("</table>")
-
     cols = ["success", "severity", "expectation", "column", "observed", "threshold", "message"]
-    failed = outcome.failed
-    if not failed.empty:
-        parts.append("<h2>Failed expectations</h2>")
-        table(failed.sort_values("severity"), ["table", *cols])
+    tables = []
+    if not outcome.failed.empty:
+        tables.append(_html_table("Failed expectations", None, outcome.failed.sort_values("severity"),
+                                  ["table", *cols]))
     if checks is not None:
-        parts.append("<h2>Source freshness and volume</h2>")
-        table(checks, list(checks.columns))
+        tables.append(_html_table("Source freshness and volume", None, checks, list(checks.columns)))
     for suite in outcome.suites_run:
         sub = res[res["suite"] == suite]
-        table_name = sub["table"].iloc[0] if len(sub) else ""
-        parts.append(f"<h2>{esc(suite)} <small>({esc(table_name)})</small></h2>")
-        table(sub, cols)
-    parts.append("</body></html>")
-    return "\n".join(parts)
+        tables.append(_html_table(suite, sub["table"].iloc[0] if len(sub) else "", sub, cols))
+    return template("mipa.quality", "summary.html.j2").render(
+        run_name=outcome.run_name,
+        status_class="pass" if outcome.success else "failed",
+        status_line=line,
+        facts=[(str(k), str(v)) for k, v in (facts or {}).items()],
+        gx_index=gx_index,
+        tables=tables,
+    )
