@@ -76,9 +76,9 @@ bench: install-dev
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python scripts/benchmark.py
 
-# the full Monte Carlo behind seeds/inference_coverage.csv (~100 min on 2 cores; resumable)
+# the full Monte Carlo behind montecarlo/inference_coverage.csv (~100 min on 2 cores; resumable)
 montecarlo: install
-	$(BIN)/python scripts/montecarlo.py --reps 500 --write-seed
+	$(BIN)/python scripts/montecarlo.py --reps 500 --write-results
 
 clean:
 	rm -rf target logs data/*.building.duckdb data/*.failed.duckdb

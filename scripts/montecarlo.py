@@ -6,8 +6,10 @@ estimator and inference method of the
 ``fct_did_inference`` mart on forced departures, and writes
 
 * ``reports/montecarlo/<effects>-<group>/``: replicates.parquet (resumable), summary.csv, run.json;
-* ``seeds/inference_coverage.csv``: the summary the report shows next to every interval
-  (with ``--write-seed``; the committed seed records the run's size and wall time).
+* ``montecarlo/inference_coverage.csv``: the summary the report shows next to every interval
+  (with ``--write-results``; the committed file records the run's size and wall time). dbt
+  reads it in place as the source ``montecarlo.inference_coverage`` (data, not a seed); this
+  script is the only thing that writes it. ``--write-seed`` is a deprecated alias.
 
 Three groups of estimators run (and resume) separately, each for the three designs (annex,
 homogeneous and zero effects): ``fast`` (ETWFE, Callaway & Sant'Anna, TWFE with every
@@ -17,7 +19,7 @@ placebo, the slowest):
 
     python scripts/montecarlo.py --reps 500 --groups fast,conformal
     python scripts/montecarlo.py --reps 500 --groups sdid
-    python scripts/montecarlo.py --groups "" --write-seed             # seed from finished runs
+    python scripts/montecarlo.py --groups "" --write-results          # results from finished runs
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path("montecarlo") / "inference_coverage.csv"  # relative to ROOT; read by dbt as a source
 GROUPS = {"fast": "etwfe,csdid,twfe", "conformal": "conformal,poisson_etwfe", "sdid": "sdid"}
 DESIGNS = ("annex", "homogeneous", "zero")
-SEED_COLUMNS = ["effects", "estimator", "inference", "outcome", "scope", "n_replications", "n_intervals", "coverage",
-                "coverage_mcse", "rejection_rate", "median_width", "oracle_width", "share_unbounded", "bias", "rmse",
-                "wall_seconds"]
+RESULT_COLUMNS = ["effects", "estimator", "inference", "outcome", "scope", "n_replications", "n_intervals", "coverage",
+                  "coverage_mcse", "rejection_rate", "median_width", "oracle_width", "share_unbounded", "bias",
+                  "rmse", "wall_seconds"]
 
 
 def run_dir(effects: str, group: str) -> Path:
@@ -76,11 +79,16 @@ def main() -> int:
     parser.add_argument("--groups", default="fast,conformal,sdid",
                         help="comma-separated: fast, conformal, sdid (empty: run nothing)")
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--write-seed", action="store_true",
-                        help="write seeds/inference_coverage.csv from every finished run folder")
+    parser.add_argument("--write-results", action="store_true",
+                        help=f"write {RESULTS.as_posix()} from every finished run folder")
+    parser.add_argument("--write-seed", action="store_true", help="deprecated alias of --write-results")
     parser.add_argument("--from", dest="sources", action="append", type=Path, default=None,
                         help="run folders to collect (default: reports/montecarlo/<design>-<group> for all)")
     args = parser.parse_args()
+    if args.write_seed:
+        print(f"--write-seed is deprecated: use --write-results (the results are {RESULTS.as_posix()}, "
+              "a dbt source, not a seed)", file=sys.stderr)
+        args.write_results = True
     for group in [g for g in args.groups.split(",") if g]:
         for effects in DESIGNS:
             seconds = run_group(effects, group, args.reps, args.workers)
@@ -97,10 +105,11 @@ def main() -> int:
                      "median_width", "share_unbounded", "bias"]].round(3).to_string(index=False))
     walls = table.drop_duplicates(["effects", "wall_seconds"])["wall_seconds"]
     print(f"wall time of the runs: {walls.sum() / 60:.1f} min ({', '.join(f'{w / 60:.1f}' for w in walls)})")
-    if args.write_seed:
-        table.reindex(columns=SEED_COLUMNS).to_csv(ROOT / "seeds" / "inference_coverage.csv", index=False,
-                                                   float_format="%.6g", lineterminator="\n")
-        print("wrote seeds/inference_coverage.csv")
+    if args.write_results:
+        (ROOT / RESULTS).parent.mkdir(exist_ok=True)
+        table.reindex(columns=RESULT_COLUMNS).to_csv(ROOT / RESULTS, index=False, float_format="%.6g",
+                                                     lineterminator="\n")
+        print(f"wrote {RESULTS.as_posix()}")
     return 0
 
 

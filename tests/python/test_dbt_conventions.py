@@ -109,6 +109,28 @@ def test_feeds_have_source_freshness(manifest) -> None:
         assert "feed_loaded_at_query" in source["loaded_at_query"], source["name"]
 
 
+def test_montecarlo_results_are_a_source_not_a_seed(manifest) -> None:
+    """The Monte Carlo's committed results are data a script writes: dbt reads the file in
+    place (dbt-duckdb external_location, from MIPA_PROJECT_DIR), only its staging model reads
+    the source, and there is no seed of that name and no freshness (a deliberate rerun, not
+    a delivery)."""
+    assert not any(n["resource_type"] == "seed" and n["name"] == "inference_coverage"
+                   for n in manifest["nodes"].values())
+    assert not (PROJECT / "seeds" / "inference_coverage.csv").exists()
+    source = manifest["sources"]["source.mipa.montecarlo.inference_coverage"]
+    location = source["config"]["meta"]["external_location"]
+    path = PROJECT / "montecarlo" / "inference_coverage.csv"
+    assert location.startswith(f"read_csv('{path}',") and "all_varchar = true" in location
+    assert path.is_file()
+    assert source["freshness"]["warn_after"]["count"] is None and source["freshness"]["error_after"]["count"] is None
+    readers = sorted(n["name"] for n in manifest["nodes"].values()
+                     if source["unique_id"] in n.get("depends_on", {}).get("nodes", []) and n["resource_type"] == "model")
+    assert readers == ["stg_montecarlo__inference_coverage"]
+    columns = set(source["columns"])
+    assert columns == set(path.read_text(encoding="utf-8").splitlines()[0].split(","))
+    assert all(c["description"] for c in source["columns"].values())
+
+
 def _exposure_marts(manifest: dict, name: str) -> set[str]:
     exposure = manifest["exposures"][f"exposure.mipa.{name}"]
     models = _models(manifest)

@@ -14,7 +14,7 @@ from mipa.inference.suite import METHODS
 
 pytestmark = pytest.mark.slow
 
-SEED = Path(__file__).resolve().parents[2] / "seeds" / "inference_coverage.csv"
+RESULTS = Path(__file__).resolve().parents[2] / "montecarlo" / "inference_coverage.csv"
 PARTNERS = {"MAR", "TUR", "EGY", "NGA", "IRQ", "TUN"}
 COUNTS = ["forced_departures", "laissez_passers", "confirmations", "requests", "verified_departures"]
 
@@ -78,9 +78,9 @@ def test_randomization_intervals_are_wider_than_clustered_for_morocco(inference)
 
 
 def test_default_method_follows_the_documented_rule(inference):
-    """Recompute int_inference__method_choice's rule in pandas from the seed."""
-    seed = pd.read_csv(SEED)
-    kinds = seed[seed["scope"].isin(["overall", "countries"])]
+    """Recompute int_inference__method_choice's rule in pandas from the Monte Carlo's results file."""
+    results = pd.read_csv(RESULTS)
+    kinds = results[results["scope"].isin(["overall", "countries"])]
     design = {e: kinds[kinds["effects"] == e].set_index(["estimator", "inference", "scope"])
               for e in ("annex", "homogeneous", "zero")}
     table = design["annex"][["coverage", "median_width", "oracle_width"]].join(

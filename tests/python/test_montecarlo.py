@@ -167,7 +167,7 @@ def test_reduced_montecarlo_reproduces_the_coverage_findings():
     # the randomization test detects the annex's effects (power), the clustered WCR per country does not
     assert annex.loc[("etwfe", "randomization_ferman_pinto", "overall"), "rejection_rate"] >= 0.9
     assert annex.loc[("etwfe", "wild_cluster_bootstrap_webb", "countries"), "rejection_rate"] <= 0.1
-    # bias against the full run's (500 replications, seeds/inference_coverage.csv), to 3
+    # bias against the full run's (500 replications, montecarlo/inference_coverage.csv), to 3
     # Monte Carlo standard errors of this run (sd of the errors / sqrt(replications))
     for scope, full_run in (("overall", 0.122505), ("MAR", 0.248892)):
         row = annex.loc[("etwfe", "randomization_ferman_pinto", scope)]

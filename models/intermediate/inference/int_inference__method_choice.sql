@@ -1,5 +1,5 @@
 -- Which inference method the report shows by default, per estimator and scope kind
--- (overall effect, per-country effects), from the Monte Carlo in inference_coverage.
+-- (overall effect, per-country effects), from the Monte Carlo's results (source montecarlo).
 -- A method qualifies only when, at the annex's design, its 95% intervals covered the
 -- planted effect in 93-97% of the replications both with the annex's per-country effects
 -- and with a homogeneous effect, rejected a zero effect in 3-7% of them without one, and
@@ -14,7 +14,7 @@ with
 
 coverage as (
 
-    select * from {{ ref('stg_reference__inference_coverage') }}
+    select * from {{ ref('stg_montecarlo__inference_coverage') }}
     where scope in ('overall', 'countries')
 
 ),

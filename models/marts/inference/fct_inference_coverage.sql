@@ -1,11 +1,11 @@
 {#- The Monte Carlo's coverage, size, width and bias per design, estimator, inference
-    method, outcome and scope (seed inference_coverage), with the seed's column names, for
-    the report's inference section. -#}
+    method, outcome and scope (source montecarlo.inference_coverage), with the file's column
+    names, for the report's inference section. -#}
 with
 
 coverage as (
 
-    select * from {{ ref('stg_reference__inference_coverage') }}
+    select * from {{ ref('stg_montecarlo__inference_coverage') }}
 
 ),
 

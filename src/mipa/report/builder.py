@@ -100,7 +100,8 @@ def tool_versions() -> dict[str, str]:
 
 
 # the code that makes the numbers: a checkout with changes here is marked as modified
-CODE_PATHS = ("src", "models", "python_models", "macros", "seeds", "dbt_project.yml", "pyproject.toml")
+CODE_PATHS = ("src", "models", "python_models", "macros", "seeds", "montecarlo", "dbt_project.yml",
+              "pyproject.toml")
 
 
 def git_commit(root: Path | None = None) -> tuple[str | None, bool]:

@@ -58,8 +58,8 @@ LABELS: dict[str, dict[str, str]] = {
             "Carlo: {wall}."
         ),
         "intro_missing": (
-            "The Monte Carlo coverage table (seed inference_coverage) is empty: run "
-            "`python scripts/montecarlo.py --write-seed` and rebuild. Intervals are shown without their "
+            "The Monte Carlo coverage table (montecarlo/inference_coverage.csv) is empty: run "
+            "`python scripts/montecarlo.py --write-results` and rebuild. Intervals are shown without their "
             "measured coverage."
         ),
         "overall_caption": "Table I1. Overall effect per estimator and inference method (95% intervals)",
@@ -124,8 +124,8 @@ LABELS: dict[str, dict[str, str]] = {
             "Rekentijd van de Monte Carlo: {wall}."
         ),
         "intro_missing": (
-            "De Monte Carlo-dekkingstabel (seed inference_coverage) is leeg: draai "
-            "`python scripts/montecarlo.py --write-seed` en bouw opnieuw. Intervallen staan er zonder gemeten "
+            "De Monte Carlo-dekkingstabel (montecarlo/inference_coverage.csv) is leeg: draai "
+            "`python scripts/montecarlo.py --write-results` en bouw opnieuw. Intervallen staan er zonder gemeten "
             "dekking."
         ),
         "overall_caption": "Tabel I1. Totaaleffect per schatter en inferentiemethode (95%-intervallen)",

@@ -1,22 +1,26 @@
+{#- The Monte Carlo's results (source montecarlo.inference_coverage, read as text), renamed
+    and cast column by column. -#}
 with
 
 source as (
 
-    select * from {{ ref('inference_coverage') }}
+    select * from {{ source('montecarlo', 'inference_coverage') }}
 
 ),
 
 renamed as (
 
     select
-        lower(trim(effects)) as planted_effects,
-        lower(trim(estimator)) as estimator,
-        lower(trim(inference)) as inference,
-        lower(trim(outcome)) as outcome,
-        case
-            when lower(trim(scope)) in ('overall', 'countries') then lower(trim(scope))
-            else upper(trim(scope))
-        end as scope,
+        cast(lower(trim(effects)) as varchar) as planted_effects,
+        cast(lower(trim(estimator)) as varchar) as estimator,
+        cast(lower(trim(inference)) as varchar) as inference,
+        cast(lower(trim(outcome)) as varchar) as outcome,
+        cast(
+            case
+                when lower(trim(scope)) in ('overall', 'countries') then lower(trim(scope))
+                else upper(trim(scope))
+            end as varchar
+        ) as scope,
         cast(n_replications as integer) as n_replications,
         cast(n_intervals as integer) as n_intervals,
         cast(coverage as double) as coverage,
