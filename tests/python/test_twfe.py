@@ -134,7 +134,7 @@ def test_planted_effect_is_recovered() -> None:
 
 
 def test_unbalanced_within_transformation_equals_explicit_dummies() -> None:
-    """Alternating projections on an unbalanced panel = OLS with unit and period dummies."""
+    """The two-way within transformation on an unbalanced panel = OLS with unit and period dummies."""
     df = _panel(missing=0.35, seed=9)
     obs, model = _dummy_ols(df, ["mipa", "misa"])
     fit_sm = model.fit()
@@ -142,7 +142,7 @@ def test_unbalanced_within_transformation_equals_explicit_dummies() -> None:
     u, _ = _ols.factorize(obs["unit"].to_numpy())
     t, _ = _ols.factorize(obs["period"].to_numpy())
     fit = _ols.fit_within(y, obs[["mipa", "misa"]].to_numpy(), [u, t])
-    assert fit.fe_sweeps > 2
+    assert fit.fe_sweeps == 1  # the exact two-factor projection (normal equations), not iterated
     assert np.allclose(fit.coef, fit_sm.params[["mipa", "misa"]], atol=1e-9)
     assert np.allclose(fit.resid, fit_sm.resid, atol=1e-8)
     # and the projection itself: demeaned columns are orthogonal to every dummy
@@ -256,3 +256,19 @@ def test_input_validation() -> None:
         twfe(pd.concat([df, df.iloc[:1]]), **KW)
     with pytest.raises(KeyError):
         twfe(df, treatments=("nope",), **KW)
+
+
+def test_three_factor_projection_iterates_to_the_explicit_dummy_projection() -> None:
+    """More than two factors: alternating projections, converged to the least-squares
+    projection on explicit dummies; two factors: the exact normal-equation projection gives
+    the same residuals."""
+    rng = np.random.default_rng(5)
+    n = 900
+    codes = [rng.integers(0, k, n) for k in (30, 12, 4)]
+    X = rng.normal(size=(n, 3)) + codes[0][:, None] * 0.2 + codes[1][:, None] * 0.1
+    for factors in (codes[:2], codes):
+        D = np.column_stack([np.eye(int(c.max()) + 1)[c] for c in factors])
+        expected = X - D @ np.linalg.lstsq(D, X, rcond=None)[0]
+        got, sweeps = _ols.absorb(X, factors)
+        assert np.abs(got - expected).max() < 1e-9
+        assert (sweeps == 1) if len(factors) == 2 else (sweeps > 2)

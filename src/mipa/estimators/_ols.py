@@ -160,6 +160,9 @@ def absorb(
     if len(factors) == 1:
         sweep(out)
         return out, 1
+    if len(factors) == 2:
+        _two_way_within(out, factors)
+        return out, 1
     active = np.arange(out.shape[1])
     for it in range(1, maxiter + 1):
         if active.size == out.shape[1]:
@@ -181,6 +184,31 @@ def absorb(
         f"fixed-effect absorption did not converge in {maxiter} sweeps", RuntimeWarning
     )
     return out, maxiter
+
+
+def _two_way_within(out: np.ndarray, factors: list[tuple[np.ndarray, sparse.csr_matrix, np.ndarray]]) -> None:
+    """Exact two-way within transformation in place, by the normal equations with the
+    larger factor eliminated (replaces the alternating projections for two factors: ~4.4
+    sweeps per call on the robustness grid's unbalanced panels, one pass here).
+
+    With ``D = [D_a, D_b]`` (``n_a >= n_b`` levels), ``N_a = D_a'D_a``, ``N_b = D_b'D_b``
+    (diagonal counts) and ``C = D_a'D_b``, the fitted effects solve
+    ``S f_b = D_b'x - C' N_a^{-1} D_a'x`` with ``S = N_b - C' N_a^{-1} C`` (the Schur
+    complement, ``n_b x n_b``; singular by one per connected component of the two factors,
+    so its pseudo-inverse: the fitted values ``D f`` do not depend on the normalisation)
+    and ``f_a = N_a^{-1} (D_a'x - C f_b)``; ``M_D x = x - D_a f_a - D_b f_b``.
+    """
+    (codes_a, D_a, inv_a), (codes_b, D_b, inv_b) = sorted(factors, key=lambda f: -f[1].shape[0])
+    C = (D_a @ D_b.T).toarray()
+    S = np.diag(np.asarray(D_b.sum(axis=1)).ravel()) - C.T @ (C * inv_a[:, None])
+    w, V = np.linalg.eigh(S)
+    keep = w > 1e-10 * max(float(w.max()), 1.0)
+    S_pinv = (V[:, keep] / w[keep]) @ V[:, keep].T
+    sum_a = D_a @ out
+    f_b = S_pinv @ (D_b @ out - C.T @ (sum_a * inv_a[:, None]))
+    f_a = (sum_a - C @ f_b) * inv_a[:, None]
+    out -= f_a[codes_a]
+    out -= f_b[codes_b]
 
 
 def _mobility_groups(a: np.ndarray, b: np.ndarray) -> int:
