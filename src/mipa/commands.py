@@ -93,15 +93,25 @@ def run_all(args: argparse.Namespace) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
+    db = Path(args.db or settings.db_path())
+    parse = None
     if not raw.exists() or not any(raw.iterdir()):
+        from mipa.build import start_parse
         from mipa.simulate import simulate
 
         print(f"[mipa run] no feeds in {raw}: generating synthetic feeds", file=sys.stderr)
+        # dbt parses the project on the other core while the feeds are generated
+        parse = start_parse(db)
         kwargs = {} if args.seed is None else {"seed": args.seed}
-        simulate(raw, **kwargs)
-    db = Path(args.db or settings.db_path())
+        try:
+            simulate(raw, **kwargs)
+        except BaseException:
+            from mipa.build import finish_parse
+
+            finish_parse(parse, stop=True)
+            raise
     try:
-        build(raw, db)
+        build(raw, db, parse=parse)
     except (FeedError, BuildError) as exc:
         print(f"[mipa run] FAILED: {exc}", file=sys.stderr)
         return 1

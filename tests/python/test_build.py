@@ -120,3 +120,24 @@ def test_missing_required_column_stops_before_dbt(minimal_feeds, tmp_path, pseud
         build(minimal_feeds, tmp_path / "mipa.duckdb", WAREHOUSE_ONLY)
     assert not (tmp_path / "mipa.duckdb").exists()
     shutil.rmtree(minimal_feeds)
+
+
+def test_the_background_parse_leaves_dbt_build_a_current_manifest(tmp_path, capfd) -> None:
+    """start_parse uses the build's profile, vars and target, so the build's own dbt command
+    parses only what changed instead of the whole project; it creates no database file."""
+    from mipa import settings
+    from mipa.build import building_path, finish_parse, run_dbt, start_parse
+
+    db = tmp_path / "wh.duckdb"
+    parse = start_parse(db)
+    finish_parse(parse)
+    assert parse.returncode == 0
+    assert not building_path(db).exists() and not db.exists()
+    capfd.readouterr()
+    assert run_dbt(["parse"], building_path(db), settings.project_dir()) == 0
+    out = capfd.readouterr().out
+    assert "Performance info" in out  # dbt ran and reported
+    assert "Unable to do partial parsing" not in out
+    # another database (another profile) is a full parse: the check above can fail
+    assert run_dbt(["parse"], tmp_path / "other.duckdb", settings.project_dir()) == 0
+    assert "Unable to do partial parsing because profile has changed" in capfd.readouterr().out
