@@ -53,7 +53,7 @@ import pandas as pd  # noqa: E402
 
 from mipa.estimability import attempt  # noqa: E402
 from mipa.inference import conformal as cf  # noqa: E402
-from mipa.inference.randomization import PanelArrays  # noqa: E402
+from mipa.inference.panel_arrays import PanelArrays  # noqa: E402
 from mipa.montecarlo.design import Design, PanelSampler  # noqa: E402
 
 Z = 1.959963984540054
@@ -68,8 +68,8 @@ def wilson(p: float, n: int, z: float = Z) -> tuple[float, float]:
     return mid - half, mid + half
 
 
-class VariantStats(cf._StudentStats):
-    """A generalisation of :class:`mipa.inference.conformal._AverageStats` for screening."""
+class VariantStats(cf.StudentStats):
+    """A generalisation of :class:`mipa.inference.conformal.AverageStats` for screening."""
 
     def __init__(self, fits, weights, *, lags, var="influence", keep=None, estimates=None):
         T = fits[0].used.size
@@ -183,7 +183,7 @@ def run_variant(pa: PanelArrays, opts: dict, fits_cache: dict, truth: dict) -> d
     if key not in fits_cache:
         fits = []
         for unit in pa.units[pa.treated]:
-            fit, _ = attempt(lambda unit=unit: cf._unit_fit(pa, unit, model=model, alpha=0.05, smooth=smooth))
+            fit, _ = attempt(lambda unit=unit: cf.unit_fit(pa, unit, model=model, alpha=0.05, smooth=smooth))
             if fit is not None:
                 fits.append(fit)
         fits_cache[key] = fits
@@ -213,8 +213,8 @@ def run_variant(pa: PanelArrays, opts: dict, fits_cache: dict, truth: dict) -> d
         kk = np.arange(T)
         keep = (kk <= K) | (kk >= T - K)
     stats = VariantStats(fits, w, lags=lags, var=opts["var"], keep=keep)
-    lo, hi, _ = cf._invert(stats, 0.05, 0.0)
-    p0 = float(cf._count(stats(np.array([0.0 - estimate])))[0] / stats.n_shifts)
+    lo, hi, _ = cf.invert(stats, 0.05, 0.0)
+    p0 = float(cf.count_at_least(stats(np.array([0.0 - estimate])))[0] / stats.n_shifts)
     se = float(np.sqrt(max(float(stats.q0[0]), 0.0)) / abs(float(stats.b[0])))
     return {"estimate": estimate, "ci_low": estimate + lo, "ci_high": estimate + hi, "p_value": p0, "se": se,
             "truth": truth_w, "seconds": time.perf_counter() - tick}

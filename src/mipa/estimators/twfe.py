@@ -42,7 +42,9 @@ import numpy as np
 import pandas as pd
 
 from mipa.estimability import NotEstimable, attempt, finalize_status, status_columns
-from mipa.estimators import _ols
+from mipa.estimators._ols import cluster_vcov, driscoll_kraay_vcov, fit_within, wald_ci
+from mipa.estimators.etwfe_sample import drop_singleton_rows, panel_rows
+from mipa.estimators.fixed_effects import absorbed_dof, factorize
 from mipa.estimators.results import ESTIMATE_COLUMNS, DidResult
 
 __all__ = ["YEARLY_COLUMNS", "prepare_rows", "twfe", "yearly_twfe"]
@@ -78,24 +80,11 @@ def prepare_rows(
     """Regression rows: no missing outcome or treatment, no singleton fixed-effect rows;
     and a dict saying what was dropped. Shared with the wild bootstrap
     (:func:`mipa.inference.wild_bootstrap.twfe_contrast`), so it fits the same rows."""
-    cols = [unit, period, outcome, *treatments]
-    missing = [c for c in cols if c not in panel.columns]
-    if missing:
-        raise KeyError(f"columns not in panel: {missing}")
-    df = panel[list(dict.fromkeys(cols))].copy()
-    if df[[unit, period]].isna().any().any():
-        raise ValueError("unit and period must not be missing")
-    if df.duplicated([unit, period]).any():
-        raise ValueError("panel has more than one row per unit and period")
+    df = panel_rows(panel, [unit, period, outcome, *treatments], unit=unit, period=period)
     n0 = len(df)
     df = df.dropna(subset=[outcome, *treatments]).reset_index(drop=True)
     info: dict[str, Any] = {"dropped_missing_rows": int(n0 - len(df))}
-    u, _ = _ols.factorize(df[unit].to_numpy())
-    t, _ = _ols.factorize(df[period].to_numpy())
-    keep = _ols.drop_singletons([u, t])
-    if not keep.all():
-        info["dropped_singleton_rows"] = int((~keep).sum())
-        df = df[keep].reset_index(drop=True)
+    df = drop_singleton_rows(df, unit=unit, period=period, info=info)[0]
     if df.empty:
         raise NotEstimable("no_post_treatment_data", f"{outcome} has no row left after dropping missing months "
                            "and singletons")
@@ -139,11 +128,11 @@ def twfe(
     if not treatments:
         raise ValueError("at least one treatment column is needed")
     df, info = prepare_rows(panel, outcome=outcome, unit=unit, period=period, treatments=treatments)
-    u, n_units = _ols.factorize(df[unit].to_numpy())
-    t, n_periods = _ols.factorize(df[period].to_numpy())
+    u, n_units = factorize(df[unit].to_numpy())
+    t, n_periods = factorize(df[period].to_numpy())
     fe = [u, t]
     X = df[treatments].to_numpy(dtype=float)
-    fit = _ols.fit_within(df[outcome].to_numpy(dtype=float), X, fe)
+    fit = fit_within(df[outcome].to_numpy(dtype=float), X, fe)
     dropped = [name for name, k in zip(treatments, fit.kept, strict=True) if not k]
     if dropped:
         info["collinear_treatments"] = dropped
@@ -165,19 +154,19 @@ def twfe(
     rows: list[dict[str, Any]] = []
     for method in _METHODS[vcov]:
         if method == "cluster_unit":
-            V, vi = _ols.cluster_vcov(fit, [u], df_a=_ols.absorbed_dof(fe, [u]))
+            V, vi = cluster_vcov(fit, [u], df_a=absorbed_dof(fe, [u]))
         elif method == "twoway_cluster":
-            V, vi = _ols.cluster_vcov(fit, [u, t], df_a=_ols.absorbed_dof(fe, [u, t]))
+            V, vi = cluster_vcov(fit, [u, t], df_a=absorbed_dof(fe, [u, t]))
             settings["twoway_psd_fixed"] = vi.psd_fixed
         else:
-            V, vi = _ols.driscoll_kraay_vcov(fit, t, lags=dk_lags, extra_k=n_periods)
+            V, vi = driscoll_kraay_vcov(fit, t, lags=dk_lags, extra_k=n_periods)
             settings["dk_lags"] = vi.lags
         settings[f"{method}_small_sample_factor"] = vi.small_sample_factor
         settings[f"{method}_ci_distribution"] = f"t({vi.df})"
         se_kept = np.sqrt(np.clip(np.diag(V), 0, None))
         se = np.full(len(treatments), np.nan)
         se[fit.kept] = se_kept
-        lo, hi, p = _ols.wald_ci(fit.coef, se, df=vi.df, alpha=alpha)
+        lo, hi, p = wald_ci(fit.coef, se, df=vi.df, alpha=alpha)
         for k, name in enumerate(treatments):
             rows.append(
                 {

@@ -100,27 +100,54 @@ covered 100% with a median width of 41 -- uninformative. Use randomization infer
 (:mod:`mipa.inference.randomization`) or SDID's placebo interval for single countries.
 A per-country interval is ``-inf``/``inf`` when no null within ``MAX_CI_SE`` standard
 errors is rejected.
+
+The computation is split by responsibility: :mod:`mipa.inference.wild_contrasts` (the
+regression and ``w``), :mod:`mipa.inference.wild_pieces` (the weights, the precomputed
+pieces and the test inversion); this module runs the test and reports it
+(:func:`wild_cluster_bootstrap`).
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import pandas as pd
-from scipy import sparse
 
 from mipa.estimability import NotEstimable
-from mipa.estimators import ols
-from mipa.estimators.etwfe import EtwfeFit, etwfe_fit
 from mipa.estimators.results import estimate_row
-from mipa.estimators.twfe import prepare_rows as twfe_rows
+from mipa.inference.wild_contrasts import (
+    FittedContrast,
+    etwfe_contrast,
+    etwfe_contrasts,
+    fit_contrast,
+    fit_contrasts,
+    twfe_contrast,
+)
+from mipa.inference.wild_pieces import (
+    CI_TOL_SE,
+    DEFAULT_SEED,
+    MAX_BISECTIONS,
+    MAX_CI_SE,
+    BootstrapPieces,
+    NullModel,
+    WildWeights,
+    bootstrap_pieces,
+    bootstrap_t,
+    ci_bound,
+    draw_weights,
+    draws,
+    p_value,
+)
 
 __all__ = [
+    "CI_TOL_SE",
+    "DEFAULT_SEED",
+    "MAX_BISECTIONS",
+    "MAX_CI_SE",
+    "BootstrapPieces",
     "FittedContrast",
+    "NullModel",
     "WildBootstrapResult",
     "WildWeights",
     "bootstrap_pieces",
@@ -133,402 +160,6 @@ __all__ = [
     "twfe_contrast",
     "wild_cluster_bootstrap",
 ]
-
-WildWeights = Literal["webb", "rademacher", "mammen"]
-NullModel = Literal["constant", "linear"]
-DEFAULT_SEED = 20260701
-#: Largest |r - theta_hat| / se searched for a confidence bound before calling it unbounded.
-MAX_CI_SE = 1e4
-#: Bisection stops when the bracket is narrower than this many standard errors.
-CI_TOL_SE = 1e-6
-
-
-# --------------------------------------------------------------------------- design
-@dataclass(frozen=True)
-class FittedContrast:
-    """A fitted fixed-effects regression and the linear combination ``w'b`` under test.
-
-    ``contrast`` is ``w`` over the fit's kept coefficients. ``df_a`` is the absorbed
-    degrees of freedom for the small-sample factor (:func:`ols.absorbed_dof`).
-    """
-
-    fit: ols.OLSFit
-    contrast: np.ndarray
-    fe_codes: tuple[np.ndarray, ...]
-    cluster_codes: np.ndarray
-    df_a: int
-    n_treated_clusters: int
-    label: str = "overall"
-
-    @property
-    def estimate(self) -> float:
-        """``theta_hat = w'b``."""
-        return float(self.contrast @ self.fit.coef[self.fit.kept])
-
-    @property
-    def n_clusters(self) -> int:
-        return int(self.cluster_codes.max()) + 1
-
-
-def fit_contrast(
-    y: np.ndarray,
-    X: np.ndarray | sparse.spmatrix,
-    fe_codes: Sequence[np.ndarray],
-    cluster_codes: np.ndarray,
-    contrast: np.ndarray,
-    *,
-    n_treated_clusters: int,
-    label: str = "overall",
-) -> FittedContrast:
-    """Fit ``y`` on ``X`` with ``fe_codes`` absorbed and attach ``w`` (over all columns of X).
-
-    A ``w`` that loads on a column dropped as collinear is an error (its coefficient is
-    not identified). Clusters are re-coded to ``0..G-1``.
-    """
-    fe = tuple(np.asarray(c) for c in fe_codes)
-    fit = ols.fit_within(y, X, fe)
-    w = np.asarray(contrast, dtype=float)
-    if w.shape != fit.kept.shape:
-        raise ValueError(f"contrast has {w.shape[0]} entries, the design {fit.kept.size} columns")
-    if np.any(w[~fit.kept] != 0):
-        raise NotEstimable("not_identified", "the contrast loads on a coefficient dropped as collinear "
-                           "with the fixed effects")
-    cl, _ = ols.factorize(cluster_codes)
-    return FittedContrast(
-        fit=fit,
-        contrast=w[fit.kept],
-        fe_codes=fe,
-        cluster_codes=cl,
-        df_a=ols.absorbed_dof(list(fe), [cl]),
-        n_treated_clusters=int(n_treated_clusters),
-        label=label,
-    )
-
-
-def etwfe_contrasts(
-    panel: pd.DataFrame,
-    *,
-    outcome: str,
-    unit: str,
-    period: str,
-    first_treat: str,
-    covariates: Sequence[str] = (),
-    control_group: Literal["notyettreated", "nevertreated"] = "notyettreated",
-    cohort: Literal["group", "unit"] = "group",
-    rows: Sequence[tuple[str, str]] | None = None,
-    unit_labels: Mapping[Any, str] | pd.Series | None = None,
-) -> list[FittedContrast]:
-    """The ETWFE regression of :func:`mipa.estimators.etwfe.etwfe` and some of its aggregates.
-
-    Builds exactly the rows, design and aggregation weights of ``etwfe`` (same options),
-    fits once, and returns one contrast per estimate row ``(aggregation, scope)`` in
-    ``rows`` (default: ``("simple", "overall")`` and every ``group`` row but the group
-    overall): ``w = W_row @ grad`` with ``W_row`` the row's weights over cells and
-    ``grad`` the cells' gradient in the kept coefficients (identity without covariates).
-    So each ``estimate`` and cluster standard error equal that row of
-    ``etwfe(...).estimates``. Clusters = units; ``n_treated_clusters`` counts the treated
-    units behind the row. With ``cohort="unit"`` the ``group`` rows are the countries.
-    A row with no estimate (no observed post cell, or no identified cell: the same rows
-    ``etwfe`` reports as not estimable) is a :class:`~mipa.estimability.NotEstimable` in
-    its place; unidentified cells are left out of every aggregate, as in ``etwfe``.
-    """
-    fit = etwfe_fit(
-        panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat, covariates=covariates,
-        control_group=control_group, cohort=cohort, unit_labels=unit_labels,
-    )
-    return fit_contrasts(fit, rows)
-
-
-def fit_contrasts(fit: EtwfeFit, rows: Sequence[tuple[str, str]] | None = None) -> list[FittedContrast]:
-    """:func:`etwfe_contrasts` of an ETWFE fit already made (:func:`mipa.estimators.etwfe.etwfe_fit`)."""
-    meta, W, _, _ = fit.aggregation
-    grad = fit.gradient
-    if rows is None:
-        rows = [("simple", "overall")] + [
-            ("group", m["scope"]) for m in meta if m["aggregation"] == "group" and m["scope"] != "overall"
-        ]
-    out: list[FittedContrast | NotEstimable] = []
-    for aggregation, scope in rows:
-        hits = [k for k, m in enumerate(meta) if m["aggregation"] == aggregation and m["scope"] == scope]
-        if len(hits) > 1:
-            raise KeyError(f"more than one ETWFE estimate row ({aggregation!r}, {scope!r})")
-        if not hits:
-            out.append(NotEstimable("no_post_treatment_data", f"{fit.outcome} has no observed post-treatment "
-                                    f"cell for {scope}"))
-            continue
-        w_cells = W[hits[0]]
-        if not np.isfinite(w_cells).all():
-            out.append(NotEstimable("not_identified", f"no cell of {scope}'s {aggregation} effect is identified"))
-            continue
-        used = w_cells != 0
-        out.append(
-            FittedContrast(
-                fit=fit.ols,
-                contrast=w_cells[used] @ grad[used],
-                fe_codes=fit.fe_codes,
-                cluster_codes=fit.unit_codes,
-                df_a=fit.df_a,
-                n_treated_clusters=int(meta[hits[0]]["n_treated_clusters"]),
-                label=scope,
-            )
-        )
-    return out
-
-
-def etwfe_contrast(
-    panel: pd.DataFrame,
-    *,
-    aggregation: str = "simple",
-    scope: str = "overall",
-    **options: Any,
-) -> FittedContrast:
-    """One aggregate ``(aggregation, scope)`` of ETWFE; options as :func:`etwfe_contrasts`.
-    Raises :class:`~mipa.estimability.NotEstimable` when that aggregate has no estimate."""
-    out = etwfe_contrasts(panel, rows=[(aggregation, scope)], **options)[0]
-    if isinstance(out, NotEstimable):
-        raise out
-    return out
-
-
-def twfe_contrast(
-    panel: pd.DataFrame, *, outcome: str, unit: str, period: str, treatment: str = "mipa"
-) -> FittedContrast:
-    """The classic TWFE coefficient of :func:`mipa.estimators.twfe.twfe` (one treatment).
-
-    Same rows as ``twfe`` (missing outcome or treatment dropped, singletons dropped);
-    ``w`` picks the treatment coefficient; clusters = units.
-    """
-    df, _ = twfe_rows(panel, outcome=outcome, unit=unit, period=period, treatments=[treatment])
-    u, _ = ols.factorize(df[unit].to_numpy())
-    t, _ = ols.factorize(df[period].to_numpy())
-    d = df[treatment].to_numpy(dtype=float)
-    treated = int(df.loc[d != 0, unit].nunique())
-    return fit_contrast(
-        df[outcome].to_numpy(dtype=float), d[:, None], [u, t], u, np.ones(1),
-        n_treated_clusters=treated,
-    )
-
-
-# --------------------------------------------------------------------------- weights
-# bisection steps of an interval bound: 60 halvings reach any tolerance a double can hold
-MAX_BISECTIONS = 60
-
-_WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
-_SQRT5 = np.sqrt(5.0)
-
-
-def draw_weights(
-    n_clusters: int, n_boot: int, *, weights: WildWeights = "webb", seed: int = DEFAULT_SEED
-) -> tuple[np.ndarray, bool]:
-    """``G x B`` matrix of cluster weights and whether it is a full enumeration.
-
-    * ``webb``: ``{-sqrt(3/2), -1, -sqrt(1/2), sqrt(1/2), 1, sqrt(3/2)}``, each w.p. 1/6
-      (MacKinnon & Webb 2017; mean 0, variance 1, fourth moment 7/6).
-    * ``rademacher``: ``+-1`` w.p. 1/2; when ``2^G <= B`` all ``2^G`` sign vectors are
-      returned once instead (boottest's enumeration; ``B`` becomes ``2^G``).
-    * ``mammen``: ``-(sqrt5-1)/2`` w.p. ``(sqrt5+1)/(2 sqrt5)``, else ``(sqrt5+1)/2``
-      (Mammen 1993; third moment 1).
-
-    Draws come from ``numpy.random.default_rng(seed)``.
-    """
-    G, B = int(n_clusters), int(n_boot)
-    rng = np.random.default_rng(seed)
-    if weights == "webb":
-        return _WEBB[rng.integers(0, 6, size=(G, B))], False
-    if weights == "rademacher":
-        if G < 31 and 2**G <= B:
-            signs = np.array(list(itertools.product((-1.0, 1.0), repeat=G))).T
-            return signs, True
-        return rng.choice(np.array([-1.0, 1.0]), size=(G, B)), False
-    if weights == "mammen":
-        lo, hi = -(_SQRT5 - 1) / 2, (_SQRT5 + 1) / 2
-        p_lo = (_SQRT5 + 1) / (2 * _SQRT5)
-        return np.where(rng.random((G, B)) < p_lo, lo, hi), False
-    raise ValueError(f"weights must be 'webb', 'rademacher' or 'mammen', not {weights!r}")
-
-
-# --------------------------------------------------------------------------- algebra
-@dataclass(frozen=True)
-class BootstrapPieces:
-    """What boottest precomputes: everything the bootstrap ``t*`` needs, linear in ``r``.
-
-    ``S0 + r S1`` (length ``G``) and ``K0 + r K1`` (``G x G``) of the module docstring,
-    the observed ``theta_hat``, the cluster score sums ``c`` of the observed fit, and the
-    small-sample factor ``q``.
-    """
-
-    theta: float
-    c: np.ndarray
-    S0: np.ndarray
-    S1: np.ndarray
-    K0: np.ndarray
-    K1: np.ndarray
-    q: float
-    n_obs: int
-
-    @property
-    def std_error(self) -> float:
-        """Cluster-robust ``se = sqrt(q sum_g c_g^2)`` of ``w'b``."""
-        return float(np.sqrt(self.q * np.sum(self.c**2)))
-
-
-def _cluster_sum(values: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
-    """Row sums within clusters: ``G x p`` (or length ``G`` for a vector)."""
-    ind = sparse.csr_matrix(
-        (np.ones(codes.size), (codes, np.arange(codes.size))), shape=(n_clusters, codes.size)
-    )
-    return np.asarray(ind @ values)
-
-
-def _restricted_residuals(fc: FittedContrast, null_model: NullModel) -> tuple[np.ndarray, np.ndarray]:
-    """``u_r(r) = u0 + r u1``: residuals of the fit with the null imposed (module docstring).
-
-    ``linear``: least squares under ``w'b = r``: ``u_r = e + z (theta_hat - r) / (w'a)``.
-    ``constant``: every coefficient in the contrast's support ``O`` (``w_j != 0``) equals
-    ``r``, the other coefficients ``F`` free: ``u_r = M_F (y~ - r X~_O 1)
-    = e + Q (b_O - r 1)`` with ``Q = M_F X~_O = X~ A[:, O] A[O, O]^-1`` (partitioned
-    inverse). Needs ``sum_O w = 1`` so that a common ``r`` gives ``w'b = r``.
-    """
-    fit = fc.fit
-    e = fit.resid
-    if null_model == "linear":
-        a = fit.bread @ fc.contrast
-        z = fit.x_tilde @ a
-        waw = float(z @ z)
-        return e + z * fc.estimate / waw, -z / waw
-    if null_model != "constant":
-        raise ValueError(f"null_model must be 'constant' or 'linear', not {null_model!r}")
-    own = fc.contrast != 0
-    if abs(fc.contrast[own].sum() - 1.0) > 1e-9:
-        raise ValueError(
-            "null_model='constant' needs contrast weights summing to one (an average of "
-            "coefficients, e.g. ETWFE without covariates); use null_model='linear'"
-        )
-    A = fit.bread
-    M = np.linalg.solve(A[np.ix_(own, own)], A[own, :]).T  # A[:, O] A[O, O]^-1, k x |O|
-    b_own = fit.coef[fit.kept][own]
-    return e + fit.x_tilde @ (M @ b_own), -(fit.x_tilde @ M.sum(axis=1))
-
-
-def bootstrap_pieces(
-    fc: FittedContrast, *, restricted: bool = True, null_model: NullModel = "constant"
-) -> BootstrapPieces:
-    """Precompute ``S0, S1, K0, K1`` (RNMW 2019's algorithm; formulas in the module docstring).
-
-    Cost: one absorption of the ``N x G`` matrix ``[z 1_g]`` and a few ``N x k`` products,
-    once per fitted regression. ``restricted=False`` gives the WCU pieces (``S1 = K1 = 0``);
-    ``null_model`` chooses the restricted fit (:func:`_restricted_residuals`).
-    """
-    fit = fc.fit
-    codes = fc.cluster_codes
-    G = fc.n_clusters
-    Xt = fit.x_tilde
-    a = fit.bread @ fc.contrast
-    z = Xt @ a
-    waw = float(z @ z)
-    if not waw > 0:
-        raise NotEstimable("singular_design", "the contrast has zero variance (w'Aw = 0)")
-    e = fit.resid
-    theta = fc.estimate
-    if restricted:
-        u0, u1 = _restricted_residuals(fc, null_model)
-    else:
-        u0 = e
-        u1 = np.zeros_like(e)
-    # M_D(z 1_g) for all g at once (exact: same alternating projections as the fit)
-    Zg = np.zeros((z.size, G))
-    Zg[np.arange(z.size), codes] = z
-    if fc.fe_codes:
-        Zg, _ = ols.absorb(Zg, fc.fe_codes, copy=False)
-    Zx = _cluster_sum(Xt * z[:, None], codes, G)  # G x k: sum_{i in g} z_i X~_i
-    ZxA = Zx @ fit.bread
-
-    def pieces(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        S = _cluster_sum(z * u, codes, G)
-        first = _cluster_sum(Zg * u[:, None], codes, G).T  # [g, h] = sum_{j in h} M_D(z1_g)_j u_j
-        Xu = _cluster_sum(Xt * u[:, None], codes, G)  # G x k
-        return S, first - ZxA @ Xu.T
-
-    S0, K0 = pieces(u0)
-    S1, K1 = pieces(u1) if restricted else (np.zeros(G), np.zeros((G, G)))
-    c = _cluster_sum(z * e, codes, G)
-    _, info = ols.cluster_vcov(fit, [codes], df_a=fc.df_a, contrast=fc.contrast[None, :])
-    return BootstrapPieces(
-        theta=theta, c=c, S0=S0, S1=S1, K0=K0, K1=K1, q=info.small_sample_factor,
-        n_obs=fit.n_obs,
-    )
-
-
-@dataclass(frozen=True)
-class _Draws:
-    """``n0, n1, d00, d01, d11`` of the module docstring, one entry per draw."""
-
-    n0: np.ndarray
-    n1: np.ndarray
-    d00: np.ndarray
-    d01: np.ndarray
-    d11: np.ndarray
-    q: float
-
-    def t_star(self, r: float) -> np.ndarray:
-        """Bootstrap t-statistics ``t*_b(r)`` for the null value ``r``."""
-        num = self.n0 + r * self.n1
-        den2 = self.q * (self.d00 + 2 * r * self.d01 + r * r * self.d11)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return num / np.sqrt(np.maximum(den2, 0.0))
-
-
-def _draws(p: BootstrapPieces, V: np.ndarray) -> _Draws:
-    P0 = p.K0 @ V
-    P1 = p.K1 @ V
-    return _Draws(
-        n0=p.S0 @ V, n1=p.S1 @ V,
-        d00=(P0 * P0).sum(axis=0), d01=(P0 * P1).sum(axis=0), d11=(P1 * P1).sum(axis=0),
-        q=p.q,
-    )
-
-
-def bootstrap_t(p: BootstrapPieces, V: np.ndarray, r: float) -> np.ndarray:
-    """Bootstrap t-statistics for the null ``w'b = r`` and weight matrix ``V`` (``G x B``)."""
-    return _draws(p, V).t_star(r)
-
-
-def _p_value(d: _Draws, p: BootstrapPieces, r: float) -> float:
-    """Symmetric bootstrap p-value ``#{|t*_b(r)| >= |t(r)|} / B``."""
-    t = (p.theta - r) / p.std_error
-    ts = d.t_star(r)
-    ts = np.where(np.isfinite(ts), ts, 0.0)
-    return float(np.mean(np.abs(ts) >= abs(t) * (1 - 1e-12)))
-
-
-def _bound(d: _Draws, p: BootstrapPieces, alpha: float, direction: float) -> float:
-    """Outer end of ``{r : p(r) > alpha}`` on one side of ``theta_hat`` (``+-inf`` if none).
-
-    Steps out ``theta_hat + direction * se * 2^k`` until ``p <= alpha`` (at most
-    ``MAX_CI_SE`` standard errors), then bisects between the last accepted and the first
-    rejected point.
-    """
-    se = p.std_error
-    inside = p.theta
-    step = se
-    while step <= MAX_CI_SE * se:
-        cand = p.theta + direction * step
-        if _p_value(d, p, cand) <= alpha:
-            outside = cand
-            break
-        inside = cand
-        step *= 2
-    else:
-        return direction * np.inf
-    for _ in range(MAX_BISECTIONS):  # a bound also stops at the float spacing of its value
-        if abs(outside - inside) <= CI_TOL_SE * se:
-            break
-        mid = 0.5 * (inside + outside)
-        if _p_value(d, p, mid) <= alpha:
-            outside = mid
-        else:
-            inside = mid
-    return 0.5 * (inside + outside)
 
 
 # --------------------------------------------------------------------------- result
@@ -610,17 +241,17 @@ def wild_cluster_bootstrap(
     """
     V, enumerated = draw_weights(fc.n_clusters, n_boot, weights=weights, seed=seed)
     pieces = bootstrap_pieces(fc, restricted=restricted, null_model=null_model)
-    d = _draws(pieces, V)
+    d = draws(pieces, V)
     se = pieces.std_error
     if not np.isfinite(se) or not np.isfinite(pieces.theta):
         raise NotEstimable("no_variance", "the cluster-robust standard error of the contrast is not finite")
     if se <= 1e-10 * max(1.0, abs(pieces.theta)):
         raise NotEstimable("constant_outcome", "the contrast has (numerically) zero variance: the outcome does not "
                            "vary where the effect is identified")
-    p_null = _p_value(d, pieces, null)
+    p_null = p_value(d, pieces, null)
     if ci and se > 0:
-        lo = _bound(d, pieces, alpha, -1.0)
-        hi = _bound(d, pieces, alpha, 1.0)
+        lo = ci_bound(d, pieces, alpha, -1.0)
+        hi = ci_bound(d, pieces, alpha, 1.0)
     else:
         lo = hi = np.nan
     return WildBootstrapResult(

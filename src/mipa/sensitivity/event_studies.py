@@ -55,6 +55,7 @@ from mipa.estimators import ols
 from mipa.estimators.csdid import aggte, callaway_santanna_fit
 from mipa.estimators.etwfe import ControlGroup, aggregation_matrix, cohort_labels
 from mipa.estimators.poisson_etwfe import fit_saturated_cells, poisson_sample, separation_report
+from mipa.estimators.results import plain
 from mipa.sensitivity.pretrends import EventStudyVcov
 
 __all__ = [
@@ -132,7 +133,7 @@ def twfe_event_study_vcov(
         settings={
             "estimator": "twfe",
             "window": [lo, hi],
-            "end_bins": {"below": _plain(coef[k]), "above": _plain(coef[k + 1])},
+            "end_bins": {"below": plain(coef[k]), "above": plain(coef[k + 1])},
             "n_obs": fit.n_obs,
             "small_sample_factor": info.small_sample_factor,
             "vcov": "cluster by unit; reghdfe small-sample factor (N-1)/(N-K)*G/(G-1)",
@@ -317,11 +318,6 @@ def event_study_table(
         rows = pd.concat([rows, pd.DataFrame([ref])], ignore_index=True)
     rows = rows.sort_values("event_time", kind="stable").reset_index(drop=True)
     return EventStudyTable(rows, c_band, c_pw)
-
-
-def _plain(v: Any) -> Any:
-    f = float(v)
-    return None if not np.isfinite(f) else f
 
 
 def select_window(es: EventStudyVcov, event_times: Sequence[int]) -> EventStudyVcov:

@@ -64,31 +64,52 @@ Every variant is run with ETWFE (the annex's main estimator; overall ``simple`` 
 average over all treated post-treatment country-months, country-clustered standard errors,
 t(G-1) intervals) and Callaway & Sant'Anna (doubly robust, overall ``simple`` ATT,
 multiplier-bootstrap intervals), with the options of :class:`~mipa.estimation.
-EstimationSettings`, so the baseline rows equal the ``fct_did_estimates`` mart's.
+
+The grid's variants are in :mod:`mipa.sensitivity.variants`, what each does to the panel
+in :mod:`mipa.sensitivity.variant_panels`; this module runs the grid (:func:`run_grid`).
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import linalg
 
 from mipa.estimability import REASONS, NotEstimable, attempt, status_columns
-from mipa.estimation import OUTCOMES, EstimationSettings, prepare_panel
+from mipa.estimation import EstimationSettings, prepare_panel
 from mipa.estimators.csdid import callaway_santanna
 from mipa.estimators.etwfe import etwfe
 from mipa.estimators.results import DidResult
+from mipa.sensitivity.variant_panels import (
+    AFRICA,
+    apply_variant,
+    covid_level_shifts,
+    drop_anticipation_months,
+    drop_misa_controls,
+    drop_neighbour_controls,
+    exclude_covid_months,
+    keep_african_controls,
+    mipa_starts,
+    normalise_partnerships,
+    remove_covid_level_shifts,
+    set_partnership_starts,
+    treated_countries,
+)
+from mipa.sensitivity.variants import DIMENSIONS, ControlGroup, ControlPool, CovidHandling, Variant, default_grid
 
 __all__ = [
+    "AFRICA",
     "DIMENSIONS",
     "ESTIMATORS",
     "GRID_COLUMNS",
+    "ControlGroup",
+    "ControlPool",
+    "CovidHandling",
     "Variant",
     "apply_variant",
     "covid_level_shifts",
@@ -102,21 +123,13 @@ __all__ = [
     "remove_covid_level_shifts",
     "run_grid",
     "set_partnership_starts",
+    "treated_countries",
 ]
 
-CovidHandling = Literal["included", "excluded", "modelled"]
-ControlPool = Literal["full", "africa_only", "no_neighbours"]
-ControlGroup = Literal["nevertreated", "notyettreated"]
-
-# in the order the report shows them
-DIMENSIONS: tuple[str, ...] = (
-    "baseline", "covid", "anticipation", "start_dates", "control_pool", "control_group", "misa",
-)
 ESTIMATORS: tuple[str, ...] = ("etwfe", "csdid")
 # which inference of each estimator the grid reports (as the annex's tables)
 ESTIMATOR_INFERENCE = {"etwfe": "cluster_unit", "csdid": "multiplier_bootstrap"}
 NOT_ESTIMABLE = "not_estimable"
-AFRICA = "Africa"
 
 GRID_COLUMNS = [
     "variant_id",
@@ -147,234 +160,6 @@ GRID_COLUMNS = [
     "reason_detail",
     "run_settings",
 ]
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One specification of the grid: the baseline with (at most) one choice changed.
-
-    ``partnership_variant=None`` means the start dates the panel was built with (dbt var
-    ``partnership_variant``); ``control_group=None`` means each estimator's default in
-    :class:`~mipa.estimation.EstimationSettings`.
-    """
-
-    variant_id: str
-    dimension: str
-    label: str
-    covid: CovidHandling = "included"
-    anticipation: int = 0
-    partnership_variant: str | None = None
-    control_pool: ControlPool = "full"
-    control_group: ControlGroup | None = None
-    drop_misa_controls: bool = False
-
-    def resolved(self, estimator: str, settings: EstimationSettings, panel_variant: str) -> dict[str, Any]:
-        """The choices this variant makes for one estimator, defaults filled in."""
-        default_group = settings.etwfe_control_group if estimator == "etwfe" else settings.cs_control_group
-        return {
-            "covid_handling": self.covid,
-            "anticipation_months": int(self.anticipation),
-            "partnership_variant": self.partnership_variant or panel_variant,
-            "control_pool": self.control_pool,
-            "control_group": self.control_group or default_group,
-            "misa_controls_removed": bool(self.drop_misa_controls),
-        }
-
-
-def default_grid(start_date_variants: Iterable[str] = (), max_anticipation: int = 3) -> list[Variant]:
-    """The baseline and one variant per alternative choice (see the module docstring).
-
-    ``start_date_variants``: versions of the partnership dates other than the panel's own
-    (``partnerships.variant`` values), one ``start_dates_<name>`` variant each.
-    """
-    grid = [
-        Variant("baseline", "baseline", "Baseline (annex): ETWFE, all months, annex start dates, full pool"),
-        Variant("covid_excluded", "covid", "COVID months (2020-05 to 2022-08) excluded", covid="excluded"),
-        Variant("covid_modelled", "covid", "COVID: country-specific level shifts", covid="modelled"),
-    ]
-    for k in range(1, max_anticipation + 1):
-        grid.append(Variant(f"anticipation_{k}", "anticipation", f"Anticipation of {k} month{'s' * (k > 1)}",
-                            anticipation=k))
-    for name in sorted(set(start_date_variants)):
-        grid.append(Variant(f"start_dates_{name}", "start_dates", f"Start dates: {name}", partnership_variant=name))
-    grid += [
-        Variant("controls_africa_only", "control_pool", "Controls: African countries only", control_pool="africa_only"),
-        Variant("controls_no_neighbours", "control_pool", "Controls: without land neighbours of partners",
-                control_pool="no_neighbours"),
-        Variant("nevertreated_controls", "control_group", "Control group: never treated", control_group="nevertreated"),
-        Variant("notyettreated_controls", "control_group", "Control group: not yet treated",
-                control_group="notyettreated"),
-        Variant("misa_controls_removed", "misa", "Controls: MISA countries removed", drop_misa_controls=True),
-    ]
-    ids = [v.variant_id for v in grid]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"variant ids are not unique: {ids}")
-    return grid
-
-
-# ---------------------------------------------------------------------------------------
-# panel transformations (pure: each returns a new frame)
-
-
-def _normalise_partnerships(partnerships: pd.DataFrame) -> pd.DataFrame:
-    """The staged column names (``stg_reference__partnerships``) from either the staged
-    model or the raw seed (``variant``, ``start_month``)."""
-    out = partnerships.rename(columns={"variant": "partnership_variant", "start_month": "partnership_start_month"})
-    out = out.assign(program=out["program"].str.upper().str.strip(), iso3=out["iso3"].str.upper().str.strip())
-    out["partnership_start_month"] = pd.to_datetime(out["partnership_start_month"]).dt.to_period("M").dt.to_timestamp()
-    return out
-
-
-def mipa_starts(partnerships: pd.DataFrame, variant: str) -> dict[str, pd.Timestamp]:
-    """First MIPA start month per country in one version of the partnership dates."""
-    p = _normalise_partnerships(partnerships)
-    rows = p[(p["partnership_variant"] == variant) & (p["program"] == "MIPA")]
-    if rows.empty:
-        raise KeyError(f"no MIPA rows for partnership variant {variant!r}")
-    return rows.groupby("iso3")["partnership_start_month"].min().to_dict()
-
-
-def _misa_countries(partnerships: pd.DataFrame, variant: str) -> set[str]:
-    p = _normalise_partnerships(partnerships)
-    return set(p.loc[(p["partnership_variant"] == variant) & (p["program"] == "MISA"), "iso3"])
-
-
-def set_partnership_starts(panel: pd.DataFrame, starts: Mapping[str, pd.Timestamp]) -> pd.DataFrame:
-    """The panel with every country's partnership start (and so ``first_treat``, ``mipa``)
-    taken from ``starts``; countries not in it are never treated."""
-    out = panel.copy()
-    start = out["iso3"].map(lambda c: starts.get(c, pd.NaT))
-    out["partnership_start_month"] = pd.to_datetime(start)
-    month = pd.to_datetime(out["month_start"])
-    out["mipa"] = (out["partnership_start_month"].notna() & (month >= out["partnership_start_month"])).astype(int)
-    return prepare_panel(out)
-
-
-def treated_countries(panel: pd.DataFrame) -> set[str]:
-    """Countries with a partnership start inside the window (``first_treat > 0``)."""
-    return set(panel.loc[panel["first_treat"] > 0, "iso3"])
-
-
-def _drop_controls(panel: pd.DataFrame, countries: Iterable[str]) -> pd.DataFrame:
-    """Drop never-treated countries among ``countries``; treated ones always stay."""
-    drop = set(countries) - treated_countries(panel)
-    return panel[~panel["iso3"].isin(drop)].reset_index(drop=True)
-
-
-def keep_african_controls(panel: pd.DataFrame, countries: pd.DataFrame) -> pd.DataFrame:
-    """Never-treated controls restricted to countries whose region is Africa."""
-    african = set(countries.loc[countries["region"] == AFRICA, "iso3"])
-    return _drop_controls(panel, set(panel["iso3"]) - african)
-
-
-def drop_neighbour_controls(panel: pd.DataFrame, neighbours: pd.DataFrame) -> pd.DataFrame:
-    """Never-treated controls without the land neighbours of the panel's treated countries."""
-    treated = treated_countries(panel)
-    next_door = set(neighbours.loc[neighbours["iso3"].isin(treated), "neighbour_iso3"])
-    return _drop_controls(panel, next_door)
-
-
-def drop_misa_controls(panel: pd.DataFrame, misa_countries: Iterable[str]) -> pd.DataFrame:
-    """Never-treated controls without the MISA (broader cooperation) countries."""
-    return _drop_controls(panel, misa_countries)
-
-
-def exclude_covid_months(panel: pd.DataFrame) -> pd.DataFrame:
-    """The panel without the COVID months (``is_covid_period``)."""
-    return panel[~panel["is_covid_period"].astype(bool)].reset_index(drop=True)
-
-
-def drop_anticipation_months(panel: pd.DataFrame, months: int) -> pd.DataFrame:
-    """The panel without each treated country's ``months`` months before its start
-    (``g - months <= t < g``): the ETWFE form of an anticipation of ``months``."""
-    if months < 0:
-        raise ValueError("months must be >= 0")
-    g = panel["first_treat"]
-    t = panel["period"]
-    window = (g > 0) & (t >= g - months) & (t < g)
-    return panel[~window].reset_index(drop=True)
-
-
-def covid_level_shifts(panel: pd.DataFrame, outcome: str) -> pd.Series:
-    r"""Country-specific COVID level shifts ``delta_i`` of one outcome (module docstring).
-
-    OLS of ``y_it = s_{i,c(t)} + l_t + e_it`` on the untreated rows with an observed
-    outcome; ``delta_i = s_{i,1} - s_{i,0}``, normalised to mean zero over the countries
-    observed both in and outside the COVID window; 0 for the others. Indexed by ISO3.
-    """
-    untreated = (panel["first_treat"] <= 0) | (panel["period"] < panel["first_treat"])
-    rows = panel[untreated & panel[outcome].notna()]
-    covid = rows["is_covid_period"].astype(bool).to_numpy()
-    both = rows.groupby("iso3")["is_covid_period"].agg(lambda s: s.astype(bool).nunique() == 2)
-    shifts = pd.Series(0.0, index=pd.Index(sorted(panel["iso3"].unique()), name="iso3"))
-    if not both.any():
-        return shifts
-    spell_codes, spells = pd.factorize(pd.MultiIndex.from_arrays([rows["iso3"].to_numpy(), covid]), sort=True)
-    period_codes, periods = pd.factorize(rows["period"].to_numpy(), sort=True)
-    n = len(rows)
-    # spell dummies and month dummies (the first month left out: the spells hold the level)
-    x = np.zeros((n, len(spells) + len(periods) - 1))
-    x[np.arange(n), spell_codes] = 1.0
-    later = period_codes > 0
-    x[np.flatnonzero(later), len(spells) + period_codes[later] - 1] = 1.0
-    coef = linalg.lstsq(x, rows[outcome].to_numpy(float), lapack_driver="gelsy")[0]
-    level = pd.Series(coef[: len(spells)], index=spells)
-    identified = [c for c in both.index if both[c]]
-    delta = pd.Series({c: level[(c, True)] - level[(c, False)] for c in identified})
-    shifts.loc[delta.index] = delta - delta.mean()
-    return shifts
-
-
-def remove_covid_level_shifts(panel: pd.DataFrame, outcomes: Sequence[str]) -> pd.DataFrame:
-    """``y_it - delta_i * 1[t in COVID window]`` for each outcome (:func:`covid_level_shifts`)."""
-    out = panel.copy()
-    covid = out["is_covid_period"].astype(bool).to_numpy()
-    for outcome in outcomes:
-        delta = out["iso3"].map(covid_level_shifts(panel, outcome)).fillna(0.0).to_numpy()
-        out[outcome] = out[outcome].astype(float) - delta * covid
-    return out
-
-
-def apply_variant(
-    panel: pd.DataFrame,
-    variant: Variant,
-    *,
-    partnerships: pd.DataFrame,
-    countries: pd.DataFrame,
-    neighbours: pd.DataFrame,
-    panel_variant: str = "baseline",
-    outcomes: Sequence[str] = OUTCOMES,
-) -> pd.DataFrame:
-    """The estimation panel of one variant (everything but anticipation, which each
-    estimator handles itself: see :func:`estimate_variant`).
-
-    ``panel`` is :func:`mipa.estimation.prepare_panel` of ``fct_country_month``, built
-    with the dates of ``panel_variant``. Order: start dates, then the control pool and
-    MISA controls (which depend on who is treated), then COVID (whose shifts are fitted
-    on the resulting sample).
-    """
-    out = panel
-    if variant.partnership_variant and variant.partnership_variant != panel_variant:
-        out = set_partnership_starts(out, mipa_starts(partnerships, variant.partnership_variant))
-    if variant.control_pool == "africa_only":
-        out = keep_african_controls(out, countries)
-    elif variant.control_pool == "no_neighbours":
-        out = drop_neighbour_controls(out, neighbours)
-    elif variant.control_pool != "full":
-        raise ValueError(f"unknown control pool {variant.control_pool!r}")
-    if variant.drop_misa_controls:
-        out = drop_misa_controls(out, _misa_countries(partnerships, variant.partnership_variant or panel_variant))
-    if variant.covid == "excluded":
-        out = exclude_covid_months(out)
-    elif variant.covid == "modelled":
-        out = remove_covid_level_shifts(out, [o for o in outcomes if o in out.columns])
-    elif variant.covid != "included":
-        raise ValueError(f"unknown COVID handling {variant.covid!r}")
-    return out.reset_index(drop=True)
-
-
-# ---------------------------------------------------------------------------------------
-# estimation
 
 
 def _json_default(value: Any) -> Any:
@@ -443,7 +228,7 @@ def run_grid(
     """
     settings = settings or EstimationSettings()
     if grid is None:
-        versions = set(_normalise_partnerships(partnerships)["partnership_variant"]) - {panel_variant}
+        versions = set(normalise_partnerships(partnerships)["partnership_variant"]) - {panel_variant}
         grid = default_grid(versions)
     baseline = next((v for v in grid if v.dimension == "baseline"), None)
     if baseline is None:
