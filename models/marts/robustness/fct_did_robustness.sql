@@ -1,8 +1,22 @@
 with
 
+etwfe_grid as (
+
+    select * from {{ ref('int_did__robustness_etwfe') }}
+
+),
+
+csdid_grid as (
+
+    select * from {{ ref('int_did__robustness_csdid') }}
+
+),
+
 grid as (
 
-    select * from {{ ref('int_did__robustness') }}
+    select * from etwfe_grid
+    union all
+    select * from csdid_grid
 
 ),
 

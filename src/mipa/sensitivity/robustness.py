@@ -85,6 +85,7 @@ from mipa.estimation import EstimationSettings, prepare_panel
 from mipa.estimators.csdid import callaway_santanna
 from mipa.estimators.etwfe import etwfe
 from mipa.estimators.results import DidResult
+from mipa.processes import progress_line, run_in_child_process
 from mipa.sensitivity.variant_panels import (
     AFRICA,
     apply_variant,
@@ -106,6 +107,7 @@ __all__ = [
     "AFRICA",
     "DIMENSIONS",
     "ESTIMATORS",
+    "dbt_grid_model",
     "GRID_COLUMNS",
     "ControlGroup",
     "ControlPool",
@@ -214,9 +216,11 @@ def run_grid(
     panel_variant: str = "baseline",
     grid: Sequence[Variant] | None = None,
     progress: Callable[[str], None] | None = None,
+    estimators: Sequence[str] = ESTIMATORS,
 ) -> pd.DataFrame:
     """Every variant x outcome x estimator on ``fct_country_month``: :data:`GRID_COLUMNS`.
-    ``progress`` gets a line per variant.
+    ``progress`` gets a line per variant; ``estimators``: a subset of :data:`ESTIMATORS`
+    (each estimator's rows depend on nothing of the others').
 
     ``partnerships``: the partnership seed (or ``stg_reference__partnerships``), all
     versions of the dates; ``countries``: ISO3 and region (``dim_country`` or the countries
@@ -227,6 +231,9 @@ def run_grid(
     ``not_estimable`` (the reason is in ``run_settings``).
     """
     settings = settings or EstimationSettings()
+    unknown = set(estimators) - set(ESTIMATORS)
+    if unknown:
+        raise ValueError(f"estimators must be among {ESTIMATORS}, not {sorted(unknown)}")
     if grid is None:
         versions = set(normalise_partnerships(partnerships)["partnership_variant"]) - {panel_variant}
         grid = default_grid(versions)
@@ -238,11 +245,11 @@ def run_grid(
     rows: list[dict[str, Any]] = []
     for k, variant in enumerate(grid, 1):
         if progress:
-            progress(f"robustness: variant {variant.variant_id} ({k}/{len(grid)})")
+            progress(f"robustness ({', '.join(estimators)}): variant {variant.variant_id} ({k}/{len(grid)})")
         vpanel = apply_variant(panel, variant, partnerships=partnerships, countries=countries,
                                neighbours=neighbours, panel_variant=panel_variant, outcomes=outcomes)
         for outcome in outcomes:
-            for estimator in ESTIMATORS:
+            for estimator in estimators:
                 choices = variant.resolved(estimator, settings, panel_variant)
                 result, caught, error = _run(estimator, vpanel, outcome, choices, settings)
                 row = _overall_simple(result, estimator, error)
@@ -304,3 +311,20 @@ def _overall_simple(result: DidResult | None, estimator: str, failure: NotEstima
         "reason": r["reason"],
         "reason_detail": r["reason_detail"],
     }
+
+
+def dbt_grid_model(frames: Sequence[pd.DataFrame], config: Mapping[str, Any], estimators: Sequence[str]) -> pd.DataFrame:
+    """The body of the dbt Python models ``int_did__robustness_<estimator>``: the grid for
+    ``estimators`` on the model's refs ``frames`` (country-month panel, partnerships,
+    countries, neighbours) with its ``config`` (``n_boot``, ``seed``, the two control
+    groups, ``partnership_variant``), run in a child process (dbt runs Python models in its
+    own process, under one interpreter lock). The model reads refs and config itself: dbt
+    passes only what a model's own code names."""
+    settings = EstimationSettings(
+        n_boot=int(config["n_boot"]),
+        seed=int(config["seed"]),
+        etwfe_control_group=config["etwfe_control_group"],
+        cs_control_group=config["cs_control_group"],
+    )
+    return run_in_child_process(run_grid, *frames, settings, panel_variant=config["partnership_variant"],
+                                progress=progress_line, estimators=tuple(estimators))
