@@ -169,6 +169,25 @@ def test_csdid_event_study_vcov_is_the_two_sample_difference_of_means() -> None:
     assert np.abs(corr[np.triu_indices_from(corr, 1)]).max() > 0.1
 
 
+def test_sup_t_critical_value_ignores_rounding_level_changes_of_the_covariance() -> None:
+    """A repeated eigenvalue (here a block of equicorrelated event times) leaves the
+    eigenvectors free inside its eigenspace: a 1e-13 change of vcov may rotate them. The
+    draws go through the symmetric square root, so the simulated value does not move."""
+    k = 6
+    vcov = np.full((k, k), 0.5) + 0.5 * np.eye(k)
+    vcov[:3, 3:] = vcov[3:, :3] = 0.2
+    rng = np.random.default_rng(4)
+    bump = rng.normal(size=(k, k)) * 1e-13
+    moved = vcov + (bump + bump.T) / 2
+    base = sup_t_critical_value(vcov, n_draws=20_000, seed=3)
+    assert sup_t_critical_value(moved, n_draws=20_000, seed=3) == pytest.approx(base, abs=1e-9)
+    # the eigenvector factor is what rotates: its draws differ by far more than rounding
+    lam, vec = np.linalg.eigh(vcov)
+    lam2, vec2 = np.linalg.eigh(moved)
+    g = np.random.default_rng(3).standard_normal((1000, k))
+    assert np.abs(g @ (vec * np.sqrt(lam)).T - g @ (vec2 * np.sqrt(lam2)).T).max() > 1e-6
+
+
 def test_sup_t_critical_value_by_hand() -> None:
     """Independent estimates: P(max|Z| <= c) = (2 Phi(c) - 1)^k, the Sidak value; perfectly
     correlated ones: the pointwise value (never less); t(d) draws widen both. Simulation

@@ -251,8 +251,11 @@ def sup_t_critical_value(
 ) -> float:
     """``1 - alpha`` quantile of ``max_e |T_e|`` (module docstring), simulated.
 
-    ``vcov`` must have a positive diagonal; a rank-deficient ``vcov`` is fine (draws via
-    its eigen-decomposition). Deterministic given ``seed``.
+    ``vcov`` must have a positive diagonal; a rank-deficient ``vcov`` is fine. The draws
+    are ``z = g R`` with ``R = V diag(sqrt(lambda)) V'`` the symmetric square root of the
+    correlation matrix: unlike the eigenvector factor ``V diag(sqrt(lambda))``, it does not
+    depend on the basis chosen inside a repeated eigenvalue, so rounding-level changes of
+    ``vcov`` (1e-13) cannot redraw the simulation. Deterministic given ``seed``.
     """
     v = np.asarray(vcov, dtype=float)
     sd = np.sqrt(np.diag(v))
@@ -260,9 +263,9 @@ def sup_t_critical_value(
         raise NotEstimable("no_variance", "the covariance needs a positive diagonal")
     corr = v / np.outer(sd, sd)
     lam, vec = np.linalg.eigh((corr + corr.T) / 2)
-    root = vec * np.sqrt(np.clip(lam, 0.0, None))
+    root = (vec * np.sqrt(np.clip(lam, 0.0, None))) @ vec.T
     rng = np.random.default_rng(seed)
-    z = rng.standard_normal((n_draws, lam.size)) @ root.T
+    z = rng.standard_normal((n_draws, lam.size)) @ root
     if df is not None:
         z /= np.sqrt(rng.chisquare(df, n_draws) / df)[:, None]
     crit = float(np.quantile(np.abs(z).max(axis=1), 1 - alpha))
