@@ -290,6 +290,29 @@ def test_conclusions_in_dutch_and_without_valid_intervals() -> None:
     assert "(geen geldig interval om het aan te toetsen)" in text
 
 
+def test_conclusions_name_the_valid_conformal_average_where_etwfe_has_none() -> None:
+    """ETWFE without a valid interval, the conformal average with one: the conclusions give
+    the conformal intervals with their measured coverage and size; without a qualifying
+    conformal method the sentence is not there."""
+    data = _data()
+    conformal = "conformal_average_factor_refit_ma2"
+    data.inference = pd.DataFrame({
+        "estimator": ["etwfe", "conformal", "conformal"], "outcome": ["forced_departures"] * 2 + ["requests"],
+        "scope": ["overall"] * 3, "inference": ["cluster_unit", conformal, conformal],
+        "is_default_method": [False, True, True], "valid_interval_at_design": [False, True, True],
+        "mc_coverage": [0.68, 0.954, 0.954], "mc_size": [0.5, 0.05, 0.05],
+        "estimate": [3.0, 2.7, 0.9], "ci_low": [1.1, 1.6, -2.1], "ci_high": [4.9, 3.1, 1.9],
+    })
+    text = " ".join(conclusions(data, "en"))
+    assert "A valid 95% interval at this design does exist" in text
+    assert "coverage 95.4%, rejects a true zero in 5.0%" in text
+    assert "forced departures 2.70* [1.60 3.10]" in text and "requests 0.90 [-2.10 1.90]" in text
+    assert "Intervals that exclude zero: forced departures." in text
+    assert "Voor het gemiddelde van het eigen effect per partnerland" in " ".join(conclusions(data, "nl"))
+    data.inference["valid_interval_at_design"] = [False, False, False]
+    assert "A valid 95% interval" not in " ".join(conclusions(data, "en"))
+
+
 def test_conclusions_without_estimates_say_so() -> None:
     data = _data(estimates=pd.DataFrame(columns=list(_estimates().columns)))
     points = conclusions(data, "en")

@@ -23,6 +23,7 @@ from mipa.report.formatting import (
     fmt_interval,
     fmt_month_long,
     fmt_number,
+    fmt_percent,
     is_missing,
     not_estimable_text,
 )
@@ -86,6 +87,23 @@ def headline(data: ReportData, outcome: str, *, estimator: str = "etwfe", scope:
     if lo is None or hi is None:
         return Headline(outcome, float(row["estimate"]), None, None, None)
     return Headline(outcome, float(row["estimate"]), lo, hi, str(row["inference"]))
+
+
+# the estimator whose overall interval the Monte Carlo validates where ETWFE's is not:
+# the conformal average of the partners' own factor-model effects (fct_did_inference)
+VALID_ALTERNATIVE = "conformal"
+
+
+def valid_alternative(data: ReportData, outcome: str) -> Headline | None:
+    """The overall estimate and interval of :data:`VALID_ALTERNATIVE`'s default method, when
+    a method of it qualifies at this design (else None)."""
+    if data.inference is None or data.inference.empty or not valid_interval_at_design(
+            data.inference, estimator=VALID_ALTERNATIVE, scope="overall"):
+        return None
+    row = default_inference_row(data.inference, estimator=VALID_ALTERNATIVE, outcome=outcome, scope="overall")
+    if row is None or is_missing(row["estimate"]) or is_missing(row["ci_low"]) or is_missing(row["ci_high"]):
+        return None
+    return Headline(outcome, float(row["estimate"]), float(row["ci_low"]), float(row["ci_high"]), str(row["inference"]))
 
 
 def _number(value: Any, lang: str, outcome: str) -> str:
@@ -152,6 +170,19 @@ def conclusions(data: ReportData, lang: str) -> list[str]:
         if len(with_interval) < len(heads):
             sentences.append(t("concl_no_valid"))
         points.append(" ".join(sentences))
+        alternative = {o: valid_alternative(data, o) for o in heads if not heads[o].has_interval}
+        alternative = {o: h for o, h in alternative.items() if h is not None}
+        if alternative:
+            first = data.inference[(data.inference["estimator"] == VALID_ALTERNATIVE)
+                                   & (data.inference["inference"] == next(iter(alternative.values())).method)].iloc[0]
+            points.append(t(
+                "concl_valid_alternative",
+                method=labels.inference(lang, str(first["inference"])).lower(),
+                coverage=fmt_percent(first["mc_coverage"], 1, lang),
+                size=fmt_percent(first["mc_size"], 1, lang),
+                items="; ".join(f"{lower(o)} {_estimate_text(h, lang)}" for o, h in alternative.items()),
+                outcomes=join_names([lower(o) for o, h in alternative.items() if h.excludes_zero], lang),
+            ))
 
     main = heads.get(MAIN_OUTCOME)
     if main is not None:

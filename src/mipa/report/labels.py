@@ -347,6 +347,12 @@ TEXT: dict[str, dict[str, str]] = {
             "see the inference section): they are point estimates, and whether they differ from zero cannot "
             "be said."
         ),
+        "concl_valid_alternative": (
+            "A valid 95% interval at this design does exist for the average of each partner's own effect, "
+            "estimated against the mean of the never-treated countries ({method}, Table I1; Monte Carlo on forced "
+            "departures: coverage {coverage}, rejects a true zero in {size} of the replications): {items}. Intervals that exclude "
+            "zero: {outcomes}."
+        ),
         "concl_intervals": "Brackets: 95% intervals ({methods}).",
         "concl_excludes_zero": "Intervals that exclude zero: {outcomes}.",
         "concl_includes_zero": "Intervals that include zero (no effect distinguishable from none): {outcomes}.",
@@ -621,6 +627,13 @@ TEXT: dict[str, dict[str, str]] = {
             "Geen inferentiemethode geeft bij dit ontwerp een geldig 95%-interval voor deze gemiddelden (Monte "
             "Carlo, zie de paragraaf over inferentie): het zijn puntschattingen, en of ze van nul verschillen "
             "valt niet te zeggen."
+        ),
+        "concl_valid_alternative": (
+            "Voor het gemiddelde van het eigen effect per partnerland, geschat tegen het gemiddelde van de nooit "
+            "behandelde landen, bestaat bij dit ontwerp wel een geldig 95%-interval ({method}, tabel I1; "
+            "Monte Carlo op gedwongen vertrek: dekking {coverage}, verwerpt een werkelijk nuleffect in {size} van "
+            "de replicaties): "
+            "{items}. Intervallen zonder nul: {outcomes}."
         ),
         "concl_intervals": "Tussen haakjes: 95%-intervallen ({methods}).",
         "concl_excludes_zero": "Intervallen zonder nul: {outcomes}.",
