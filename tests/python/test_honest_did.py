@@ -351,3 +351,35 @@ def test_breakdown_values_by_hand() -> None:
     assert hd.breakdown_value_rm([-0.4, 1.1], sigma, 1, 1, tol=1e-4) == pytest.approx(2.75, abs=1e-4)
     bd = hd.breakdown_value_sd([0.4, 0.2, 1.0], 1e-14 * np.eye(3), 2, 1, tol=1e-6, m_max=10.0, folded_normal="exact")
     assert bd == pytest.approx(1.2, abs=1e-5)
+
+
+def test_flci_min_bias_closed_form_is_the_optimum() -> None:
+    """The KKT closed form of ``min sum|v| s.t. var(v) <= h^2`` is feasible, no worse than
+    SLSQP from the same start, and None (not a wrong answer) for a support it cannot hold."""
+    from mipa.sensitivity.honest_did.flci import _FLCIProblem
+
+    rng = np.random.default_rng(7)
+    checked = 0
+    for _ in range(20):
+        num_pre, num_post = 4, 2
+        a = rng.normal(size=(num_pre + num_post, num_pre + num_post))
+        sigma = a @ a.T / 10 + np.eye(num_pre + num_post) * 0.05
+        problem = _FLCIProblem(sigma, num_pre, num_post, np.array([0.5, 0.5]))
+        for scale in (0.6, 0.9, 1.2):
+            h = scale * np.sqrt(problem.rv)
+            _, v_slsqp = problem._min_bias_slsqp(h, np.zeros(num_pre - 1))
+            exact = problem.kkt_solution(h, v_slsqp)
+            if exact is None:
+                continue
+            checked += 1
+            variance = exact @ problem.qv @ exact + problem.gv @ exact + problem.rv
+            assert variance <= h * h * (1 + 1e-9)
+            assert np.abs(exact).sum() <= np.abs(v_slsqp).sum() + 1e-7
+        wrong_support = np.zeros(num_pre - 1)
+        wrong_support[0] = -1.0
+        h = 0.6 * np.sqrt(problem.rv)
+        candidate = problem.kkt_solution(h, wrong_support)
+        if candidate is not None:  # only when that support really is optimal
+            _, v_slsqp = problem._min_bias_slsqp(h, np.zeros(num_pre - 1))
+            assert np.abs(candidate).sum() <= np.abs(v_slsqp).sum() + 1e-7
+    assert checked >= 20

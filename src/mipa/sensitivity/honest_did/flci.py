@@ -143,10 +143,67 @@ class _FLCIProblem:
         return float(np.sqrt(w @ self.q @ w + self.g @ w + self.r)) if lpre.size else np.sqrt(self.r)
 
     def min_bias(self, h: float, v_start: np.ndarray) -> tuple[float, np.ndarray]:
-        """``min sum|v|`` s.t. ``var(v) <= h^2`` (SLSQP on ``v = p - m``, ``p, m >= 0``)."""
+        """``min sum|v|`` s.t. ``var(v) <= h^2``: exactly from the KKT conditions on the
+        support and signs of ``v_start`` (the neighbouring ``h``'s solution) when they hold
+        (:meth:`kkt_solution`), else SLSQP on ``v = p - m``, ``p, m >= 0``, whose support
+        and signs then give the exact solution when they satisfy the conditions. The
+        bisection over ``h`` calls this ~35 times per interval; the closed form is exact where
+        SLSQP stops at its tolerance, and ~50x cheaper."""
         k = self.n - 1
         if k == 0:
             return self.bias_v(np.zeros(0)), np.zeros(0)
+        exact = self.kkt_solution(h, v_start)
+        if exact is not None:
+            return self.bias_v(exact), exact
+        _, v = self._min_bias_slsqp(h, v_start)
+        exact = self.kkt_solution(h, v)
+        v = v if exact is None else exact
+        return self.bias_v(v), v
+
+    def kkt_solution(self, h: float, v_guess: np.ndarray, tol: float = 1e-9) -> np.ndarray | None:
+        r"""The minimiser of ``sum|v|`` s.t. ``q(v) = v'Q v + g'v + r <= h^2`` with the support
+        ``S`` and signs ``s`` of ``v_guess``, or None when the KKT conditions fail.
+
+        ``v = 0`` when ``q(0) <= h^2``. Otherwise the constraint binds: on ``S``,
+        ``s + mu (2 Q_SS v_S + g_S) = 0`` gives ``v_S = a + t b`` with ``a = -Q_SS^{-1} g_S / 2``,
+        ``b = -Q_SS^{-1} s / 2`` and ``t = 1/mu = sqrt((h^2 - r_S) / b'Q_SS b)``,
+        ``r_S = r - a'Q_SS a`` (the constraint at equality). It is the optimum (the problem is
+        convex) when ``sign(v_S) = s`` and the subgradient off ``S`` is in ``[-1, 1]``:
+        ``|mu (2 Q v + g)_i| <= 1``.
+        """
+        h2 = h * h
+        k = self.n - 1
+        if self.rv <= h2:
+            return np.zeros(k)
+        scale = max(float(np.abs(v_guess).max()), 1e-300)
+        support = np.flatnonzero(np.abs(v_guess) > 1e-7 * scale)
+        if support.size == 0:
+            return None
+        signs = np.sign(v_guess[support])
+        q_ss = self.qv[np.ix_(support, support)]
+        try:
+            a = -np.linalg.solve(q_ss, self.gv[support]) / 2
+            b = -np.linalg.solve(q_ss, signs) / 2
+        except np.linalg.LinAlgError:
+            return None
+        r_s = self.rv - float(a @ q_ss @ a)
+        curvature = float(b @ q_ss @ b)
+        if not (h2 > r_s and curvature > 0):
+            return None
+        t = np.sqrt((h2 - r_s) / curvature)
+        v = np.zeros(k)
+        v[support] = a + t * b
+        if not np.array_equal(np.sign(v[support]), signs):
+            return None
+        subgradient = (2 * self.qv @ v + self.gv) / t  # mu (2Qv + g), mu = 1/t
+        off = np.setdiff1d(np.arange(k), support)
+        if np.any(np.abs(subgradient[off]) > 1 + tol):
+            return None
+        return v
+
+    def _min_bias_slsqp(self, h: float, v_start: np.ndarray) -> tuple[float, np.ndarray]:
+        """``min sum|v|`` s.t. ``var(v) <= h^2`` by SLSQP on ``v = p - m``, ``p, m >= 0``."""
+        k = self.n - 1
         h2 = h * h
         scale = max(h2, np.finfo(float).tiny)
         x0 = np.concatenate([np.maximum(v_start, 0), np.maximum(-v_start, 0)])
