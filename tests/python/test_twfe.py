@@ -21,7 +21,7 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from mipa.estimators import _ols
+from mipa.estimators import least_squares
 from mipa.estimators.results import ESTIMATE_COLUMNS
 from mipa.estimators.twfe import YEARLY_COLUMNS, twfe, yearly_twfe
 
@@ -139,14 +139,14 @@ def test_unbalanced_within_transformation_equals_explicit_dummies() -> None:
     obs, model = _dummy_ols(df, ["mipa", "misa"])
     fit_sm = model.fit()
     y = obs["y"].to_numpy()
-    u, _ = _ols.factorize(obs["unit"].to_numpy())
-    t, _ = _ols.factorize(obs["period"].to_numpy())
-    fit = _ols.fit_within(y, obs[["mipa", "misa"]].to_numpy(), [u, t])
+    u, _ = least_squares.factorize(obs["unit"].to_numpy())
+    t, _ = least_squares.factorize(obs["period"].to_numpy())
+    fit = least_squares.fit_within(y, obs[["mipa", "misa"]].to_numpy(), [u, t])
     assert fit.fe_sweeps == 1  # the exact two-factor projection (normal equations), not iterated
     assert np.allclose(fit.coef, fit_sm.params[["mipa", "misa"]], atol=1e-9)
     assert np.allclose(fit.resid, fit_sm.resid, atol=1e-8)
     # and the projection itself: demeaned columns are orthogonal to every dummy
-    Xt, _ = _ols.absorb(obs[["mipa"]].to_numpy(), [u, t])
+    Xt, _ = least_squares.absorb(obs[["mipa"]].to_numpy(), [u, t])
     D = pd.get_dummies(obs[["unit", "period"]].astype(str), dtype=float).to_numpy()
     assert np.abs(D.T @ Xt).max() < 1e-9
 
@@ -196,7 +196,7 @@ def test_yearly_model_is_xtreg_fe_with_year_dummies() -> None:
 def test_wald_ci_reproduces_annex_11_2_stata_output() -> None:
     """Annex 11.2 (xtreg, 130 clusters): 8.565217 (SE 8.706999) -> [-8.661793, 25.79223],
     t = 0.98, P>|t| = 0.327; Stata uses t with G-1 = 129 degrees of freedom."""
-    lo, hi, p = _ols.wald_ci(8.565217, 8.706999, df=129)
+    lo, hi, p = least_squares.wald_ci(8.565217, 8.706999, df=129)
     assert float(lo) == pytest.approx(-8.661793, abs=2e-6)
     assert float(hi) == pytest.approx(25.79223, abs=2e-5)
     assert round(float(p), 3) == 0.327
@@ -204,10 +204,10 @@ def test_wald_ci_reproduces_annex_11_2_stata_output() -> None:
 
 def test_fix_psd_clips_negative_eigenvalues() -> None:
     V = np.array([[1.0, 2.0], [2.0, 1.0]])  # eigenvalues 3 and -1
-    fixed, flag = _ols._fix_psd(V)
+    fixed, flag = least_squares._fix_psd(V)
     assert flag
     assert np.allclose(fixed, 1.5 * np.ones((2, 2)))  # 3 * v v', v = (1, 1)/sqrt(2)
-    same, flag = _ols._fix_psd(np.eye(2))
+    same, flag = least_squares._fix_psd(np.eye(2))
     assert not flag and np.allclose(same, np.eye(2))
 
 
@@ -225,10 +225,10 @@ def test_twoway_non_psd_is_flagged() -> None:
     with pytest.warns(RuntimeWarning, match="positive semi-definite"):
         res = twfe(df, treatments=("a", "b"), vcov="twoway", **KW)
     assert res.settings["twoway_psd_fixed"] is True
-    u, _ = _ols.factorize(df["unit"].to_numpy())
-    t, _ = _ols.factorize(df["period"].to_numpy())
-    fit = _ols.fit_within(df["y"].to_numpy(), df[["a", "b"]].to_numpy(), [u, t])
-    raw, info = _ols.cluster_vcov(fit, [u, t], df_a=0, fix_psd=False)
+    u, _ = least_squares.factorize(df["unit"].to_numpy())
+    t, _ = least_squares.factorize(df["period"].to_numpy())
+    fit = least_squares.fit_within(df["y"].to_numpy(), df[["a", "b"]].to_numpy(), [u, t])
+    raw, info = least_squares.cluster_vcov(fit, [u, t], df_a=0, fix_psd=False)
     lam, U = np.linalg.eigh(raw)
     assert lam.min() < 0 and not info.psd_fixed
     fixed = (U * np.clip(lam, 0, None)) @ U.T
@@ -236,16 +236,16 @@ def test_twoway_non_psd_is_flagged() -> None:
 
 
 def test_dk_default_lag_and_dof_counts() -> None:
-    assert _ols.default_dk_lags(120) == 4  # floor(4 * 1.2^(2/9)) = floor(4.16)
-    assert _ols.default_dk_lags(9) == 2
+    assert least_squares.default_dk_lags(120) == 4  # floor(4 * 1.2^(2/9)) = floor(4.16)
+    assert least_squares.default_dk_lags(9) == 2
     u = np.repeat(np.arange(4), 3)
     t = np.tile(np.arange(3), 4)
     # reghdfe: unit FE nested in unit clusters -> period effects count in full
-    assert _ols.absorbed_dof([u, t], [u]) == 3
+    assert least_squares.absorbed_dof([u, t], [u]) == 3
     # both nested -> nothing absorbed (the intercept is added in the factor)
-    assert _ols.absorbed_dof([u, t], [u, t]) == 0
+    assert least_squares.absorbed_dof([u, t], [u, t]) == 0
     # no clusters: units + periods - 1 mobility group
-    assert _ols.absorbed_dof([u, t], []) == 4 + 3 - 1
+    assert least_squares.absorbed_dof([u, t], []) == 4 + 3 - 1
 
 
 def test_input_validation() -> None:
@@ -269,6 +269,6 @@ def test_three_factor_projection_iterates_to_the_explicit_dummy_projection() -> 
     for factors in (codes[:2], codes):
         D = np.column_stack([np.eye(int(c.max()) + 1)[c] for c in factors])
         expected = X - D @ np.linalg.lstsq(D, X, rcond=None)[0]
-        got, sweeps = _ols.absorb(X, factors)
+        got, sweeps = least_squares.absorb(X, factors)
         assert np.abs(got - expected).max() < 1e-9
         assert (sweeps == 1) if len(factors) == 2 else (sweeps > 2)

@@ -10,7 +10,7 @@ Formulas (CS2021 eq. 2.6 / Thm 1, SZ2020 eq. 3.1 and Prop. 3.1):
 Without covariates every estimator is the difference of the mean changes of the treated
 and the controls, computed in closed form for all cells at once,
 ``psi_i = N [D_i (dY_i - mean_T) / n_T - C_i (dY_i - mean_C) / n_C]``; with covariates each
-cell runs the 2x2 estimator of :mod:`mipa.estimators._csdid_twobytwo` and its influence
+cell runs the 2x2 estimator of :mod:`mipa.estimators.csdid_twobytwo` and its influence
 function is rescaled to all ``N`` units (``N / n1`` on the cell's units, 0 elsewhere).
 """
 
@@ -20,13 +20,13 @@ import warnings
 
 import numpy as np
 
-from mipa.estimators._csdid_twobytwo import (
+from mipa.estimators.csdid_sample import Cells, CSData
+from mipa.estimators.csdid_twobytwo import (
     CellEstimationError,
     drdid_panel,
     ipw_panel,
     reg_panel,
 )
-from mipa.estimators.csdid_sample import Cells, CSData
 
 __all__ = ["estimate_cells"]
 

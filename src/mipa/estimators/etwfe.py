@@ -75,11 +75,11 @@ import numpy as np
 import pandas as pd
 
 from mipa.estimability import NotEstimable
-from mipa.estimators._ols import OLSFit, VcovInfo, cluster_vcov, fit_within, wald_ci
 from mipa.estimators.etwfe_aggregate import Aggregation, aggregate_status, aggregation_matrix, cohort_labels
 from mipa.estimators.etwfe_cells import cell_gradient, cell_table, design_matrix
 from mipa.estimators.etwfe_sample import Cohort, ControlGroup, drop_singleton_rows, prepare_rows, scope_label
 from mipa.estimators.fixed_effects import absorbed_dof
+from mipa.estimators.least_squares import OLSFit, VcovInfo, cluster_vcov, fit_within, wald_ci
 from mipa.estimators.results import ATT_GT_COLUMNS, ESTIMATE_COLUMNS, DidResult, estimate_frame, event_study_frame
 
 __all__ = [

@@ -19,9 +19,9 @@ import pandas as pd
 from scipy import sparse
 
 from mipa.estimability import NotEstimable
-from mipa.estimators._ols import OLSFit
 from mipa.estimators.etwfe_sample import Cohort, ControlGroup
 from mipa.estimators.fixed_effects import factorize
+from mipa.estimators.least_squares import OLSFit
 
 __all__ = ["cell_gradient", "cell_table", "design_matrix"]
 

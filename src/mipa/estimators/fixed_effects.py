@@ -1,4 +1,4 @@
-# Hand-written absorption, not pyfixest: the fixed-effect OLS of mipa.estimators._ols runs on it; its first line gives the measured reason.
+# Hand-written absorption, not pyfixest: the fixed-effect OLS of mipa.estimators.least_squares runs on it; its first line gives the measured reason.
 """Fixed effects: factor codes, singleton rows, the within transformation and the degrees of
 freedom the fixed effects use.
 
@@ -11,7 +11,7 @@ Abowd, J. M., Kramarz, F. and Margolis, D. N. (1999), Econometrica 67(2) (mobili
 
 ``y = X b + D a + e`` where ``D`` holds one or more sets of fixed-effect dummies (unit,
 period). By Frisch-Waugh-Lovell, ``b`` is OLS of ``M_D y`` on ``M_D X`` with ``M_D`` the
-annihilator of ``D`` (:mod:`mipa.estimators._ols` fits it). :func:`absorb` applies ``M_D``:
+annihilator of ``D`` (:mod:`mipa.estimators.least_squares` fits it). :func:`absorb` applies ``M_D``:
 with one factor by subtracting group means (exact), with two by the normal equations with
 the larger factor eliminated (:func:`two_way_within`, exact on unbalanced panels), with
 more by alternating projections, subtracting the group means of each factor in turn until

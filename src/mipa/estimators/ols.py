@@ -3,11 +3,11 @@
 The inference and sensitivity modules fit their own designs (a dynamic TWFE event study,
 a wild bootstrap under the null) with the estimators' machinery, so that their sample
 rules, collinearity handling and small-sample factors are the estimators'. This module
-is their entry point: the implementation lives in the package's private ``_ols`` (see
+is their entry point: the implementation lives in :mod:`mipa.estimators.least_squares` (see
 its docstring for the formulas), which only the estimator modules import directly.
 """
 
-from mipa.estimators._ols import (
+from mipa.estimators.least_squares import (
     OLSFit,
     VcovInfo,
     absorb,

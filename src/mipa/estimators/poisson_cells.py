@@ -32,7 +32,7 @@ import pandas as pd
 from scipy import sparse
 
 from mipa.estimability import NotEstimable
-from mipa.estimators import _ols
+from mipa.estimators import least_squares
 from mipa.estimators.etwfe import Cohort, ControlGroup, cell_table, drop_singleton_rows, prepare_rows
 from mipa.estimators.poisson_fit import DEVIANCE_TOL, PoissonFEFit, poisson_fe_fit, unit_sums
 from mipa.estimators.poisson_separation import Separation, detect_separation
@@ -141,7 +141,7 @@ def fit_saturated_cells(sample: PoissonSample, *, tol: float = DEVIANCE_TOL) -> 
     act = sep.active
     if not act.any():
         raise NotEstimable("all_zero_outcome", "the outcome is 0 in every country-month of the fit")
-    u_act, n_u_act = _ols.factorize(unit_codes[act])
+    u_act, n_u_act = least_squares.factorize(unit_codes[act])
     if n_u_act < 2:
         raise NotEstimable("no_control_units", "one country is left in the fit after the all-zero ones")
     t_levels = np.unique(period_codes[act])

@@ -91,7 +91,7 @@ import numpy as np
 import pandas as pd
 
 from mipa.estimability import REASONS, STATUS_ESTIMATED, NotEstimable, status_columns
-from mipa.estimators import _ols
+from mipa.estimators import least_squares
 from mipa.estimators.etwfe import Cohort, ControlGroup, aggregation_matrix, cohort_labels, scope_label
 from mipa.estimators.poisson_cells import PoissonSample, SaturatedCellsFit, fit_saturated_cells, poisson_sample
 from mipa.estimators.poisson_fit import DEVIANCE_TOL, PoissonFEFit, poisson_fe_fit
@@ -183,7 +183,7 @@ def poisson_etwfe(
     # a variance at rounding level is none: only boundary cells with fixed counterfactuals behind the row
     no_var = np.isfinite(est) & ~(se > 1e-6 * (1.0 + np.abs(np.where(np.isfinite(est), est, 0.0))))
     se = np.where(no_var, np.nan, se)
-    lo, hi, p = _ols.wald_ci(est, se, df=df_t, alpha=alpha)
+    lo, hi, p = least_squares.wald_ci(est, se, df=df_t, alpha=alpha)
     rr, rr_lo, rr_hi = _rate_ratio(w0, sc.treated_mean, sc.base_mean, sc.grad_treated, sc.grad_base, v,
                                    np.isfinite(est), df_t, alpha)
     inference = np.where(np.isfinite(est), np.where((w0[:, flag] != 0).any(axis=1), INFERENCE_SEPARATED, INFERENCE),
@@ -202,7 +202,7 @@ def poisson_etwfe(
     w_ev0 = np.where(np.isfinite(w_ev), w_ev, 0.0)
     ev = np.where(ev_ok, w_ev0 @ att, np.nan)
     ev_se = np.where(ev_ok, np.sqrt(np.maximum(((w_ev0 @ v_cells) * w_ev0).sum(axis=1), 0.0)), np.nan)
-    ev_lo, ev_hi, _ = _ols.wald_ci(ev, ev_se, df=df_t, alpha=alpha)
+    ev_lo, ev_hi, _ = least_squares.wald_ci(ev, ev_se, df=df_t, alpha=alpha)
     event_study = event_study_frame([m["event_time"] for m in ev_meta], ev, ev_se, ev_lo, ev_hi,
                                     inference=np.where((w_ev0[:, flag] != 0).any(axis=1), INFERENCE_SEPARATED,
                                                        INFERENCE),
@@ -210,7 +210,7 @@ def poisson_etwfe(
 
     cell_se = np.where(ident, np.sqrt(np.maximum(np.diag(v_cells), 0.0)), np.nan)
     att_cells = np.where(ident, sc.att, np.nan)
-    c_lo, c_hi, _ = _ols.wald_ci(att_cells, cell_se, df=df_t, alpha=alpha)
+    c_lo, c_hi, _ = least_squares.wald_ci(att_cells, cell_se, df=df_t, alpha=alpha)
     group_col = ([lab_map[kk] for kk in cells["key"]] if cohort == "unit"
                  else cells["g"].astype(np.int64).tolist())
     att_gt = pd.DataFrame({
@@ -282,7 +282,7 @@ def _rate_ratio(
         se_log = np.sqrt(np.maximum(((g @ v) * g).sum(axis=1), 0.0))
     # a log-scale standard error at rounding level is none (as the count scale's no_variance)
     good = np.isfinite(rr) & (rr > 0) & np.isfinite(se_log) & (se_log > 1e-6)
-    lo, hi, _ = _ols.wald_ci(np.log(np.where(good, rr, 1.0)), np.where(good, se_log, np.nan), df=df_t, alpha=alpha)
+    lo, hi, _ = least_squares.wald_ci(np.log(np.where(good, rr, 1.0)), np.where(good, se_log, np.nan), df=df_t, alpha=alpha)
     return rr, np.where(good, np.exp(lo), np.nan), np.where(good, np.exp(hi), np.nan)
 
 

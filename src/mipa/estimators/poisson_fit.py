@@ -21,7 +21,7 @@ Hessian ``H = Z' diag(mu) Z - Zbar' diag(Y) Zbar`` with ``Zbar_i = sum_t p_it z_
 
 * Collinear columns are dropped before the fit, rank-revealingly and in column order (the
   later of two collinear columns goes, as fixest and reghdfe): a sequential Cholesky of
-  the within-unit Gram matrix (:func:`mipa.estimators._ols.independent_columns`). A
+  the within-unit Gram matrix (:func:`mipa.estimators.least_squares.independent_columns`). A
   dropped column keeps coefficient 0; every fitted mean is the same whichever column of a
   collinear set is dropped.
 * Each Newton step is shortened so that no coefficient moves by more than 5 (a factor
@@ -68,7 +68,7 @@ import numpy as np
 from scipy import sparse
 
 from mipa.estimability import NotEstimable
-from mipa.estimators import _ols
+from mipa.estimators import least_squares
 
 __all__ = [
     "ARMIJO",
@@ -157,7 +157,7 @@ def _structure(z: sparse.csr_matrix, unit: np.ndarray, n_units: int) -> tuple[np
     gram = (z.T @ z).toarray() - (s.T @ sparse.diags(1.0 / counts) @ s).toarray()
     gram = (gram + gram.T) / 2
     raw = np.asarray(z.multiply(z).sum(axis=0)).ravel()
-    kept, _, _ = _ols.independent_columns(gram, raw, _ols.COLLINEAR_TOL)
+    kept, _, _ = least_squares.independent_columns(gram, raw, least_squares.COLLINEAR_TOL)
     drop = np.flatnonzero(~kept)
     null = np.zeros((p, drop.size))
     if drop.size:

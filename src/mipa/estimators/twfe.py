@@ -2,7 +2,7 @@
 
 ``y_it = a_i + l_t + sum_k b_k D_kit + e_it``, estimated by OLS after absorbing the unit
 and period effects (alternating projections, exact on unbalanced panels; see
-:mod:`mipa.estimators._ols`). With staggered adoption and heterogeneous effects ``b`` is
+:mod:`mipa.estimators.least_squares`). With staggered adoption and heterogeneous effects ``b`` is
 a variance-weighted average that can put negative weights on some cells (Goodman-Bacon
 2021; de Chaisemartin & D'Haultfoeuille 2020); the annex reports it as a robustness
 check next to ETWFE and Callaway & Sant'Anna (appendix 3, table A2).
@@ -42,9 +42,9 @@ import numpy as np
 import pandas as pd
 
 from mipa.estimability import NotEstimable, attempt, finalize_status, status_columns
-from mipa.estimators._ols import cluster_vcov, driscoll_kraay_vcov, fit_within, wald_ci
 from mipa.estimators.etwfe_sample import drop_singleton_rows, panel_rows
 from mipa.estimators.fixed_effects import absorbed_dof, factorize
+from mipa.estimators.least_squares import cluster_vcov, driscoll_kraay_vcov, fit_within, wald_ci
 from mipa.estimators.results import ESTIMATE_COLUMNS, DidResult
 
 __all__ = ["YEARLY_COLUMNS", "prepare_rows", "twfe", "yearly_twfe"]

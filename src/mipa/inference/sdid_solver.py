@@ -23,7 +23,7 @@ the weights given). Stop after ``max_iter`` steps or when an iteration lowers
 steps from there.
 
 Computation. Every weight problem (fits and placebo re-fits) runs on its own in compiled
-code (:mod:`mipa.inference._frank_wolfe`), in the arithmetic of the first
+code (:mod:`mipa.inference.frank_wolfe`), in the arithmetic of the first
 implementation, so a weight vector does not depend on which other problems are solved
 with it. With the exhaustive placebo the unit-weight problems are leave-one-out versions
 of one control block: their Gram matrices are rows and columns of that block's one Gram
@@ -181,10 +181,10 @@ def frank_wolfe(
 def _fw_run(sets: list, x0s: list[np.ndarray], max_iter: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Run every problem of every set from ``x0s``; ``(weights, steps)`` per set.
 
-    Each problem runs on its own in compiled code (:mod:`mipa.inference._frank_wolfe`),
+    Each problem runs on its own in compiled code (:mod:`mipa.inference.frank_wolfe`),
     so a weight vector does not depend on which other problems are solved with it.
     """
-    from mipa.inference._frank_wolfe import solve_stack  # numba: loaded only when SDID runs
+    from mipa.inference.frank_wolfe import solve_stack  # numba: loaded only when SDID runs
 
     out = []
     for fw, x0 in zip(sets, x0s, strict=True):
