@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from mipa import settings
-from mipa.report import builder, labels
+from mipa.report import builder, formatting, labels
 from mipa.report.conclusions import conclusions, headline
 from mipa.report.data import ReportData
 from mipa.report.figures import event_study_figure
@@ -158,9 +158,9 @@ def test_code_version_without_git_does_not_fail(tmp_path: Path, monkeypatch: pyt
     assert builder.git_commit(settings.project_dir()) == (None, False)
     version = builder.code_version()
     assert version["git_commit"] is None and version["mipa"]
-    assert builder.code_version_text(version, "en") == f"mipa {version['mipa']} (no git commit available)"
+    assert formatting.code_version_text(version, "en") == f"mipa {version['mipa']} (no git commit available)"
     modified = {"mipa": "0.1.0", "git_commit": "abc", "git_modified": True}
-    assert builder.code_version_text(modified, "nl") == "mipa 0.1.0, git-commit abc, met niet-vastgelegde wijzigingen"
+    assert formatting.code_version_text(modified, "nl") == "mipa 0.1.0, git-commit abc, met niet-vastgelegde wijzigingen"
 
 
 def test_code_version_reads_the_commit_of_the_checkout() -> None:

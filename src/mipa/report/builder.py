@@ -40,7 +40,7 @@ from mipa.report.data import (
     load,
 )
 from mipa.report.figures import FigureSpec, RenderedFigure, figure_specs, render_all
-from mipa.report.formatting import MISSING, fmt_int, fmt_month_long, fmt_month_short
+from mipa.report.formatting import MISSING, code_version_text, fmt_day, fmt_int, fmt_month_long, fmt_month_short
 from mipa.report.html import (
     LanguageDocument,
     Section,
@@ -129,13 +129,6 @@ def code_version() -> dict[str, Any]:
     return {"mipa": tool_versions()["mipa"], "git_commit": commit, "git_modified": modified}
 
 
-def code_version_text(version: dict[str, Any], lang: str) -> str:
-    if not version.get("git_commit"):
-        return labels.text(lang, "code_version_no_git", version=version["mipa"])
-    text = labels.text(lang, "code_version_commit", version=version["mipa"], commit=version["git_commit"])
-    return labels.text(lang, "code_version_modified", text=text) if version.get("git_modified") else text
-
-
 def report_date() -> dt.date:
     """Today, or the day of ``SOURCE_DATE_EPOCH`` (UTC) for reproducible builds."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
@@ -145,11 +138,6 @@ def report_date() -> dt.date:
         except (ValueError, OverflowError, OSError):
             pass
     return dt.date.today()
-
-
-def fmt_day(day: dt.date, lang: str) -> str:
-    """``7 December 2025`` / ``7 december 2025``."""
-    return f"{day.day} {labels.month_name(lang, day.month)} {day.year}"
 
 
 def first_screen_facts(data: ReportData, lang: str, *, day: dt.date, version: dict[str, Any]) -> list[tuple[str, str]]:

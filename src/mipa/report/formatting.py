@@ -214,3 +214,16 @@ def not_estimable_text(row: Any, lang: str = "en") -> str | None:
     if getter("status", None) != "not_estimable":
         return None
     return labels.not_estimable(lang, getter("reason", None))
+
+
+def fmt_day(day: dt.date, lang: str) -> str:
+    """``7 December 2025`` / ``7 december 2025``."""
+    return f"{day.day} {labels.month_name(lang, day.month)} {day.year}"
+
+
+def code_version_text(version: dict[str, Any], lang: str) -> str:
+    """Which code made the report: version, git commit, and whether it had uncommitted changes."""
+    if not version.get("git_commit"):
+        return labels.text(lang, "code_version_no_git", version=version["mipa"])
+    text = labels.text(lang, "code_version_commit", version=version["mipa"], commit=version["git_commit"])
+    return labels.text(lang, "code_version_modified", text=text) if version.get("git_modified") else text

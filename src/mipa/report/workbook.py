@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from mipa.report import labels
-from mipa.report.formatting import DECIMALS, is_missing
+from mipa.report.formatting import DECIMALS, code_version_text, fmt_day, is_missing
 from mipa.report.tables import Table
 
 SHEET_NAME_MAX = 31  # Excel's limit
@@ -115,8 +115,6 @@ def _number_format(column: str, values: pd.Series) -> str | None:
 
 def workbook_facts(data: Any, lang: str, *, day: dt.date, version: dict[str, Any]) -> list[tuple[str, str]]:
     """The notes sheet's first lines: where the numbers come from and which code made them."""
-    from mipa.report.builder import code_version_text, fmt_day
-
     w = WORDS[labels.check_lang(lang)]
     source = labels.text(lang, "facts_synthetic") if data.synthetic else labels.text(lang, "facts_real")
     if data.synthetic and data.generator_seed is not None:
