@@ -19,16 +19,7 @@ from mipa.estimators.csdid import callaway_santanna
 from mipa.estimators.etwfe import etwfe
 from mipa.estimators.results import DidResult
 from mipa.estimators.twfe import twfe, yearly_twfe
-
-# the annex's outcomes, in the order of its tables; verified departures is its appendix 4
-OUTCOMES: tuple[str, ...] = (
-    "forced_departures",
-    "laissez_passers",
-    "confirmations",
-    "lead_time_days",
-    "requests",
-    "verified_departures",
-)
+from mipa.outcomes import OUTCOMES
 
 # annex 11.2: four return outcomes of the yearly exploratory panel, one regression each
 YEARLY_OUTCOMES: tuple[str, ...] = (

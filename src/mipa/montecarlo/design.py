@@ -41,6 +41,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from mipa.outcomes import OUTCOMES
 from mipa.simulate.config import load_config
 from mipa.simulate.countries import choose_countries, load_countries
 from mipa.simulate.model import (
@@ -56,14 +57,7 @@ from mipa.simulate.model import (
 
 EffectPattern = Literal["annex", "homogeneous", "zero"]
 EFFECT_PATTERNS: tuple[str, ...] = ("annex", "homogeneous", "zero")
-PANEL_OUTCOMES: tuple[str, ...] = (
-    "forced_departures",
-    "laissez_passers",
-    "confirmations",
-    "lead_time_days",
-    "requests",
-    "verified_departures",
-)
+PANEL_OUTCOMES: tuple[str, ...] = OUTCOMES
 # entropy key of the Monte Carlo streams (the generator's streams use 101/202/303)
 STREAM_MONTECARLO = 404
 GENERATOR_STREAMS = -1

@@ -16,25 +16,12 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from mipa.outcomes import OUTCOMES
+
 # order of the annex's tables; verified departures is its appendix 4
-OUTCOME_ORDER: tuple[str, ...] = (
-    "forced_departures",
-    "laissez_passers",
-    "confirmations",
-    "lead_time_days",
-    "requests",
-    "verified_departures",
-)
+OUTCOME_ORDER: tuple[str, ...] = OUTCOMES
 MAIN_OUTCOMES: tuple[str, ...] = OUTCOME_ORDER[:5]
 APPENDIX_OUTCOME = "verified_departures"
-# outcomes that are counts (trend figures); lead time is left out there, as in the annex
-COUNT_OUTCOMES: tuple[str, ...] = (
-    "forced_departures",
-    "laissez_passers",
-    "confirmations",
-    "requests",
-    "verified_departures",
-)
 YEARLY_OUTCOME_ORDER: tuple[str, ...] = (
     "forced_departures",
     "independent_departures",

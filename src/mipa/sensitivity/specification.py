@@ -17,14 +17,13 @@ from typing import Any
 
 import pandas as pd
 
-from mipa.estimation import OUTCOMES
+from mipa.outcomes import COUNT_OUTCOMES, OUTCOMES
 
 __all__ = [
     "CONTROL_GROUP", "COUNT_OUTCOMES", "EVENT_STUDY_ESTIMATORS", "HONEST_ESTIMATORS", "MAIN_OUTCOMES", "PLACEBO_SOURCE",
     "RESULT_COLUMNS", "SPECIFICATION", "UNIT", "VCOV_SOURCE", "SensitivitySettings", "described", "quiet",
 ]
 
-COUNT_OUTCOMES: tuple[str, ...] = tuple(o for o in OUTCOMES if o != "lead_time_days")
 # the annex's main table; verified departures (its appendix) gets no HonestDiD rows (runtime)
 MAIN_OUTCOMES: tuple[str, ...] = tuple(o for o in OUTCOMES if o != "verified_departures")
 EVENT_STUDY_ESTIMATORS: tuple[str, ...] = ("etwfe", "csdid", "twfe", "poisson_etwfe")

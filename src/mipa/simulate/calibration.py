@@ -26,23 +26,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from mipa.outcomes import COUNT_OUTCOMES, OUTCOMES
 from mipa.simulate.countries import load_countries
-
-COUNT_OUTCOMES = [
-    "forced_departures",
-    "laissez_passers",
-    "confirmations",
-    "requests",
-    "verified_departures",
-]
-OUTCOMES = [
-    "forced_departures",
-    "laissez_passers",
-    "confirmations",
-    "lead_time_days",
-    "requests",
-    "verified_departures",
-]
 
 # Table 1 and A3 of the annex (share_zero in percent)
 TARGETS: dict[str, dict[str, float]] = {

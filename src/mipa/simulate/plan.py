@@ -22,6 +22,8 @@ from mipa.simulate.timing import Calendar, Lag, backshift, covid_curve
 
 __all__ = ["COUNT_OUTCOMES", "EFFECT_FORMS", "EFFECT_KEYS", "OUTCOMES", "Model"]
 
+# the generator's causal order (requests lead to confirmations, ...): its random streams are
+# drawn in this order, so it differs from mipa.outcomes' table order on purpose
 COUNT_OUTCOMES = [
     "requests",
     "confirmations",
