@@ -12,7 +12,9 @@ OUTCOMES: tuple[str, ...] = (
     "requests",
     "verified_departures",
 )
+# the annex's main table: every outcome but verified departures (its appendix)
+MAIN_OUTCOMES: tuple[str, ...] = tuple(o for o in OUTCOMES if o != "verified_departures")
 # the outcomes that are counts (lead time is a mean over a varying number of confirmations)
 COUNT_OUTCOMES: tuple[str, ...] = tuple(o for o in OUTCOMES if o != "lead_time_days")
 
-__all__ = ["COUNT_OUTCOMES", "OUTCOMES"]
+__all__ = ["COUNT_OUTCOMES", "MAIN_OUTCOMES", "OUTCOMES"]

@@ -29,11 +29,11 @@ from typing import Any
 
 import pandas as pd
 
+from mipa.outcomes import MAIN_OUTCOMES
 from mipa.report import labels
 from mipa.report.conclusions import conclusions
 from mipa.report.data import (
     APPENDIX_OUTCOME,
-    MAIN_OUTCOMES,
     OUTCOME_ORDER,
     YEARLY_OUTCOME_ORDER,
     ReportData,

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mipa.outcomes import MAIN_OUTCOMES
 from mipa.report import labels
-from mipa.report.data import MAIN_OUTCOMES, ReportData
+from mipa.report.data import ReportData
 from mipa.report.formatting import (
     MISSING,
     as_date,

@@ -20,7 +20,6 @@ from mipa.outcomes import OUTCOMES
 
 # order of the annex's tables; verified departures is its appendix 4
 OUTCOME_ORDER: tuple[str, ...] = OUTCOMES
-MAIN_OUTCOMES: tuple[str, ...] = OUTCOME_ORDER[:5]
 APPENDIX_OUTCOME = "verified_departures"
 YEARLY_OUTCOME_ORDER: tuple[str, ...] = (
     "forced_departures",

@@ -28,9 +28,9 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import Locator, MaxNLocator, ScalarFormatter  # noqa: E402
 
-from mipa.outcomes import COUNT_OUTCOMES  # noqa: E402
+from mipa.outcomes import COUNT_OUTCOMES, MAIN_OUTCOMES  # noqa: E402
 from mipa.report import labels  # noqa: E402
-from mipa.report.data import MAIN_OUTCOMES, OUTCOME_ORDER, ReportData  # noqa: E402
+from mipa.report.data import OUTCOME_ORDER, ReportData  # noqa: E402
 from mipa.report.formatting import fmt_month_long, fmt_percent  # noqa: E402
 from mipa.report.tables import interval_note, partner_labels, select_estimate  # noqa: E402
 

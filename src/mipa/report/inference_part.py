@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from mipa.outcomes import MAIN_OUTCOMES
 from mipa.report import labels
-from mipa.report.data import MAIN_OUTCOMES, ReportData
+from mipa.report.data import ReportData
 from mipa.report.figures import BLUE, GREY, VERMILION, FigureSpec, new_figure
 from mipa.report.formatting import (
     MISSING,

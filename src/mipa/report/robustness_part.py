@@ -22,8 +22,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from mipa.outcomes import MAIN_OUTCOMES
 from mipa.report import labels
-from mipa.report.data import MAIN_OUTCOMES, ReportData
+from mipa.report.data import ReportData
 from mipa.report.figures import BLUE, GREY, ORANGE, VERMILION, FigureSpec, LocaleFormatter, new_figure, style_axes
 from mipa.report.formatting import fmt_estimate_ci, fmt_month_short, is_missing, not_estimable_text, number_type
 from mipa.report.html import paragraph

@@ -15,9 +15,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from mipa.outcomes import COUNT_OUTCOMES
+from mipa.outcomes import COUNT_OUTCOMES, MAIN_OUTCOMES
 from mipa.report import labels
-from mipa.report.data import MAIN_OUTCOMES, OUTCOME_ORDER, ReportData
+from mipa.report.data import OUTCOME_ORDER, ReportData
 from mipa.report.figures import (
     BLUE,
     GREY,

@@ -17,15 +17,13 @@ from typing import Any
 
 import pandas as pd
 
-from mipa.outcomes import COUNT_OUTCOMES, OUTCOMES
+from mipa.outcomes import COUNT_OUTCOMES, MAIN_OUTCOMES, OUTCOMES
 
 __all__ = [
     "CONTROL_GROUP", "COUNT_OUTCOMES", "EVENT_STUDY_ESTIMATORS", "HONEST_ESTIMATORS", "MAIN_OUTCOMES", "PLACEBO_SOURCE",
     "RESULT_COLUMNS", "SPECIFICATION", "UNIT", "VCOV_SOURCE", "SensitivitySettings", "described", "quiet",
 ]
 
-# the annex's main table; verified departures (its appendix) gets no HonestDiD rows (runtime)
-MAIN_OUTCOMES: tuple[str, ...] = tuple(o for o in OUTCOMES if o != "verified_departures")
 EVENT_STUDY_ESTIMATORS: tuple[str, ...] = ("etwfe", "csdid", "twfe", "poisson_etwfe")
 HONEST_ESTIMATORS: tuple[str, ...] = ("etwfe", "csdid")
 UNIT = dict(unit="iso3", period="period", first_treat="first_treat")
@@ -112,7 +110,7 @@ class SensitivitySettings:
     n_placebo: int = 999
     etwfe_control_group: str = "notyettreated"  # Poisson estimates: as the linear ETWFE
     outcomes: tuple[str, ...] = OUTCOMES
-    honest_outcomes: tuple[str, ...] = MAIN_OUTCOMES
+    honest_outcomes: tuple[str, ...] = MAIN_OUTCOMES  # verified departures (the appendix): no HonestDiD rows (runtime)
     poisson_outcomes: tuple[str, ...] = COUNT_OUTCOMES
 
     def as_json(self) -> str:
