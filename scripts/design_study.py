@@ -4,16 +4,21 @@ confirmations and lead time (a mean over a varying number of confirmations).
 
 Designs: annex and homogeneous effects, each additive and multiplicative, plus no effect;
 estimators ETWFE (country-clustered), Callaway & Sant'Anna, TWFE (clustered), Poisson ETWFE
-and the conformal factor model (per country and its average). Writes
-``reports/montecarlo/designs-<design>/`` per design and ``reports/montecarlo/designs.csv``
-(the overall and pooled-country rows), and prints them.
+and the conformal factor and ratio models (per country and their averages). Each design x
+group of methods runs (and resumes) in ``reports/montecarlo/designs-<effects>-<form>[-<group>]/``;
+the script prints the overall and pooled-country rows and writes them to
+``reports/montecarlo/designs.csv``, and with ``--write-results`` to
+``montecarlo/estimator_designs.csv``, which dbt reads as the source
+``montecarlo.estimator_designs`` (data, not a seed; this script is the only writer):
 
-    python scripts/design_study.py --reps 200 --workers 2      # ~13 min on 2 cores
+    python scripts/design_study.py --reps 500 --workers 2 --write-results   # ~35 min on 2 cores
+    python scripts/design_study.py --groups "" --write-results              # from finished runs
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -23,40 +28,81 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path("montecarlo") / "estimator_designs.csv"  # relative to ROOT; read by dbt as a source
 OUTCOMES = ("forced_departures", "confirmations", "lead_time_days")
-ESTIMATORS = "etwfe:cluster_unit,csdid,twfe:cluster_unit,poisson_etwfe,conformal"
+# a run folder resumes only the methods it ran first: methods added later get their own group
+GROUPS = {
+    "main": "etwfe:cluster_unit,csdid,twfe:cluster_unit,poisson_etwfe,conformal:conformal_average_factor_t_ma2,"
+            "conformal:conformal_average_factor_refit_ma2,conformal:conformal_factor_t_ma2",
+    "ratio": "conformal:conformal_average_ratio_refit,conformal:conformal_ratio_t",
+}
 DESIGNS = (("annex", "additive"), ("annex", "multiplicative"), ("homogeneous", "additive"),
            ("homogeneous", "multiplicative"), ("zero", "additive"))
+RESULT_COLUMNS = ["effects", "effect_form", "outcome", "estimator", "inference", "scope", "n_replications",
+                  "n_intervals", "mean_truth", "bias", "rmse", "coverage", "coverage_mcse", "rejection_rate",
+                  "median_width", "oracle_width", "wall_seconds"]
+
+
+def run_dir(effects: str, form: str, group: str) -> Path:
+    suffix = "" if group == "main" else f"-{group}"
+    return ROOT / "reports" / "montecarlo" / f"designs-{effects}-{form}{suffix}"
+
+
+def run(effects: str, form: str, group: str, reps: int, workers: int | None) -> None:
+    cmd = [sys.executable, "-m", "mipa.cli", "montecarlo", "--reps", str(reps), "--effects", effects,
+           "--effect-form", form, "--estimators", GROUPS[group], "--out", str(run_dir(effects, form, group)),
+           "--quiet"]
+    for outcome in OUTCOMES:
+        cmd += ["--outcome", outcome]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    print(f"{effects} {form} {group}: {reps} replications in {(time.perf_counter() - started) / 60:.1f} min",
+          flush=True)
+
+
+def collect() -> pd.DataFrame:
+    """The overall and pooled-country rows of every finished run, with the run's wall time."""
+    frames = []
+    for effects, form in DESIGNS:
+        for group in GROUPS:
+            folder = run_dir(effects, form, group)
+            if not (folder / "summary.csv").exists():
+                continue
+            facts = json.loads((folder / "run.json").read_text())
+            summary = pd.read_csv(folder / "summary.csv")
+            frames.append(summary[summary["scope"].isin(["overall", "countries"])].assign(
+                effects=effects, effect_form=form,
+                wall_seconds=float(facts.get("total_wall_seconds", facts["wall_seconds"]))))
+    if not frames:
+        raise SystemExit("no finished design run found")
+    table = pd.concat(frames, ignore_index=True)
+    return table.sort_values(["outcome", "scope", "estimator", "inference", "effects", "effect_form"],
+                             kind="mergesort").reset_index(drop=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=200)
+    parser.add_argument("--reps", type=int, default=500)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--groups", default="main,ratio", help="comma-separated: main, ratio (empty: run nothing)")
+    parser.add_argument("--write-results", action="store_true", help=f"write {RESULTS.as_posix()}")
     args = parser.parse_args()
-    frames = []
-    for effects, form in DESIGNS:
-        out = ROOT / "reports" / "montecarlo" / f"designs-{effects}-{form}"
-        cmd = [sys.executable, "-m", "mipa.cli", "montecarlo", "--reps", str(args.reps), "--effects", effects,
-               "--effect-form", form, "--estimators", ESTIMATORS, "--out", str(out), "--quiet"]
-        for outcome in OUTCOMES:
-            cmd += ["--outcome", outcome]
-        if args.workers:
-            cmd += ["--workers", str(args.workers)]
-        started = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
-        print(f"{effects} {form}: {args.reps} replications in {(time.perf_counter() - started) / 60:.1f} min",
-              flush=True)
-        summary = pd.read_csv(out / "summary.csv")
-        frames.append(summary[summary["scope"].isin(["overall", "countries"])])
-    table = pd.concat(frames, ignore_index=True)
+    for group in [g for g in args.groups.split(",") if g]:
+        for effects, form in DESIGNS:
+            run(effects, form, group, args.reps, args.workers)
+    table = collect()
     table["width_over_oracle"] = table["median_width"] / table["oracle_width"]
-    cols = ["effects", "outcome", "estimator", "inference", "scope", "n_intervals", "mean_truth", "bias", "rmse",
-            "coverage", "rejection_rate", "width_over_oracle"]
-    table = table[cols].sort_values(["outcome", "scope", "estimator", "effects"], kind="mergesort")
-    table.to_csv(ROOT / "reports" / "montecarlo" / "designs.csv", index=False, float_format="%.6g")
+    cols = ["effects", "effect_form", "outcome", "estimator", "inference", "scope", "n_intervals", "mean_truth",
+            "bias", "rmse", "coverage", "rejection_rate", "width_over_oracle"]
+    table[cols].to_csv(ROOT / "reports" / "montecarlo" / "designs.csv", index=False, float_format="%.6g")
     with pd.option_context("display.width", 220, "display.max_rows", 500):
-        print(table.round(3).to_string(index=False))
+        print(table[cols].round(3).to_string(index=False))
+    if args.write_results:
+        table.reindex(columns=RESULT_COLUMNS).to_csv(ROOT / RESULTS, index=False, float_format="%.6g",
+                                                     lineterminator="\n")
+        print(f"wrote {RESULTS.as_posix()}")
     return 0
 
 

@@ -36,7 +36,14 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path("montecarlo") / "inference_coverage.csv"  # relative to ROOT; read by dbt as a source
-GROUPS = {"fast": "etwfe,csdid,twfe", "conformal": "conformal,poisson_etwfe", "sdid": "sdid"}
+# a group's run folder resumes only the methods it ran first: a method added later gets its own group
+GROUPS = {
+    "fast": "etwfe,csdid,twfe",
+    "conformal": "conformal:conformal_average_factor_t_ma2,conformal:conformal_average_factor_refit_ma2,"
+                 "conformal:conformal_factor_t_ma2,poisson_etwfe",
+    "sdid": "sdid",
+    "conformal_ratio": "conformal:conformal_average_ratio_refit,conformal:conformal_ratio_t",
+}
 DESIGNS = ("annex", "homogeneous", "zero")
 RESULT_COLUMNS = ["effects", "estimator", "inference", "outcome", "scope", "n_replications", "n_intervals", "coverage",
                   "coverage_mcse", "rejection_rate", "median_width", "oracle_width", "share_unbounded", "bias",
@@ -58,6 +65,12 @@ def run_group(effects: str, group: str, reps: int, workers: int | None) -> float
     return time.perf_counter() - started
 
 
+def in_group(group: str, estimator: str, inference: str) -> bool:
+    """Whether ``estimator:inference`` is one of the group's (a bare estimator takes all its methods)."""
+    tokens = GROUPS[group].split(",")
+    return estimator in tokens or f"{estimator}:{inference}" in tokens
+
+
 def collect(dirs: list[Path]) -> pd.DataFrame:
     """The summaries of finished runs, each row with its run's wall time."""
     frames = []
@@ -65,8 +78,9 @@ def collect(dirs: list[Path]) -> pd.DataFrame:
         facts = json.loads((folder / "run.json").read_text())
         summary = pd.read_csv(folder / "summary.csv")
         group = folder.name.split("-", 1)[-1]
-        if group in GROUPS:  # a run folder holds only its group's estimators
-            summary = summary[summary["estimator"].isin(GROUPS[group].split(","))]
+        if group in GROUPS:  # a run folder holds only its group's estimators and methods
+            summary = summary[[in_group(group, e, m) for e, m in zip(summary["estimator"], summary["inference"],
+                                                                      strict=True)]]
         # a resumed run's run.json holds the last part's time; the first part's is in its log
         summary["wall_seconds"] = float(facts.get("total_wall_seconds", facts["wall_seconds"]))
         frames.append(summary)
@@ -77,7 +91,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=500)
     parser.add_argument("--groups", default="fast,conformal,sdid",
-                        help="comma-separated: fast, conformal, sdid (empty: run nothing)")
+                        help="comma-separated: fast, conformal, sdid, conformal_ratio (empty: run nothing)")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--write-results", action="store_true",
                         help=f"write {RESULTS.as_posix()} from every finished run folder")

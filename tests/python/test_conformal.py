@@ -72,6 +72,8 @@ def _brute_p(y, cbar, t1, theta, model, statistic, lags=None):
     if model == "did":
         v = z - cbar
         u = v - v.mean()
+    elif model == "ratio":  # the Poisson score over all T periods: sum(z - b cbar) = 0
+        u = z - cbar * (z.sum() / cbar.sum())
     else:
         X = np.column_stack([np.ones(T), cbar])
         u = z - X @ np.linalg.lstsq(X, z, rcond=None)[0]
@@ -99,10 +101,12 @@ def _brute_p(y, cbar, t1, theta, model, statistic, lags=None):
 
 
 @pytest.mark.parametrize("statistic", ["mean", "t", "s1"])
-@pytest.mark.parametrize("model", ["did", "factor"])
+@pytest.mark.parametrize("model", ["did", "factor", "ratio"])
 def test_exact_inversion_matches_brute_force_grid(model, statistic):
     rng = np.random.default_rng(11)
     y, cbar, t1 = _toy(rng, theta=1.0, T=36, t1=9)
+    if model == "ratio":  # a scale model needs a mean away from zero
+        y, cbar = y + 30, cbar + 30
     y = y + 0.3 * rng.standard_t(3, y.size)  # heavier tails: a less regular p-value function
     est, lo, hi, p0, _ = conformal_series(y, cbar, t1, model=model, statistic=statistic)
     assert np.isfinite(lo) and np.isfinite(hi) and lo < hi
@@ -138,6 +142,20 @@ def test_point_estimate_is_ols_with_the_treatment_dummy():
     assert est_factor == pytest.approx(np.linalg.lstsq(X, y, rcond=None)[0][2])
 
 
+def test_ratio_point_estimate_is_the_poisson_imputation_effect():
+    """``ratio``: the unit's scale is the Poisson QMLE of ``y = b cbar`` on the pre-period
+    (statsmodels GLM, log link, offset log cbar), the effect the post mean of ``y - b cbar``."""
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(4)
+    y, cbar, t1 = _shock_panel(rng, theta=3.0)
+    pre = np.arange(y.size) < y.size - t1
+    fit = sm.GLM(y[pre], np.ones((pre.sum(), 1)), family=sm.families.Poisson(), offset=np.log(cbar[pre])).fit(
+        tol=1e-13)
+    expected = (y - np.exp(fit.params[0]) * cbar)[~pre].mean()
+    assert conformal_series(y, cbar, t1, model="ratio")[0] == pytest.approx(expected, rel=1e-9)
+
+
 def test_unbounded_set_is_reported_as_infinite():
     """When the control mean steps exactly where the treatment starts, the factor model
     cannot tell the effect from the factor: every theta0 is accepted, and the set says so
@@ -170,20 +188,23 @@ def _shock_panel(rng, *, theta: float, n0: int = 20, T: int = 60, t1: int = 12, 
 
 
 @pytest.mark.parametrize("statistic", ["mean", "t"])
-def test_factor_model_keeps_coverage_under_multiplicative_shock_where_did_does_not(statistic):
+def test_scale_models_keep_coverage_under_multiplicative_shock_where_did_does_not(statistic):
     rng = np.random.default_rng(2021)
-    cover = {"did": [], "factor": []}
+    cover = {"did": [], "factor": [], "ratio": []}
     for _ in range(200):
         y, cbar, t1 = _shock_panel(rng, theta=3.0)
         for model in cover:
             _, lo, hi, _, _ = conformal_series(y, cbar, t1, model=model, statistic=statistic)
             cover[model].append(lo <= 3.0 <= hi)
     did, factor = np.mean(cover["did"]), np.mean(cover["factor"])
-    # measured (seed 2021, 200 panels): factor 0.95 (mean) / 0.98 (t), did 0.405 / 0.41:
-    # the additive model moves the treated unit by the controls' step, a twelfth of its own
+    # measured (seed 2021, 200 panels): factor 0.95 (mean) / 0.98 (t), ratio 0.915 / 0.955,
+    # did 0.405 / 0.41: the additive model moves the treated unit by the controls' step, a
+    # twelfth of its own; the scale models move it by its own
     assert factor >= 0.90, factor
     assert did <= 0.60, did
     assert factor - did >= 0.3
+    assert np.mean(cover["ratio"]) >= 0.89, np.mean(cover["ratio"])
+    assert np.mean(cover["ratio"]) - did >= 0.3
 
 
 # --------------------------------------------------------------------------- panels, rows

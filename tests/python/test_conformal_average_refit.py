@@ -37,7 +37,7 @@ def _staggered(rng, *, effects=(1.0, 3.0, -2.0), starts=(41, 49, 57), n0=20, T=6
                        periods=np.arange(1, T + 1))
 
 
-def _brute_refit_p(pa, theta0, smooth, lags=None):
+def _brute_refit_p(pa, theta0, smooth, lags=None, model="factor"):
     """p(theta0) from the definition: every unit refitted at its own null effect
     ``theta_j + theta0 - theta_bar``; for each shift k the residuals of ALL units moved by k
     months (cyclically), each unit's effect re-estimated by OLS on ``r_j`` (its treatment
@@ -47,28 +47,48 @@ def _brute_refit_p(pa, theta0, smooth, lags=None):
     controls = ~np.isfinite(pa.first_treat)
     cbar = moving_average(pa.y[controls].mean(axis=0), smooth)
     X = np.column_stack([np.ones(T), cbar])
+
+    def residual(z):
+        if model == "ratio":  # the Poisson score of y = b cbar over all T periods
+            return z - cbar * (z.sum() / cbar.sum())
+        return z - X @ np.linalg.lstsq(X, z, rcond=None)[0]
+
+    def effect(v, D):
+        """The model's own estimate of the effect on series ``v`` (treatment ``D``)."""
+        if model == "ratio":  # Poisson imputation: the scale from the pre-period, the post mean of the gap
+            pre = D == 0
+            return float((v - cbar * (v[pre].sum() / cbar[pre].sum()))[~pre].mean())
+        return float(np.linalg.lstsq(np.column_stack([X, D]), v, rcond=None)[0][2])
+
+    def weights(D):
+        """``h`` with ``effect(v, D) = h'v``: the estimator's influence weights."""
+        if model == "ratio":
+            pre = D == 0
+            return D / D.sum() - pre * (cbar[~pre].sum() / D.sum()) / cbar[pre].sum()
+        r = D - X @ np.linalg.lstsq(X, D, rcond=None)[0]
+        return r / (r @ r)
+
     units = []
     for j in np.flatnonzero(np.isfinite(pa.first_treat)):
         D = (pa.periods >= pa.first_treat[j]).astype(float)
-        theta_j = np.linalg.lstsq(np.column_stack([X, D]), pa.y[j], rcond=None)[0][2]
-        r = D - X @ np.linalg.lstsq(X, D, rcond=None)[0]
-        units.append((pa.y[j], D, r, theta_j))
+        units.append((pa.y[j], D, residual(D), effect(pa.y[j], D)))
     w = np.array([u[1].sum() for u in units])
     w = w / w.sum()
     theta_bar = float(w @ np.array([u[3] for u in units]))
     L = bartlett_lags(T) if lags is None else lags
     resid = []
     for y, D, _, theta_j in units:
-        z = y - (theta_j + theta0 - theta_bar) * D
-        resid.append(z - X @ np.linalg.lstsq(X, z, rcond=None)[0])
+        resid.append(residual(y - (theta_j + theta0 - theta_bar) * D))
 
     def stat(k):
         num, g = 0.0, np.zeros(T)
-        for wj, u, (_, _, r, _) in zip(w, resid, units):
+        for wj, u, (_, D, r, _) in zip(w, resid, units):
             v = np.array([u[(t + k) % T] for t in range(T)])
-            c = float(np.linalg.lstsq(r[:, None], v, rcond=None)[0][0])
+            # re-estimated on the shifted residuals: the estimator applied to r-adjusted data
+            # (v is a residual series, so the OLS models' own fit of v leaves it unchanged)
+            c = effect(v, D) if model == "ratio" else float(np.linalg.lstsq(r[:, None], v, rcond=None)[0][0])
             num += wj * c
-            g += wj * r * (v - c * r) / (r @ r)
+            g += wj * weights(D) * (v - c * r)
         var = sum((1 - abs(lag) / (L + 1)) * sum(g[t] * g[(t + lag) % T] for t in range(T))
                   for lag in range(-L, L + 1))
         return abs(num) / math.sqrt(var)
@@ -93,6 +113,23 @@ def test_refit_average_matches_brute_force_and_its_bounds(smooth, lags):
          for v in (res.ci_low + eps, res.ci_high - eps, res.ci_low - eps, res.ci_high + eps)]
     assert p[0] > 0.05 and p[1] > 0.05 and p[2] <= 0.05 and p[3] <= 0.05
     assert res.ci_low < res.estimate < res.ci_high
+
+
+def test_ratio_refit_average_matches_brute_force_and_its_bounds():
+    """The ratio (Poisson score) model: re-estimates by Poisson imputation on every shifted
+    sample, influence weights of that estimator."""
+    rng = np.random.default_rng(37)
+    pa = _staggered(rng, common=0.5)
+    pa = PanelArrays(y=pa.y + 40, first_treat=pa.first_treat, units=pa.units, periods=pa.periods)
+    res, left_out = conformal_average(pa, model="ratio", studentize="refit")
+    assert left_out == [] and res.inference == "conformal_average_ratio_refit"
+    for theta0 in (res.estimate - 1.0, res.estimate + 0.4, 0.0, 2.5, res.ci_high + 0.2):
+        p = conformal_average(pa, model="ratio", studentize="refit", null=theta0)[0].p_value
+        assert p == pytest.approx(_brute_refit_p(pa, theta0, 0, model="ratio"), abs=1e-12), theta0
+    eps = 1e-6 * (1 + abs(res.ci_high))
+    p = [conformal_average(pa, model="ratio", studentize="refit", null=v)[0].p_value
+         for v in (res.ci_low + eps, res.ci_high - eps, res.ci_low - eps, res.ci_high + eps)]
+    assert p[0] > 0.05 and p[1] > 0.05 and p[2] <= 0.05 and p[3] <= 0.05
 
 
 def test_refit_average_covers_the_planted_average_and_has_its_size():

@@ -15,6 +15,7 @@ from mipa.inference.suite import METHODS
 pytestmark = pytest.mark.slow
 
 RESULTS = Path(__file__).resolve().parents[2] / "montecarlo" / "inference_coverage.csv"
+DESIGNS = Path(__file__).resolve().parents[2] / "montecarlo" / "estimator_designs.csv"
 PARTNERS = {"MAR", "TUR", "EGY", "NGA", "IRQ", "TUN"}
 COUNTS = ["forced_departures", "laissez_passers", "confirmations", "requests", "verified_departures"]
 
@@ -108,7 +109,7 @@ def test_report_shows_default_and_clustered_intervals(synthetic_warehouse, tmp_p
     index = build_report(synthetic_warehouse[1], tmp_path / "reports", lang="en")
     html = index.read_text(encoding="utf-8")
     for name in ("table_i1_overall_inference", "table_i2_country_inference", "table_i3_montecarlo",
-                 "figure_i1_coverage"):
+                 "table_i4_estimator_designs", "figure_i1_coverage"):
         assert f'id="{name}"' in html or f"{name}.png" in html, name
     table2 = pd.read_csv(index.parent / "table_02_etwfe.csv")
     overall = table2[(table2["scope"] == "overall") & (table2["outcome"] == "forced_departures")].iloc[0]
@@ -122,3 +123,26 @@ def test_report_shows_default_and_clustered_intervals(synthetic_warehouse, tmp_p
         assert overall["default_inference"] == inf["inference"]
         assert overall["default_ci_low"] == pytest.approx(inf["ci_low"], rel=1e-12)
         assert "clustered [" in html
+
+
+def test_estimator_designs_mart_is_the_design_study_file(synthetic_warehouse, tmp_path):
+    """fct_estimator_designs holds montecarlo/estimator_designs.csv row for row (scripts/design_study.py
+    writes it; dbt reads it as data), with the bias in sampling sds from the oracle width, and
+    Table I4 shows those numbers."""
+    mart = read_frame(synthetic_warehouse[1], "select * from marts.fct_estimator_designs")
+    keys = ["effects", "effect_form", "outcome", "estimator", "inference", "scope"]
+    file = pd.read_csv(DESIGNS)
+    assert len(mart) == len(file) and not mart.duplicated(keys).any()
+    both = mart.merge(file, on=keys, suffixes=("", "_file"), validate="one_to_one")
+    assert len(both) == len(file)
+    for col in ("bias", "rmse", "coverage", "median_width", "oracle_width"):
+        np.testing.assert_allclose(both[col], both[f"{col}_file"], rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(both["bias_in_sd"], both["bias"] / (both["oracle_width"] / (2 * 1.959964)),
+                               rtol=1e-12, equal_nan=True)
+    from mipa.report import build_report
+
+    index = build_report(synthetic_warehouse[1], tmp_path / "reports", lang="en")
+    table = pd.read_csv(index.parent / "table_i4_estimator_designs.csv")
+    shown = table.merge(both[both["scope"] == "overall"], on=keys[:-1], suffixes=("", "_mart"))
+    assert len(shown) == len(table) > 0 and table["bias_in_sd"].notna().any()
+    np.testing.assert_allclose(shown["bias_in_sd"], shown["bias_in_sd_mart"], rtol=1e-12, equal_nan=True)

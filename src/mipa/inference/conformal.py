@@ -59,7 +59,7 @@ the serial dependence inside a block. ``p`` cannot fall below ``1/T``: with fewe
 
 Counterfactual models (``model``)
 ---------------------------------
-Both are linear in the outcome and fitted by OLS on all ``T`` periods, so with ``M`` the
+All are linear in the outcome and fitted on all ``T`` periods (OLS; ``ratio`` by its score), so with ``M`` the
 annihilator of the model's regressors ``X`` (after an offset ``o_t``)
 ``u(theta0) = M (y - o) - theta0 M D = u0 - theta0 r``: the residuals are linear in
 ``theta0`` and the confidence set is computed exactly (below).
@@ -70,6 +70,16 @@ annihilator of the model's regressors ``X`` (after an offset ``o_t``)
   control-mean series, ``X = [1, ybar_c]``, ``o = 0``. Robust to common shocks that
   scale with a country's size (multiplicative seasonality, COVID), which the additive
   ``did`` model leaves in the residuals of a country much bigger than the average control.
+* ``"ratio"``: ``y_jt = b_j ybar_ct + u_t`` with ``b_j`` fitted by the Poisson score
+  ``sum_t (y_jt - b_j ybar_ct) = 0`` (the exponential-mean QMLE), not by OLS:
+  ``M = I - ybar 1' / (1' ybar)``, oblique. This is the counterfactual of Poisson ETWFE
+  (Wooldridge 2023) with unit and month effects: on the never-treated block the month
+  effects are proportional to the control mean, and with the post months left out the
+  unit's scale is ``sum_pre y / sum_pre ybar``, so the point estimate (below) is the post
+  mean of ``y - b_pre ybar``, the count-scale effect of Poisson imputation against the
+  never-treated. Unbiased under multiplicative country x month structure, where ``did``
+  is not and ``factor`` (an intercept, OLS on a noisy regressor) is slightly biased
+  (``scripts/design_study.py``). Not smoothed: no regression on the noisy mean.
 
 ``smooth = h > 0`` replaces the control mean by its centred moving average over
 ``2h + 1`` used months (fewer at the ends) before either model uses it. The month noise of
@@ -81,7 +91,8 @@ exchangeability becomes approximate (validity under weak dependence, CWZ Theorem
 unaffected). Default 0 (the raw mean).
 
 Point estimate (``theta0`` free): OLS of ``y - o`` on ``[X, D]``, i.e.
-``theta_hat = r'u0 / r'r`` (Frisch-Waugh). It also solves ``S(u(theta)) = 0`` for the
+``theta_hat = r'u0 / r'r`` (Frisch-Waugh); for ``ratio`` the just-identified score
+equations, ``theta_hat = D'u0 / D'r`` (:func:`~mipa.inference.conformal_stats.score_weights`). It also solves ``S(u(theta)) = 0`` for the
 ``mean`` and ``t`` statistics (the residuals sum to zero), so ``p(theta_hat) = 1`` and the
 estimate lies in their sets (not necessarily in the ``s1`` set).
 

@@ -39,6 +39,7 @@ from mipa.inference.conformal_stats import (
     invert,
     moving_average,
     residual_parts,
+    score_weights,
 )
 from mipa.inference.conformal_unit import ConformalResult, check_series, unit_series
 from mipa.inference.panel_arrays import PanelArrays
@@ -70,8 +71,10 @@ def overall_label(model: str, smooth: int = 0, studentize: str = "block") -> str
 
 @dataclass(frozen=True)
 class UnitFit:
-    """One treated unit's factor/DiD fit placed on the calendar (``T_cal`` months): residuals
-    ``u0`` and ``r`` (zero where the unit is not used), the used months, the post months."""
+    """One treated unit's counterfactual fit placed on the calendar (``T_cal`` months):
+    residuals ``u0`` and ``r`` (zero where the unit is not used), the used months, the post
+    months and the score weights ``s`` (the estimate on residuals ``v`` is ``s'v / s'r``;
+    :func:`~mipa.inference.conformal_stats.score_weights`)."""
 
     scope: str
     estimate: float
@@ -80,6 +83,7 @@ class UnitFit:
     used: np.ndarray
     post: np.ndarray
     n_controls: int
+    s: np.ndarray
 
 
 def unit_fit(pa: PanelArrays, unit: Any, *, model: Model, alpha: float, smooth: int) -> UnitFit:
@@ -92,10 +96,11 @@ def unit_fit(pa: PanelArrays, unit: Any, *, model: Model, alpha: float, smooth: 
     cbar = moving_average(cbar, smooth)
     post_used = np.arange(T) >= T - t1
     u0, r = residual_parts(y, cbar, post_used, model)
-    u0_cal, r_cal = np.zeros(used.size), np.zeros(used.size)
-    u0_cal[used], r_cal[used] = u0, r
+    s = score_weights(r, cbar, post_used, model)
+    u0_cal, r_cal, s_cal = np.zeros(used.size), np.zeros(used.size), np.zeros(used.size)
+    u0_cal[used], r_cal[used], s_cal[used] = u0, r, s
     post = used & (pa.periods >= pa.first_treat[j])
-    return UnitFit(str(unit), float(r @ u0 / (r @ r)), u0_cal, r_cal, used, post, n_controls)
+    return UnitFit(str(unit), float(s @ u0 / (s @ r)), u0_cal, r_cal, used, post, n_controls, s_cal)
 
 
 class _CalendarStats(StudentStats):
@@ -168,11 +173,12 @@ class AverageRefitStats(_CalendarStats):
     ``k`` months, all units together (``v_jt = u_j,(t+k) mod T``: the data move, the design
     stays), and the statistic is computed on the shifted residuals exactly as on the data:
 
-    * each unit's effect re-estimated by the model's own estimator, ``c_jk = r_j'v_j / r_j'r_j``
-      (Frisch-Waugh: ``r_j = M D_j``, the treatment indicator net of the model's regressors);
+    * each unit's effect re-estimated by the model's own estimator, ``c_jk = s_j'v_j / s_j'r_j``
+      (``r_j = M D_j``, the treatment indicator net of the model's regressors, and ``s_j =
+      M'D_j``; ``s = r`` for the OLS models, Frisch-Waugh);
     * the numerator ``sum_j w_j c_jk`` (at ``k = 0`` it is ``theta_hat - theta0``);
     * its variance from the sandwich influence series of that estimator,
-      ``g_kt = sum_j w_j r_jt e_jkt / r_j'r_j``, ``e_jk = v_j - c_jk r_j`` the residual of the
+      ``g_kt = sum_j w_j s_jt e_jkt / s_j'r_j``, ``e_jk = v_j - c_jk r_j`` the residual of the
       re-estimate, by the Bartlett long-run variance over the calendar
       (:func:`cyclic_lrv`, ``L = floor(T^(1/3))``): the units' common month shocks enter
       with their covariance.
@@ -200,13 +206,13 @@ class AverageRefitStats(_CalendarStats):
         a, b = np.zeros(T), np.zeros(T)
         g0, g1 = np.zeros((T, T)), np.zeros((T, T))
         for w, f in zip(weights, fits):
-            r = f.r
-            rr = float(r @ r)
+            r, s = f.r, f.s
+            sr = float(s @ r)
             uhat = f.u0 - f.estimate * r
             for v, num, g in ((uhat[shifted], a, g0), (r[shifted], b, g1)):
-                c = v @ r / rr
+                c = v @ s / sr
                 num += w * c
-                g += (w / rr) * r[None, :] * (v - c[:, None] * r[None, :])
+                g += (w / sr) * s[None, :] * (v - c[:, None] * r[None, :])
         self._variances(a, b, g0, g1, bartlett_lags(T) if lags is None else int(lags))
 
 

@@ -39,11 +39,12 @@ __all__ = [
     "make_stats",
     "moving_average",
     "residual_parts",
+    "score_weights",
 ]
 
-Model = Literal["did", "factor"]
+Model = Literal["did", "factor", "ratio"]
 Statistic = Literal["mean", "t", "s1"]
-MODELS: tuple[str, ...] = ("did", "factor")
+MODELS: tuple[str, ...] = ("did", "factor", "ratio")
 STATISTICS: tuple[str, ...] = ("mean", "t", "s1")
 
 
@@ -72,7 +73,30 @@ def residual_parts(y: np.ndarray, cbar: np.ndarray, post: np.ndarray, model: str
             return vc - xc * ((xc * vc).sum(axis=-1, keepdims=True) / sxx)
 
         return annihilate(y), annihilate(np.broadcast_to(D, y.shape))
+    if model == "ratio":
+        # M = I - c 1'/(1'c): the scale b = sum(v) / sum(c) of the Poisson score, not OLS
+        total = cbar.sum(axis=-1, keepdims=True)
+
+        def rescale(v: np.ndarray) -> np.ndarray:
+            return v - cbar * (v.sum(axis=-1, keepdims=True) / total)
+
+        return rescale(y), rescale(np.broadcast_to(D, y.shape))
     raise ValueError(f"model must be one of {MODELS}, not {model!r}")
+
+
+def score_weights(r: np.ndarray, cbar: np.ndarray, post: np.ndarray, model: str) -> np.ndarray:
+    """``s = M'D``: the effect's estimate on residuals ``v`` is ``s'v / s'r``.
+
+    ``did`` and ``factor`` are OLS (``M`` symmetric), so ``s = r`` (Frisch-Waugh). ``ratio``
+    fits the scale by the Poisson score ``sum_t (y_t - b c_t) = 0`` (the exponential-mean
+    QMLE of ``y = b c_t``; an oblique ``M``), so ``s = D - 1 (c'D) / (1'c)`` and the effect
+    is ``D'u0 / D'r``: the post mean of ``y - b_pre c`` with ``b_pre = sum_pre y / sum_pre c``.
+    """
+    if model != "ratio":
+        return r
+    D = post.astype(float)
+    share = (cbar * D).sum(axis=-1, keepdims=True) / cbar.sum(axis=-1, keepdims=True)
+    return np.broadcast_to(D - share, r.shape).copy()
 
 
 def block_sums(v: np.ndarray, t0: int, t1: int) -> np.ndarray:

@@ -6,7 +6,8 @@ American Statistical Association 116(536), 1849-1864 (CWZ 2021), Theorems 1-2.
 
 For treated unit ``j``: its outcome and the mean of the never-treated controls over the
 months where both are observed (:func:`unit_series`), the counterfactual model's effect
-``theta_hat = r'u0 / r'r`` (Frisch-Waugh), ``p(null)`` over the cyclic shifts of the
+``theta_hat = s'u0 / s'r`` (``s = r`` for the OLS models: Frisch-Waugh; see
+:func:`~mipa.inference.conformal_stats.score_weights`), ``p(null)`` over the cyclic shifts of the
 residuals and the exact set ``{theta0 : p(theta0) > alpha}``
 (:mod:`mipa.inference.conformal_stats`); with the studentized statistic also the unit's
 own long-run standard error. :func:`conformal_series` runs it on one series,
@@ -39,6 +40,7 @@ from mipa.inference.conformal_stats import (
     make_stats,
     moving_average,
     residual_parts,
+    score_weights,
 )
 from mipa.inference.panel_arrays import PanelArrays
 
@@ -137,7 +139,8 @@ def fit_series(
     check_series(T, t0, t1, alpha, model, y, cbar, "", statistic)
     post = np.arange(T) >= t0
     u0, r = residual_parts(y, cbar, post, model)
-    estimate = float(r @ u0 / (r @ r))
+    s = score_weights(r, cbar, post, model)
+    estimate = float(s @ u0 / (s @ r))
     stats = make_stats(u0, r, t0, t1, statistic, lags)
     p0 = float(count_at_least(stats(np.array([null])))[0] / T)
     lo, hi, convex = invert(stats, alpha, estimate)
@@ -216,6 +219,9 @@ def check_series(T: int, t0: int, t1: int, alpha: float, model: str, y: np.ndarr
         raise NotEstimable("constant_outcome", f"{who}the outcome is constant over the used months".strip())
     if model == "factor" and np.ptp(cbar) == 0:
         raise NotEstimable("constant_outcome", f"{who}the control mean is constant: no factor to fit".strip())
+    if model == "ratio" and not cbar[:t0].sum() > 0:
+        raise NotEstimable("all_zero_outcome", f"{who}the control mean is zero in every month before the start: "
+                           "no scale to fit".strip())
 
 
 

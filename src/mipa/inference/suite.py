@@ -49,6 +49,13 @@ conformal  conformal_average_factor_refit_ma2      overall: the same average and
                                                   its own sandwich long-run variance there
                                                   (Chung & Romano 2013): no levelling off of
                                                   the statistic far from the estimate
+conformal  conformal_ratio_t                      per country: the partner on the raw never-
+                                                  treated mean, b ybar_ct, b fitted by the
+                                                  Poisson score (the multiplicative counterfactual
+                                                  of Poisson ETWFE: b = pre-period sum of y over
+                                                  pre-period sum of ybar); CWZ test as above
+conformal  conformal_average_ratio_refit           overall: the refitted average (as above) of
+                                                  the ratio-model effects
 ========== ====================================== ==============================================
 
 Per country, ETWFE's clustered and WCR rows come from the regression with one cohort per
@@ -106,7 +113,9 @@ METHODS: tuple[tuple[str, str], ...] = (
     ("poisson_etwfe", "cluster_unit"),
     ("conformal", "conformal_average_factor_t_ma2"),
     ("conformal", "conformal_average_factor_refit_ma2"),
+    ("conformal", "conformal_average_ratio_refit"),
     ("conformal", "conformal_factor_t_ma2"),
+    ("conformal", "conformal_ratio_t"),
 )
 __all__ = ["METHODS", "SUITE_COLUMNS", "InferenceSettings", "inference_results", "inference_table"]
 SUITE_COLUMNS = ["estimator", "inference", "outcome", "aggregation", "scope", "estimate", "std_error", "ci_low",
@@ -293,12 +302,14 @@ def _sdid(pa: PanelArrays, s: InferenceSettings) -> pd.DataFrame:
     return pd.DataFrame([r.row("group") for r in rows])
 
 
-def _conformal(pa: PanelArrays, s: InferenceSettings, overall: bool, studentize: str = "block") -> pd.DataFrame:
+def _conformal(pa: PanelArrays, s: InferenceSettings, overall: bool, studentize: str = "block",
+               model: str | None = None) -> pd.DataFrame:
+    # the ratio model fits no regression on the control mean (no errors in variables): unsmoothed
+    model = model or s.conformal_model
+    smooth = 0 if model == "ratio" else s.conformal_smooth
     if overall:
-        return pd.DataFrame([overall_row(pa, model=s.conformal_model, smooth=s.conformal_smooth, alpha=s.alpha,
-                                         studentize=studentize)])
-    units = conformal_rows(pa, model=s.conformal_model, statistic=s.conformal_statistic, alpha=s.alpha,
-                           smooth=s.conformal_smooth)
+        return pd.DataFrame([overall_row(pa, model=model, smooth=smooth, alpha=s.alpha, studentize=studentize)])
+    units = conformal_rows(pa, model=model, statistic=s.conformal_statistic, alpha=s.alpha, smooth=smooth)
     return units.reindex(columns=ESTIMATE_COLUMNS)
 
 
@@ -360,7 +371,10 @@ def inference_table(
         ("conformal", "conformal_average_factor_t_ma2", lambda: _conformal(pa, s, overall=True)),
         ("conformal", "conformal_average_factor_refit_ma2",
          lambda: _conformal(pa, s, overall=True, studentize="refit")),
+        ("conformal", "conformal_average_ratio_refit",
+         lambda: _conformal(pa, s, overall=True, studentize="refit", model="ratio")),
         ("conformal", "conformal_factor_t_ma2", lambda: _conformal(pa, s, overall=False)),
+        ("conformal", "conformal_ratio_t", lambda: _conformal(pa, s, overall=False, model="ratio")),
     ]
     frames = []
     for estimator, inference, run in jobs:

@@ -91,7 +91,7 @@ def headline(data: ReportData, outcome: str, *, estimator: str = "etwfe", scope:
 
 
 # the estimator whose overall interval the Monte Carlo validates where ETWFE's is not:
-# the conformal average of the partners' own factor-model effects (fct_did_inference)
+# the conformal average of the partners' own counterfactual-model effects (fct_did_inference)
 VALID_ALTERNATIVE = "conformal"
 
 

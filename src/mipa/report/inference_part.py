@@ -7,7 +7,8 @@ Monte Carlo coverage), ``int_inference__method_choice`` and the coverage seed, a
   annex's clustered interval beside it, each with its measured coverage and size;
 * per-country effects: synthetic DiD (the per-country estimator of record) and ETWFE with
   its default and its clustered interval;
-* the Monte Carlo table (estimator x method x scope) and a coverage figure.
+* the Monte Carlo table (estimator x method x scope) and a coverage figure;
+* which estimator is unbiased where (:mod:`mipa.report.designs_table`).
 
 Where a method does not reach 93-97% coverage, the table says so next to the interval.
 """
@@ -23,7 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from mipa.outcomes import MAIN_OUTCOMES
-from mipa.report import labels
+from mipa.report import designs_table, labels
 from mipa.report.data import ReportData
 from mipa.report.figures import BLUE, GREY, VERMILION, FigureSpec, new_figure
 from mipa.report.formatting import (
@@ -38,7 +39,7 @@ from mipa.report.formatting import (
 from mipa.report.parts import Part, local_text
 from mipa.report.tables import Cell, Row, Table, add_planted, partner_labels
 
-MARTS = ("marts.fct_did_inference", "marts.fct_inference_coverage")
+MARTS = ("marts.fct_did_inference", "marts.fct_inference_coverage", designs_table.MART)
 AFTER = "results"
 
 ESTIMATOR_ORDER = ("etwfe", "csdid", "twfe", "poisson_etwfe", "sdid", "conformal")
@@ -183,9 +184,9 @@ LABELS: dict[str, dict[str, str]] = {
 # short names: the row labels also carry the method
 ESTIMATOR_LABELS = {
     "en": {"etwfe": "ETWFE", "csdid": "Callaway & Sant'Anna", "twfe": "TWFE", "sdid": "Synthetic DiD",
-           "conformal": "Factor model", "poisson_etwfe": "Poisson ETWFE"},
+           "conformal": "Counterfactual model", "poisson_etwfe": "Poisson ETWFE"},
     "nl": {"etwfe": "ETWFE", "csdid": "Callaway & Sant'Anna", "twfe": "TWFE", "sdid": "Synthetische DiD",
-           "conformal": "Factormodel", "poisson_etwfe": "Poisson-ETWFE"},
+           "conformal": "Tegenfeitelijk model", "poisson_etwfe": "Poisson-ETWFE"},
 }
 
 
@@ -492,4 +493,9 @@ def build(data: ReportData, marts: dict[str, pd.DataFrame], lang: str) -> Part |
     if not coverage.empty:
         part.blocks.append(coverage_figure(coverage, lang, data.synthetic))
         part.blocks.append(montecarlo_table(coverage, lang))
+    designs = designs_table.designs_table(
+        marts.get(designs_table.MART, pd.DataFrame()), lang, outcomes,
+        lambda lang, e, m: f"{estimator_label(lang, e)}: {inference_label(lang, m)}")
+    if designs is not None:
+        part.blocks.append(designs)
     return part

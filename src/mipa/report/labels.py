@@ -73,6 +73,8 @@ INFERENCE: dict[str, dict[str, str]] = {
         "conformal_factor_t_ma2": "Conformal (CWZ), factor model",
         "conformal_average_factor_t_ma2": "Conformal test of the average (countries' own effects kept), factor model",
         "conformal_average_factor_refit_ma2": "Conformal test of the average, refitted on every shift, factor model",
+        "conformal_ratio_t": "Conformal (CWZ), ratio (Poisson) model",
+        "conformal_average_ratio_refit": "Conformal test of the average, refitted on every shift, ratio (Poisson) model",
     },
     "nl": {
         "cluster_unit": "Geclusterd per land",
@@ -88,6 +90,8 @@ INFERENCE: dict[str, dict[str, str]] = {
         "conformal_factor_t_ma2": "Conform (CWZ), factormodel",
         "conformal_average_factor_t_ma2": "Conforme toets van het gemiddelde (eigen effect per land), factormodel",
         "conformal_average_factor_refit_ma2": "Conforme toets van het gemiddelde, bij elke verschuiving opnieuw geschat, factormodel",
+        "conformal_ratio_t": "Conform (CWZ), ratiomodel (Poisson)",
+        "conformal_average_ratio_refit": "Conforme toets van het gemiddelde, bij elke verschuiving opnieuw geschat, ratiomodel (Poisson)",
     },
 }
 
