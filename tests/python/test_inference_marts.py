@@ -79,28 +79,38 @@ def test_randomization_intervals_are_wider_than_clustered_for_morocco(inference)
 
 
 def test_default_method_follows_the_documented_rule(inference):
-    """Recompute int_inference__method_choice's rule in pandas from the Monte Carlo's results file."""
-    results = pd.read_csv(RESULTS)
+    """Recompute int_inference__method_choice's rule in pandas from the two Monte Carlo files:
+    per estimator, scope kind and outcome measured (every method on forced departures; the
+    design study's additive designs for the outcomes it adds), an outcome without rows of its
+    own read with forced departures'."""
+    main = pd.read_csv(RESULTS)
+    extra = pd.read_csv(DESIGNS)
+    extra = extra[(extra["effect_form"] == "additive") & ~extra["outcome"].isin(main["outcome"])]
+    results = pd.concat([main, extra.drop(columns="effect_form")], ignore_index=True)
     kinds = results[results["scope"].isin(["overall", "countries"])]
-    design = {e: kinds[kinds["effects"] == e].set_index(["estimator", "inference", "scope"])
-              for e in ("annex", "homogeneous", "zero")}
+    keys = ["estimator", "inference", "outcome", "scope"]
+    design = {e: kinds[kinds["effects"] == e].set_index(keys) for e in ("annex", "homogeneous", "zero")}
     table = design["annex"][["coverage", "median_width", "oracle_width"]].join(
         design["homogeneous"]["coverage"].rename("coverage_homogeneous")).join(
         design["zero"]["rejection_rate"].rename("size"))
     table["meets"] = (table["coverage"].between(0.93, 0.97) & table["coverage_homogeneous"].between(0.93, 0.97)
                       & table["size"].between(0.03, 0.07) & (table["median_width"] <= 1.5 * table["oracle_width"]))
     expected = {}
-    for (estimator, scope), grp in table.reset_index().groupby(["estimator", "scope"]):
+    for (estimator, outcome, scope), grp in table.reset_index().groupby(["estimator", "outcome", "scope"]):
         qualified = grp[grp["meets"]].sort_values(["median_width", "inference"])
-        expected[(estimator, scope)] = qualified["inference"].iloc[0] if len(qualified) else None
+        expected[(estimator, outcome, scope)] = qualified["inference"].iloc[0] if len(qualified) else None
+    assert ("conformal", "lead_time_days", "overall") in expected  # the design study's outcomes are in
     for (estimator, outcome, scope), grp in inference.groupby(["estimator", "outcome", "scope"]):
         kind = "overall" if scope == "overall" else "countries"
+        key = (estimator, outcome, kind) if (estimator, outcome, kind) in expected else \
+            (estimator, "forced_departures", kind)
         defaults = grp[grp["is_default_method"]]
         assert len(defaults) <= 1
-        want = expected.get((estimator, kind))
+        want = expected.get(key)
         assert (defaults["inference"].iloc[0] if len(defaults) else None) == want, (estimator, outcome, scope)
         # no default is a statement the mart makes: no valid interval at this design
         assert grp["valid_interval_at_design"].all() == (want is not None)
+        assert set(grp["mc_outcome"].dropna()) <= {key[1]}, (estimator, outcome, scope)
 
 
 def test_report_shows_default_and_clustered_intervals(synthetic_warehouse, tmp_path):

@@ -1,5 +1,8 @@
--- Which inference method the report shows by default, per estimator and scope kind
--- (overall effect, per-country effects), from the Monte Carlo's results (source montecarlo).
+-- Which inference method the report shows by default, per estimator, scope kind (overall
+-- effect, per-country effects) and outcome measured, from the Monte Carlo's results (source
+-- montecarlo): the coverage Monte Carlo (every method, forced departures: is_main_design) and
+-- the design study (the main intervals on confirmations and lead time too, additive effects),
+-- so an interval on those outcomes carries its own outcome's coverage, not forced departures'.
 -- A method qualifies only when, at the annex's design, its 95% intervals covered the
 -- planted effect in 93-97% of the replications both with the annex's per-country effects
 -- and with a homogeneous effect, rejected a zero effect in 3-7% of them without one, and
@@ -12,10 +15,60 @@
 
 with
 
+main_design as (
+
+    select
+        planted_effects,
+        estimator,
+        inference,
+        outcome,
+        scope,
+        n_replications,
+        n_intervals,
+        coverage,
+        coverage_mcse,
+        rejection_rate,
+        median_width,
+        oracle_width,
+        share_unbounded,
+        wall_seconds,
+        true as is_main_design
+    from {{ ref('stg_montecarlo__inference_coverage') }}
+    where scope in ('overall', 'countries')
+
+),
+
+other_outcomes as (
+
+    select
+        planted_effects,
+        estimator,
+        inference,
+        outcome,
+        scope,
+        n_replications,
+        n_intervals,
+        coverage,
+        coverage_mcse,
+        rejection_rate,
+        median_width,
+        oracle_width,
+        -- the design study does not record it; no method choice reads it
+        cast(null as double) as share_unbounded,
+        wall_seconds,
+        false as is_main_design
+    from {{ ref('stg_montecarlo__estimator_designs') }}
+    where
+        effect_form = 'additive'
+        and outcome not in (select main_design.outcome from main_design)
+
+),
+
 coverage as (
 
-    select * from {{ ref('stg_montecarlo__inference_coverage') }}
-    where scope in ('overall', 'countries')
+    select * from main_design
+    union all
+    select * from other_outcomes
 
 ),
 
@@ -54,6 +107,7 @@ joined as (
         with_effects.median_width,
         with_effects.oracle_width,
         with_effects.share_unbounded,
+        with_effects.is_main_design,
         homogeneous.coverage as coverage_homogeneous,
         without_effects.coverage as coverage_under_null,
         without_effects.rejection_rate as size_under_null,
@@ -105,7 +159,7 @@ ranked as (
     select
         *,
         row_number() over (
-            partition by estimator, scope_kind
+            partition by estimator, scope_kind, measured_on_outcome
             order by
                 meets_coverage_goal desc,
                 case when meets_coverage_goal then median_width end asc nulls last,
@@ -113,7 +167,9 @@ ranked as (
                 median_width asc,
                 inference asc
         ) as preference_rank,
-        bool_or(meets_coverage_goal) over (partition by estimator, scope_kind) as has_valid_method
+        bool_or(meets_coverage_goal) over (
+            partition by estimator, scope_kind, measured_on_outcome
+        ) as has_valid_method
 
     from scored
 
@@ -126,6 +182,7 @@ final as (
         inference,
         scope_kind,
         measured_on_outcome,
+        is_main_design,
         n_replications,
         coverage,
         coverage_mcse,

@@ -78,7 +78,7 @@ def headline(data: ReportData, outcome: str, *, estimator: str = "etwfe", scope:
     row = select_estimate(data.estimates, estimator=estimator, outcome=outcome, scope=scope)
     if row is None or not_estimable_text(row) or is_missing(row["estimate"]):
         return None
-    if not valid_interval_at_design(data.inference, estimator=estimator, scope=scope):
+    if not valid_interval_at_design(data.inference, estimator=estimator, scope=scope, outcome=outcome):
         return Headline(outcome, float(row["estimate"]), None, None, None)
     default = default_inference_row(data.inference, estimator=estimator, outcome=outcome, scope=scope)
     if default is not None and not is_missing(default["estimate"]):
@@ -99,7 +99,7 @@ def valid_alternative(data: ReportData, outcome: str) -> Headline | None:
     """The overall estimate and interval of :data:`VALID_ALTERNATIVE`'s default method, when
     a method of it qualifies at this design (else None)."""
     if data.inference is None or data.inference.empty or not valid_interval_at_design(
-            data.inference, estimator=VALID_ALTERNATIVE, scope="overall"):
+            data.inference, estimator=VALID_ALTERNATIVE, scope="overall", outcome=outcome):
         return None
     row = default_inference_row(data.inference, estimator=VALID_ALTERNATIVE, outcome=outcome, scope="overall")
     if row is None or is_missing(row["estimate"]) or is_missing(row["ci_low"]) or is_missing(row["ci_high"]):
@@ -174,8 +174,12 @@ def conclusions(data: ReportData, lang: str) -> list[str]:
         alternative = {o: valid_alternative(data, o) for o in heads if not heads[o].has_interval}
         alternative = {o: h for o, h in alternative.items() if h is not None}
         if alternative:
+            # coverage and size as measured for the first outcome named (its own where the Monte Carlo ran it)
+            first_outcome, first_head = next(iter(alternative.items()))
             first = data.inference[(data.inference["estimator"] == VALID_ALTERNATIVE)
-                                   & (data.inference["inference"] == next(iter(alternative.values())).method)].iloc[0]
+                                   & (data.inference["inference"] == first_head.method)
+                                   & (data.inference["outcome"] == first_outcome)
+                                   & (data.inference["scope"] == "overall")].iloc[0]
             points.append(t(
                 "concl_valid_alternative",
                 method=labels.inference(lang, str(first["inference"])).lower(),

@@ -90,7 +90,8 @@ LABELS: dict[str, dict[str, str]] = {
         "note_default": (
             "Default = the method each estimator's rows should be read with (narrowest with 93-97% Monte "
             "Carlo coverage and 3-7% size; otherwise the closest to that, marked). Coverage and size were measured "
-            "on forced departures and apply to the method, not to one outcome."
+            "on the row's own outcome where the Monte Carlo ran it (confirmations and lead time: the main "
+            "intervals), otherwise on forced departures."
         ),
         "note_star": "* The interval excludes zero.",
         "note_inversion": (
@@ -156,8 +157,8 @@ LABELS: dict[str, dict[str, str]] = {
         "note_default": (
             "Standaard = de methode waarmee de rijen van een schatter gelezen moeten worden (smalste met 93-97% "
             "Monte Carlo-dekking en 3-7% onbetrouwbaarheid; anders de dichtstbijzijnde, gemarkeerd). Dekking "
-            "en onbetrouwbaarheid zijn gemeten op gedwongen vertrek en gelden voor de methode, niet voor één "
-            "uitkomst."
+            "en onbetrouwbaarheid zijn gemeten op de uitkomst van de rij waar de Monte Carlo die draaide "
+            "(bevestigingen en doorlooptijd: de hoofdintervallen), anders op gedwongen vertrek."
         ),
         "note_star": "* Het interval bevat nul niet.",
         "note_inversion": (

@@ -294,28 +294,51 @@ def default_inference_row(inference: pd.DataFrame | None, *, estimator: str, out
     return None if rows.empty else rows.iloc[0]
 
 
-def valid_interval_at_design(inference: pd.DataFrame | None, *, estimator: str, scope: str) -> bool:
-    """Whether any inference method of ``estimator`` qualifies at this design for the scope
-    kind of ``scope`` (fct_did_inference.valid_interval_at_design); True without the mart."""
+# the outcome of the coverage Monte Carlo: a figure or note not tied to one outcome cites its figures
+DESIGN_OUTCOME = "forced_departures"
+
+
+def _outcome_rows(rows: pd.DataFrame, outcome: str | None) -> pd.DataFrame:
+    """The rows of ``outcome`` when there are any, else those of :data:`DESIGN_OUTCOME`, else
+    all: validity and coverage are measured per outcome where the Monte Carlo ran it, and an
+    outcome it did not run is read with the design outcome's (as fct_did_inference does)."""
+    for want in (outcome, DESIGN_OUTCOME):
+        mine = rows[rows["outcome"] == want] if want is not None else rows.iloc[0:0]
+        if not mine.empty:
+            return mine
+    return rows
+
+
+def valid_interval_at_design(inference: pd.DataFrame | None, *, estimator: str, scope: str,
+                             outcome: str | None = None) -> bool:
+    """Whether any inference method of ``estimator`` qualifies at this design for ``outcome``
+    and the scope kind of ``scope`` (fct_did_inference.valid_interval_at_design); True
+    without the mart."""
     if inference is None or inference.empty or "valid_interval_at_design" not in inference:
         return True
     rows = inference[(inference["estimator"] == estimator) & ((inference["scope"] == "overall") == (scope == "overall"))]
+    rows = _outcome_rows(rows, outcome)
     return bool(rows["valid_interval_at_design"].astype(bool).any()) if not rows.empty else True
 
 
-def coverage_of(inference: pd.DataFrame | None, estimator: str, method: str, scope: str) -> Any:
-    """Monte Carlo coverage of ``estimator`` x ``method`` at the annex design, overall or per country."""
+def coverage_of(inference: pd.DataFrame | None, estimator: str, method: str, scope: str,
+                outcome: str | None = None) -> Any:
+    """Monte Carlo coverage of ``estimator`` x ``method`` at the annex design, overall or per
+    country, for ``outcome`` (default: the coverage Monte Carlo's outcome)."""
     if inference is None or inference.empty:
         return None
     rows = inference[(inference["estimator"] == estimator) & (inference["inference"] == method)
                      & ((inference["scope"] == "overall") == (scope == "overall"))]
+    rows = _outcome_rows(rows, outcome)
     return None if rows.empty else rows["mc_coverage"].iloc[0]
 
 
 def _method_coverage(inference: pd.DataFrame, estimator: str, *, overall: bool,
                      default: bool) -> tuple[str | None, Any]:
-    """(method, Monte Carlo coverage) of the default method, or of the clustered one."""
-    rows = inference[(inference["estimator"] == estimator) & ((inference["scope"] == "overall") == overall)]
+    """(method, Monte Carlo coverage) of the default method, or of the clustered one, on the
+    coverage Monte Carlo's outcome."""
+    rows = _outcome_rows(inference[(inference["estimator"] == estimator)
+                                   & ((inference["scope"] == "overall") == overall)], None)
     rows = rows[rows["is_default_method"].astype(bool)] if default else rows[rows["inference"] == "cluster_unit"]
     if rows.empty:
         return None, None
@@ -373,11 +396,11 @@ def effect_table(
             default = default_inference_row(inference, estimator=estimator, outcome=o, scope=scope)
             subtext = ""
             if row is not None and not not_estimable_text(row, lang) and not valid_interval_at_design(
-                    inference, estimator=estimator, scope=scope):
+                    inference, estimator=estimator, scope=scope, outcome=o):
                 # no method is valid here: the estimate without a star, and how often the
                 # annex's interval covered at this design
                 text = fmt_number(row["estimate"], auto_decimals(row["estimate"], outcome=o), lang)
-                coverage = coverage_of(inference, estimator, str(row["inference"]), scope)
+                coverage = coverage_of(inference, estimator, str(row["inference"]), scope, o)
                 subtext = labels.text(lang, "no_valid_interval")
                 if not is_missing(coverage):
                     subtext += "; " + labels.text(lang, "measured_coverage",
