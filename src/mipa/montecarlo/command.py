@@ -67,12 +67,13 @@ def run(args: argparse.Namespace) -> int:
     from mipa.inference.suite import InferenceSettings
     from mipa.montecarlo.design import PANEL_OUTCOMES, Design
     from mipa.montecarlo.harness import only_estimators, run_montecarlo, stderr_progress, summarize
+    from mipa.outcomes import PRIMARY_OUTCOME
 
     problem = usage_problem(args, PANEL_OUTCOMES)
     if problem:
         print(f"mipa montecarlo: {problem}", file=sys.stderr)
         return 2
-    outcomes = args.outcomes or ["forced_departures"]
+    outcomes = args.outcomes or [PRIMARY_OUTCOME]
     options = {"effects": args.effects, "effect_scale": args.effect_scale, "effect_form": args.effect_form,
                "n_treated": args.n_treated}
     if args.seed is not None:

@@ -40,6 +40,7 @@ import pandas as pd
 
 from mipa.inference.suite import InferenceSettings, inference_table
 from mipa.montecarlo.design import Design, PanelSampler
+from mipa.outcomes import PRIMARY_OUTCOME
 
 REPLICATE_COLUMNS = [
     "replication", "estimator", "inference", "outcome", "scope", "estimate", "ci_low", "ci_high", "p_value",
@@ -91,7 +92,7 @@ def run_montecarlo(
     design: Design,
     *,
     reps: int,
-    outcomes: Sequence[str] = ("forced_departures",),
+    outcomes: Sequence[str] = (PRIMARY_OUTCOME,),
     settings: InferenceSettings | None = None,
     workers: int | None = None,
     first_replication: int = 0,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mipa.outcomes import MAIN_OUTCOMES
+from mipa.outcomes import MAIN_OUTCOMES, PRIMARY_OUTCOME
 from mipa.report import labels
 from mipa.report.data import ReportData
 from mipa.report.formatting import (
@@ -41,7 +41,6 @@ WESTERN_SAHARA_STATEMENT = dt.date(2022, 5, 1)
 MOROCCO = "MAR"
 # a start this many months after the end of the COVID period is still in the recovery
 RECOVERY_MONTHS = 12
-MAIN_OUTCOME = "forced_departures"
 LEAD_TIME = "lead_time_days"
 
 
@@ -189,34 +188,34 @@ def conclusions(data: ReportData, lang: str) -> list[str]:
                 outcomes=join_names([lower(o) for o, h in alternative.items() if h.excludes_zero], lang),
             ))
 
-    main = heads.get(MAIN_OUTCOME)
+    main = heads.get(PRIMARY_OUTCOME)
     if main is not None:
         others = {}
         for est in ("csdid", "twfe"):
             aggs = ("simple", "coefficient") if est == "twfe" else None
-            row = select_estimate(data.estimates, estimator=est, outcome=MAIN_OUTCOME, scope="overall",
+            row = select_estimate(data.estimates, estimator=est, outcome=PRIMARY_OUTCOME, scope="overall",
                                   aggregations=aggs)
             if row is not None and not not_estimable_text(row) and not is_missing(row["estimate"]):
                 others[est] = float(row["estimate"])
         if others:
             same = all((v > 0) == (main.estimate > 0) for v in others.values())
-            points.append(t("concl_robust", outcome_lower=lower(MAIN_OUTCOME),
-                            csdid=_number(others.get("csdid"), lang, MAIN_OUTCOME),
-                            twfe=_number(others.get("twfe"), lang, MAIN_OUTCOME),
+            points.append(t("concl_robust", outcome_lower=lower(PRIMARY_OUTCOME),
+                            csdid=_number(others.get("csdid"), lang, PRIMARY_OUTCOME),
+                            twfe=_number(others.get("twfe"), lang, PRIMARY_OUTCOME),
                             agreement=t("concl_same_sign") if same else t("concl_other_sign")))
 
     # per country: the spread, and why it is illustrative only
     by_country = {}
     for iso3 in names:
-        row = select_estimate(data.estimates, estimator="etwfe", outcome=MAIN_OUTCOME, scope=iso3)
+        row = select_estimate(data.estimates, estimator="etwfe", outcome=PRIMARY_OUTCOME, scope=iso3)
         if row is not None and not not_estimable_text(row) and not is_missing(row["estimate"]):
             by_country[iso3] = float(row["estimate"])
     if len(by_country) >= 2:
         low = min(by_country, key=lambda k: (by_country[k], k))
         high = max(by_country, key=lambda k: (by_country[k], k))
-        points.append(t("concl_per_country", outcome_lower=lower(MAIN_OUTCOME),
-                        low_country=names[low], low=_number(by_country[low], lang, MAIN_OUTCOME),
-                        high_country=names[high], high=_number(by_country[high], lang, MAIN_OUTCOME)))
+        points.append(t("concl_per_country", outcome_lower=lower(PRIMARY_OUTCOME),
+                        low_country=names[low], low=_number(by_country[low], lang, PRIMARY_OUTCOME),
+                        high_country=names[high], high=_number(by_country[high], lang, PRIMARY_OUTCOME)))
 
     # COVID-19 overlaps the pre-periods
     if data.covid_months and len(data.partners):
@@ -238,29 +237,29 @@ def conclusions(data: ReportData, lang: str) -> list[str]:
         gap = _months_between(WESTERN_SAHARA_STATEMENT, start)
         gap_text = (t("concl_gap_one") if gap == 1 else t("concl_gap_before", n=gap) if gap > 1
                     else t("concl_gap_after"))
-        h = headline(data, MAIN_OUTCOME, scope=MOROCCO)
+        h = headline(data, PRIMARY_OUTCOME, scope=MOROCCO)
         points.append(t("concl_morocco", start=fmt_month_long(start, lang),
                         statement=fmt_month_long(WESTERN_SAHARA_STATEMENT, lang), gap=gap_text,
-                        outcome_lower=lower(MAIN_OUTCOME),
+                        outcome_lower=lower(PRIMARY_OUTCOME),
                         estimate=MISSING if h is None else _estimate_text(h, lang)))
 
     # lead time: its N varies
     n_lead = _n_obs(data, "etwfe", LEAD_TIME)
     if not is_missing(n_lead):
-        n_panel = _n_obs(data, "etwfe", MAIN_OUTCOME)
+        n_panel = _n_obs(data, "etwfe", PRIMARY_OUTCOME)
         n_panel = data.panel_facts.get("n_rows") if is_missing(n_panel) else n_panel
         n_cs = _n_obs(data, "csdid", LEAD_TIME)
         points.append(t("concl_lead_time", n_lead=fmt_int(n_lead, lang), n_panel=fmt_int(n_panel, lang),
                         csdid_part="" if is_missing(n_cs) else t("concl_lead_time_csdid", n_cs=fmt_int(n_cs, lang))))
 
     # synthetic runs: what the method recovered
-    planted = planted_effect(data.planted, outcome=MAIN_OUTCOME, scope="overall") if data.synthetic else None
+    planted = planted_effect(data.planted, outcome=PRIMARY_OUTCOME, scope="overall") if data.synthetic else None
     if planted is not None and main is not None:
         verdict = (t("concl_covers") if main.covers(planted) else t("concl_misses")) if main.has_interval \
             else t("concl_point_only")
-        points.append(t("concl_synthetic", outcome_lower=lower(MAIN_OUTCOME),
-                        planted=_number(planted, lang, MAIN_OUTCOME), estimate=_number(main.estimate, lang,
-                                                                                       MAIN_OUTCOME),
+        points.append(t("concl_synthetic", outcome_lower=lower(PRIMARY_OUTCOME),
+                        planted=_number(planted, lang, PRIMARY_OUTCOME), estimate=_number(main.estimate, lang,
+                                                                                       PRIMARY_OUTCOME),
                         verdict=verdict))
     return points
 

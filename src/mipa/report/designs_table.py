@@ -71,8 +71,10 @@ def designs_table(frame: pd.DataFrame, lang: str, outcomes: Sequence[str],
                   method_label: Callable[[str, str, str], str]) -> Table | None:
     """Table I4 from ``fct_estimator_designs`` (None when the mart has no overall rows).
     ``method_label(lang, estimator, inference)`` names a row's interval."""
-    rows = frame[frame["scope"] == "overall"] if len(frame) else frame
-    if rows is None or rows.empty:
+    if frame.empty:
+        return None
+    rows = frame[frame["scope"] == "overall"]
+    if rows.empty:
         return None
     keyed = rows.set_index(["outcome", "estimator", "inference", "effects", "effect_form"])
     header_cells = [Cell(_t(lang, "col_row"), header=True, scope="col")]
@@ -101,6 +103,6 @@ def designs_table(frame: pd.DataFrame, lang: str, outcomes: Sequence[str],
     if not body:
         return None
     data = pd.DataFrame(tidy)
-    reps = fmt_int(int(data["n_replications"].dropna().min()), lang) if data["n_replications"].notna().any() else "—"
+    reps = fmt_int(data["n_replications"].min(), lang)  # formatted as MISSING when no design was found
     return Table("table_i4_estimator_designs", _t(lang, "caption"), [Row(header_cells)], body,
                  [_t(lang, "note", reps=reps)], data, classes=("results",))

@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from mipa.outcomes import MAIN_OUTCOMES
+from mipa.outcomes import MAIN_OUTCOMES, PRIMARY_OUTCOME
 from mipa.report import labels
 from mipa.report.data import ReportData
 from mipa.report.figures import BLUE, GREY, ORANGE, VERMILION, FigureSpec, LocaleFormatter, new_figure, style_axes
@@ -36,7 +36,6 @@ AFTER = "results"
 
 GRID = "marts.fct_did_robustness"
 SEED = "marts.dim_partnerships"
-PRIMARY_OUTCOME = "forced_departures"
 PRIMARY_ESTIMATOR = "etwfe"
 TABLE_ESTIMATORS = ("etwfe", "csdid")
 SIGNIFICANCE = 0.05  # the annex's star rule

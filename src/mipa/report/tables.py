@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from mipa.outcomes import PRIMARY_OUTCOME
 from mipa.report import labels
 from mipa.report.formatting import (
     DECIMALS,
@@ -294,16 +295,13 @@ def default_inference_row(inference: pd.DataFrame | None, *, estimator: str, out
     return None if rows.empty else rows.iloc[0]
 
 
-# the outcome of the coverage Monte Carlo: a figure or note not tied to one outcome cites its figures
-DESIGN_OUTCOME = "forced_departures"
-
-
 def _outcome_rows(rows: pd.DataFrame, outcome: str | None) -> pd.DataFrame:
-    """The rows of ``outcome`` when there are any, else those of :data:`DESIGN_OUTCOME`, else
-    all: validity and coverage are measured per outcome where the Monte Carlo ran it, and an
-    outcome it did not run is read with the design outcome's (as fct_did_inference does)."""
-    for want in (outcome, DESIGN_OUTCOME):
-        mine = rows[rows["outcome"] == want] if want is not None else rows.iloc[0:0]
+    """The rows of ``outcome`` when there are any, else those of the coverage Monte Carlo's
+    outcome (:data:`~mipa.outcomes.PRIMARY_OUTCOME`), else all: validity and coverage are
+    measured per outcome where the Monte Carlo ran it, and an outcome it did not run is read
+    with the primary outcome's (as fct_did_inference does)."""
+    for want in filter(None, (outcome, PRIMARY_OUTCOME)):
+        mine = rows[rows["outcome"] == want]
         if not mine.empty:
             return mine
     return rows
@@ -478,7 +476,7 @@ def effect_table(
 
 
 def csdid_n_note(estimates: pd.DataFrame, partners: pd.DataFrame, *, lang: str, n_rows: Any,
-                 outcome: str = "forced_departures") -> str | None:
+                 outcome: str = PRIMARY_OUTCOME) -> str | None:
     """Table A1's note on its N: Callaway & Sant'Anna's n_obs counts the country-months
     entering its post-start comparisons, not the panel (None without csdid rows)."""
     row = select_estimate(estimates, estimator="csdid", outcome=outcome, scope="overall")
