@@ -4,7 +4,8 @@ confirmations and lead time (a mean over a varying number of confirmations).
 
 Designs: annex and homogeneous effects, each additive and multiplicative, plus no effect;
 estimators ETWFE (country-clustered), Callaway & Sant'Anna, TWFE (clustered), Poisson ETWFE
-and the conformal factor and ratio models (per country and their averages). Each design x
+and the conformal factor and ratio models (per country and their averages), and Poisson ETWFE's
+own effects with conformal intervals. Each design x
 group of methods runs (and resumes) in ``reports/montecarlo/designs-<effects>-<form>[-<group>]/``;
 the script prints the overall and pooled-country rows and writes them to
 ``reports/montecarlo/designs.csv``, and with ``--write-results`` to
@@ -32,9 +33,11 @@ RESULTS = Path("montecarlo") / "estimator_designs.csv"  # relative to ROOT; read
 OUTCOMES = ("forced_departures", "confirmations", "lead_time_days")
 # a run folder resumes only the methods it ran first: methods added later get their own group
 GROUPS = {
-    "main": "etwfe:cluster_unit,csdid,twfe:cluster_unit,poisson_etwfe,conformal:conformal_average_factor_t_ma2,"
+    "main": "etwfe:cluster_unit,csdid,twfe:cluster_unit,poisson_etwfe:cluster_unit,"
+            "conformal:conformal_average_factor_t_ma2,"
             "conformal:conformal_average_factor_refit_ma2,conformal:conformal_factor_t_ma2",
     "ratio": "conformal:conformal_average_ratio_refit,conformal:conformal_ratio_t",
+    "poisson": "poisson_etwfe:conformal_average_poisson_refit,poisson_etwfe:conformal_poisson_t",
 }
 DESIGNS = (("annex", "additive"), ("annex", "multiplicative"), ("homogeneous", "additive"),
            ("homogeneous", "multiplicative"), ("zero", "additive"))
@@ -86,7 +89,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=500)
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--groups", default="main,ratio", help="comma-separated: main, ratio (empty: run nothing)")
+    parser.add_argument("--groups", default=",".join(GROUPS),
+                        help=f"comma-separated, of: {', '.join(GROUPS)} (empty: run nothing)")
     parser.add_argument("--write-results", action="store_true", help=f"write {RESULTS.as_posix()}")
     args = parser.parse_args()
     for group in [g for g in args.groups.split(",") if g]:

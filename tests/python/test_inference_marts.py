@@ -32,7 +32,7 @@ def test_every_method_every_outcome(inference):
             scopes = set(grp["scope"])
             if estimator in ("twfe",):
                 assert scopes == {"overall"}
-            elif estimator == "conformal" and method.startswith("conformal_average"):
+            elif method.startswith("conformal_average"):
                 assert scopes == {"overall"}  # the average of the per-country conformal effects
             elif estimator == "sdid" or method.startswith("conformal"):  # per-country methods
                 assert scopes == PARTNERS
@@ -44,10 +44,17 @@ def test_every_method_every_outcome(inference):
     assert sdid[sdid["outcome"] == "lead_time_days"]["estimate"].isna().all()
     # Poisson ETWFE is for counts: lead time has its rows, each saying why there is no number
     poisson_lead = inference[(inference["estimator"] == "poisson_etwfe") & (inference["outcome"] == "lead_time_days")]
-    assert (poisson_lead["reason"] == "not_a_count").all() and len(poisson_lead) == 7
+    # (clustered: overall and six partners; conformal: the average and six partners)
+    assert (poisson_lead["reason"] == "not_a_count").all() and len(poisson_lead) == 14
     # the per-country conformal intervals are estimated for every partner on the counts
     conformal = inference[(inference["inference"] == "conformal_factor_t_ma2") & inference["outcome"].isin(COUNTS)]
     assert conformal["estimate"].notna().all() and (conformal["ci_low"] < conformal["ci_high"]).all()
+    # Poisson ETWFE's conformal rows carry its own estimates: those of its clustered rows
+    poisson = inference[(inference["estimator"] == "poisson_etwfe") & inference["outcome"].isin(COUNTS)]
+    clustered = poisson[poisson["inference"] == "cluster_unit"].set_index(["outcome", "scope"])["estimate"]
+    own = poisson[poisson["inference"] != "cluster_unit"].set_index(["outcome", "scope"])["estimate"]
+    assert len(own) == len(clustered) == 7 * len(COUNTS)
+    pd.testing.assert_series_equal(own.sort_index(), clustered.sort_index(), rtol=1e-9)
 
 
 def test_clustered_rows_equal_did_estimates(inference, synthetic_warehouse):

@@ -301,6 +301,7 @@ def test_conclusions_name_the_valid_conformal_average_where_etwfe_has_none() -> 
         "scope": ["overall"] * 3, "inference": ["cluster_unit", conformal, conformal],
         "is_default_method": [False, True, True], "valid_interval_at_design": [False, True, True],
         "mc_coverage": [0.68, 0.954, 0.954], "mc_size": [0.5, 0.05, 0.05],
+        "mc_outcome": ["forced_departures"] * 3,
         "estimate": [3.0, 2.7, 0.9], "ci_low": [1.1, 1.6, -2.1], "ci_high": [4.9, 3.1, 1.9],
     })
     text = " ".join(conclusions(data, "en"))
@@ -311,6 +312,33 @@ def test_conclusions_name_the_valid_conformal_average_where_etwfe_has_none() -> 
     assert "Voor het gemiddelde van het eigen effect per partnerland" in " ".join(conclusions(data, "nl"))
     data.inference["valid_interval_at_design"] = [False, False, False]
     assert "A valid 95% interval" not in " ".join(conclusions(data, "en"))
+
+
+def test_conclusions_prefer_poisson_etwfe_with_a_valid_interval_over_the_conformal_average() -> None:
+    """Where Poisson ETWFE's default interval qualifies it is the one the conclusions give (with
+    the outcome its coverage was measured on); the conformal average is named only for the
+    outcomes where Poisson ETWFE has none."""
+    data = _data()
+    pois, conf = "conformal_average_poisson_refit", "conformal_average_factor_refit_ma2"
+    data.inference = pd.DataFrame({
+        "estimator": ["etwfe", "poisson_etwfe", "conformal", "poisson_etwfe", "conformal"],
+        "outcome": ["forced_departures"] * 3 + ["confirmations"] * 2,
+        "scope": ["overall"] * 5, "inference": ["cluster_unit", pois, conf, pois, conf],
+        "is_default_method": [False, True, True, True, True],
+        "valid_interval_at_design": [False, True, True, False, True],
+        "mc_coverage": [0.68, 0.951, 0.954, 0.90, 0.949], "mc_size": [0.5, 0.048, 0.05, 0.09, 0.05],
+        "mc_outcome": ["forced_departures"] * 3 + ["confirmations"] * 2,
+        "estimate": [3.0, 2.8, 2.7, 1.0, 0.9], "ci_low": [1.1, 2.2, 1.6, 0.1, -2.1],
+        "ci_high": [4.9, 3.5, 3.1, 1.9, 1.9],
+    })
+    text = " ".join(conclusions(data, "en"))
+    assert "A valid 95% interval at this design does exist for Poisson ETWFE" in text
+    assert "Monte Carlo on forced departures: coverage 95.1%, rejects a true zero in 4.8%" in text
+    assert "forced departures 2.80* [2.20 3.50]" in text
+    # confirmations: Poisson ETWFE does not qualify there, the conformal average does
+    assert "Monte Carlo on nationality confirmations: coverage 94.9%" in text
+    assert "nationality confirmations 0.90 [-2.10 1.90]" in text
+    assert "Voor Poisson-ETWFE" in " ".join(conclusions(data, "nl"))
 
 
 def test_conclusions_without_estimates_say_so() -> None:

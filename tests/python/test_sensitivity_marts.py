@@ -323,3 +323,44 @@ def test_sensitivity_report_part_renders_in_both_languages(warehouse) -> None:
         assert len(tables[0].data) == len(marts["marts.fct_did_pretrend_tests"])
     first = render(figures[-1])
     assert render(figures[-1]).svg == first.svg  # byte-stable
+
+
+def test_poisson_table_shows_the_validated_interval_and_no_star_without_one() -> None:
+    """Table S3 with fct_did_inference: Poisson ETWFE's cells carry its default method's
+    interval and star (the clustered interval beneath), ETWFE's linear cell, with no valid
+    method, the estimate alone and the clustered interval's measured coverage."""
+    from mipa.report.sensitivity_part import poisson_table
+
+    base = {"outcome": "forced_departures", "std_error": 0.1, "status": "estimated", "reason": None,
+            "reason_detail": None, "n_all_zero_countries": 0, "zero_post_countries": None}
+    poisson = pd.DataFrame([
+        {**base, "aggregation": "simple", "scope": "overall", "estimate": 2.5, "ci_low": 2.3, "ci_high": 2.7,
+         "p_value": 0.001, "inference": "cluster_unit"},
+        {**base, "aggregation": "group", "scope": "MAR", "estimate": 9.0, "ci_low": 8.8, "ci_high": 9.2,
+         "p_value": 0.001, "inference": "cluster_unit"},
+        {**base, "aggregation": "group", "scope": "TUR", "estimate": 0.4, "ci_low": 0.3, "ci_high": 0.5,
+         "p_value": 0.001, "inference": "cluster_unit"},
+    ])
+    estimates = pd.DataFrame([{**base, "estimator": "etwfe", "aggregation": "simple", "scope": "overall",
+                               "estimate": 2.8, "ci_low": 2.4, "ci_high": 3.2, "p_value": 0.001,
+                               "inference": "cluster_unit", "n_obs": 100, "control_group": "notyettreated"}])
+    partners = pd.DataFrame({"iso3": ["MAR", "TUR"], "country_name_en": ["Morocco", "Turkey"],
+                             "country_name_nl": ["Marokko", "Turkije"],
+                             "mipa_start_month": pd.to_datetime(["2022-06-01", "2022-10-01"])})
+    rows = [("poisson_etwfe", "cluster_unit", "overall", False, True, 0.45, 2.5, 2.3, 2.7),
+            ("poisson_etwfe", "conformal_average_poisson_refit", "overall", True, True, 0.934, 2.5, 1.9, 3.4),
+            ("poisson_etwfe", "conformal_poisson_t", "MAR", True, True, 0.95, 9.0, 6.0, 12.0),
+            ("poisson_etwfe", "conformal_poisson_t", "TUR", True, True, 0.95, 0.4, -0.5, 1.2),
+            ("etwfe", "cluster_unit", "overall", False, False, 0.684, 2.8, 2.4, 3.2)]
+    inference = pd.DataFrame(rows, columns=["estimator", "inference", "scope", "is_default_method",
+                                            "valid_interval_at_design", "mc_coverage", "estimate", "ci_low",
+                                            "ci_high"]).assign(outcome="forced_departures", mc_size=0.05)
+    table = poisson_table(poisson, estimates, partners, "en", inference)
+    cells = table.body[0].cells
+    assert cells[1].text == "2.50* [1.90 3.40]" and cells[1].subtext == "clustered [2.30 2.70]"
+    assert cells[2].text == "2.80" and cells[2].subtext.startswith("no valid interval at this design")
+    assert "covers 68.4%" in cells[2].subtext
+    assert cells[3].text == "9.00*" and cells[4].text == "0.40"  # Turkey: its conformal interval contains 0
+    assert any("default inference method" in n for n in table.notes)
+    without = poisson_table(poisson, estimates, partners, "en")  # no mart: the clustered numbers as before
+    assert without.body[0].cells[1].text == "2.50* [2.30 2.70]" and without.body[0].cells[4].text == "0.40*"

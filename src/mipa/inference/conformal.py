@@ -80,6 +80,15 @@ annihilator of the model's regressors ``X`` (after an offset ``o_t``)
   never-treated. Unbiased under multiplicative country x month structure, where ``did``
   is not and ``factor`` (an intercept, OLS on a noisy regressor) is slightly biased
   (``scripts/design_study.py``). Not smoothed: no regression on the noisy mean.
+* ``"poisson"``: ``ratio`` with Poisson ETWFE's own month profile ``e^{g_t}`` in place of the
+  raw never-treated mean: the two-way Poisson fit on every untreated cell, never-treated
+  countries and the partners' months before their start
+  (:func:`~mipa.inference.poisson_profile.poisson_month_profile`). With a cohort x post-month
+  dummy for every treated cell that is the fit of Poisson ETWFE with not-yet-treated controls
+  (Wooldridge 2023, section 6), so the point estimate is Poisson ETWFE's count-scale effect
+  of the unit, and the average over units its ``simple`` effect. The profile uses the unit's
+  own pre-period months (one country of many), so exchangeability is approximate; the harness
+  measures the coverage.
 
 ``smooth = h > 0`` replaces the control mean by its centred moving average over
 ``2h + 1`` used months (fewer at the ends) before either model uses it. The month noise of

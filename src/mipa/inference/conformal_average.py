@@ -41,7 +41,7 @@ from mipa.inference.conformal_stats import (
     residual_parts,
     score_weights,
 )
-from mipa.inference.conformal_unit import ConformalResult, check_series, unit_series
+from mipa.inference.conformal_unit import ConformalResult, check_series, control_profile, unit_series
 from mipa.inference.panel_arrays import PanelArrays
 
 __all__ = [
@@ -86,11 +86,13 @@ class UnitFit:
     s: np.ndarray
 
 
-def unit_fit(pa: PanelArrays, unit: Any, *, model: Model, alpha: float, smooth: int) -> UnitFit:
+def unit_fit(pa: PanelArrays, unit: Any, *, model: Model, alpha: float, smooth: int,
+             profile: np.ndarray | None = None) -> UnitFit:
     """Treated ``unit``'s residual parts ``u0``, ``r`` and estimate (as
-    :func:`~mipa.inference.conformal_unit.conformal_unit` fits them) on the panel's calendar."""
+    :func:`~mipa.inference.conformal_unit.conformal_unit` fits them) on the panel's calendar;
+    ``profile``: the control series of ``model`` (:func:`~mipa.inference.conformal_unit.control_profile`)."""
     j = pa.treated_position(unit)
-    y, cbar, t1, n_controls, used = unit_series(pa, j)
+    y, cbar, t1, n_controls, used = unit_series(pa, j, profile)
     T = int(used.sum())
     check_series(T, T - t1, t1, alpha, model, y, cbar, f"{unit}: ", "t")
     cbar = moving_average(cbar, smooth)
@@ -279,8 +281,10 @@ def conformal_average(
     if studentize not in AVERAGE_STUDENTIZATIONS:
         raise ValueError(f"studentize must be one of {AVERAGE_STUDENTIZATIONS}, not {studentize!r}")
     fits, left_out = [], []
+    profile = control_profile(pa, model) if pa.treated.any() else None
     for unit in pa.units[pa.treated]:
-        fit, failure = attempt(lambda unit=unit: unit_fit(pa, unit, model=model, alpha=alpha, smooth=smooth))
+        fit, failure = attempt(lambda unit=unit: unit_fit(pa, unit, model=model, alpha=alpha, smooth=smooth,
+                                                          profile=profile))
         if fit is None:
             left_out.append(str(unit))
         else:

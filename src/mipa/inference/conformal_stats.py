@@ -26,6 +26,7 @@ import numpy as np
 
 __all__ = [
     "MODELS",
+    "SCORE_MODELS",
     "STATISTICS",
     "BlockStats",
     "StudentStats",
@@ -42,9 +43,12 @@ __all__ = [
     "score_weights",
 ]
 
-Model = Literal["did", "factor", "ratio"]
+Model = Literal["did", "factor", "ratio", "poisson"]
 Statistic = Literal["mean", "t", "s1"]
-MODELS: tuple[str, ...] = ("did", "factor", "ratio")
+MODELS: tuple[str, ...] = ("did", "factor", "ratio", "poisson")
+#: models whose scale is fitted by the Poisson score (an oblique projection); ``poisson`` is
+#: ``ratio`` on Poisson ETWFE's month profile instead of the raw never-treated mean
+SCORE_MODELS: tuple[str, ...] = ("ratio", "poisson")
 STATISTICS: tuple[str, ...] = ("mean", "t", "s1")
 
 
@@ -73,7 +77,7 @@ def residual_parts(y: np.ndarray, cbar: np.ndarray, post: np.ndarray, model: str
             return vc - xc * ((xc * vc).sum(axis=-1, keepdims=True) / sxx)
 
         return annihilate(y), annihilate(np.broadcast_to(D, y.shape))
-    if model == "ratio":
+    if model in SCORE_MODELS:
         # M = I - c 1'/(1'c): the scale b = sum(v) / sum(c) of the Poisson score, not OLS
         total = cbar.sum(axis=-1, keepdims=True)
 
@@ -92,7 +96,7 @@ def score_weights(r: np.ndarray, cbar: np.ndarray, post: np.ndarray, model: str)
     QMLE of ``y = b c_t``; an oblique ``M``), so ``s = D - 1 (c'D) / (1'c)`` and the effect
     is ``D'u0 / D'r``: the post mean of ``y - b_pre c`` with ``b_pre = sum_pre y / sum_pre c``.
     """
-    if model != "ratio":
+    if model not in SCORE_MODELS:
         return r
     D = post.astype(float)
     share = (cbar * D).sum(axis=-1, keepdims=True) / cbar.sum(axis=-1, keepdims=True)

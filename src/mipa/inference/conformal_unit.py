@@ -30,6 +30,7 @@ from mipa.estimability import NotEstimable, attempt, status_columns
 from mipa.estimators.results import ESTIMATE_COLUMNS, estimate_row
 from mipa.inference.conformal_stats import (
     MODELS,
+    SCORE_MODELS,
     STATISTICS,
     BlockStats,
     Model,
@@ -43,6 +44,7 @@ from mipa.inference.conformal_stats import (
     score_weights,
 )
 from mipa.inference.panel_arrays import PanelArrays
+from mipa.inference.poisson_profile import poisson_month_profile
 
 __all__ = [
     "ConformalResult",
@@ -51,6 +53,7 @@ __all__ = [
     "conformal_rows",
     "conformal_series",
     "conformal_unit",
+    "control_profile",
     "fit_series",
     "inference_label",
     "p_values",
@@ -219,25 +222,41 @@ def check_series(T: int, t0: int, t1: int, alpha: float, model: str, y: np.ndarr
         raise NotEstimable("constant_outcome", f"{who}the outcome is constant over the used months".strip())
     if model == "factor" and np.ptp(cbar) == 0:
         raise NotEstimable("constant_outcome", f"{who}the control mean is constant: no factor to fit".strip())
-    if model == "ratio" and not cbar[:t0].sum() > 0:
+    if model in SCORE_MODELS and not cbar[:t0].sum() > 0:
         raise NotEstimable("all_zero_outcome", f"{who}the control mean is zero in every month before the start: "
                            "no scale to fit".strip())
 
 
 
-def unit_series(pa: PanelArrays, j: int) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray]:
-    """Treated row ``j``: its outcome and the control mean over the used months, ``T1``,
-    the number of controls, and the used months (a mask over the panel's periods)."""
+def control_profile(pa: PanelArrays, model: str) -> np.ndarray | None:
+    """The control series ``model`` puts in place of the never-treated mean, over the panel's
+    periods: Poisson ETWFE's month profile for ``poisson``
+    (:func:`~mipa.inference.poisson_profile.poisson_month_profile`), None (the raw mean) for the others."""
+    return poisson_month_profile(pa) if model == "poisson" else None
+
+
+def unit_series(pa: PanelArrays, j: int,
+                profile: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray]:
+    """Treated row ``j``: its outcome and the control series over the used months, ``T1``,
+    the number of controls, and the used months (a mask over the panel's periods). The
+    control series is the mean of the never-treated rows, or ``profile`` when given
+    (:func:`control_profile`; its months without a value are not used)."""
     controls = np.flatnonzero(~pa.treated)
     yc = pa.y[controls]
     obs_c = np.isfinite(yc)
     n_obs_c = obs_c.sum(axis=0)
     obs_j = np.isfinite(pa.y[j])
-    used = obs_j & (n_obs_c > 0)
-    if controls.size == 0 or not (n_obs_c[obs_j] > 0).any():
-        raise NotEstimable("no_control_units", f"{pa.units[j]}: no never-treated country observed in its months")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cbar = np.where(obs_c, yc, 0.0).sum(axis=0) / n_obs_c
+    if profile is not None:
+        used = obs_j & np.isfinite(profile)
+        if not used.any():
+            raise NotEstimable("no_control_units", f"{pa.units[j]}: no untreated country observed in its months")
+        cbar = profile
+    else:
+        used = obs_j & (n_obs_c > 0)
+        if controls.size == 0 or not (n_obs_c[obs_j] > 0).any():
+            raise NotEstimable("no_control_units", f"{pa.units[j]}: no never-treated country observed in its months")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cbar = np.where(obs_c, yc, 0.0).sum(axis=0) / n_obs_c
     post = pa.periods >= pa.first_treat[j]
     n_controls = int(obs_c[:, used].any(axis=1).sum())
     return pa.y[j, used], cbar[used], int((post & used).sum()), n_controls, used
@@ -253,15 +272,19 @@ def conformal_unit(
     null: float = 0.0,
     lags: int | None = None,
     smooth: int = 0,
+    profile: np.ndarray | None = None,
 ) -> ConformalResult:
     """CWZ 2021 conformal inference for treated ``unit`` against the never-treated units.
 
     Uses ``unit``'s row and the never-treated rows of ``pa`` (other treated units never
-    enter). Raises :class:`~mipa.estimability.NotEstimable` on the data conditions of the
+    enter), or for ``model="poisson"`` Poisson ETWFE's month profile of the whole panel
+    (``profile``: :func:`control_profile`, computed when not given). Raises :class:`~mipa.estimability.NotEstimable` on the data conditions of the
     module docstring.
     """
     j = pa.treated_position(unit)
-    y, cbar, t1, n_controls, used = unit_series(pa, j)
+    if profile is None:
+        profile = control_profile(pa, model)
+    y, cbar, t1, n_controls, used = unit_series(pa, j, profile)
     T = int(used.sum())
     check_series(T, T - t1, t1, alpha, model, y, cbar, f"{unit}: ", statistic)
     est, lo, hi, p0, convex, stats = fit_series(y, cbar, t1, model=model, statistic=statistic, alpha=alpha,
@@ -299,7 +322,9 @@ def conformal_by_unit(
     run; :func:`conformal_rows` gives a row per unit instead.
     """
     todo = pa.units[pa.treated] if units is None else units
-    return [conformal_unit(pa, u, model=model, statistic=statistic, alpha=alpha, null=null, lags=lags, smooth=smooth)
+    profile = control_profile(pa, model)
+    return [conformal_unit(pa, u, model=model, statistic=statistic, alpha=alpha, null=null, lags=lags, smooth=smooth,
+                           profile=profile)
             for u in todo]
 
 
@@ -317,9 +342,10 @@ def conformal_rows(
     """One row of :data:`~mipa.estimators.results.ESTIMATE_COLUMNS` per treated unit; a unit
     that cannot be run has a NULL estimate, ``status = 'not_estimable'`` and the reason."""
     rows = []
+    profile = control_profile(pa, model) if pa.treated.any() else None
     for u in pa.units[pa.treated]:
         res, failure = attempt(lambda u=u: conformal_unit(pa, u, model=model, statistic=statistic, alpha=alpha,
-                                                          null=null, lags=lags, smooth=smooth))
+                                                          null=null, lags=lags, smooth=smooth, profile=profile))
         if res is not None:
             rows.append({**res.row(aggregation), "n_post": res.n_post})
         else:

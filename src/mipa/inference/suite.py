@@ -32,6 +32,13 @@ sdid       sdid_placebo                           synthetic DiD per country (Ark
 poisson_   cluster_unit                           Poisson ETWFE (Wooldridge 2023), not-yet-treated
 etwfe                                             controls, count-scale effects, country-
                                                   clustered delta-method SE (count outcomes)
+poisson_   conformal_poisson_t                    per country: Poisson ETWFE's own count-scale
+etwfe                                             effect (the partner as a multiple of the
+                                                  model's month profile, fitted on every
+                                                  untreated cell: Poisson imputation), with
+                                                  the CWZ test of conformal_ratio_t around it
+poisson_   conformal_average_poisson_refit        overall: Poisson ETWFE's simple effect with the
+etwfe                                             refitted conformal average's interval
 conformal  conformal_factor_t_ma2                 per country: the partner on the (2-month
                                                   smoothed) never-treated mean, a + b ybar_ct,
                                                   refitted under each null; CWZ (2021)
@@ -89,6 +96,7 @@ from mipa.estimators.poisson_etwfe import poisson_etwfe
 from mipa.estimators.results import ESTIMATE_COLUMNS
 from mipa.estimators.twfe import twfe
 from mipa.inference.conformal import conformal_rows, overall_row
+from mipa.inference.conformal_stats import SCORE_MODELS
 from mipa.inference.randomization import (
     PanelArrays,
     conley_taber,
@@ -111,6 +119,8 @@ METHODS: tuple[tuple[str, str], ...] = (
     ("twfe", "wild_cluster_bootstrap_webb"),
     ("sdid", "sdid_placebo"),
     ("poisson_etwfe", "cluster_unit"),
+    ("poisson_etwfe", "conformal_average_poisson_refit"),
+    ("poisson_etwfe", "conformal_poisson_t"),
     ("conformal", "conformal_average_factor_t_ma2"),
     ("conformal", "conformal_average_factor_refit_ma2"),
     ("conformal", "conformal_average_ratio_refit"),
@@ -257,9 +267,13 @@ def _randomization(pa: PanelArrays, s: InferenceSettings, rescale: bool) -> pd.D
     return pd.DataFrame(rows).assign(inference=label)
 
 
-def _poisson(panel: pd.DataFrame, outcome: str, treated: Sequence[str], s: InferenceSettings) -> pd.DataFrame:
+def _require_count(panel: pd.DataFrame, outcome: str) -> None:
     if (panel[outcome].dropna() < 0).any() or outcome == "lead_time_days":
         raise NotEstimable("not_a_count", f"{outcome} is not a count: Poisson ETWFE is for counts")
+
+
+def _poisson(panel: pd.DataFrame, outcome: str, treated: Sequence[str], s: InferenceSettings) -> pd.DataFrame:
+    _require_count(panel, outcome)
     common = {"outcome": outcome, "unit": "iso3", "period": "period", "first_treat": "first_treat",
               "control_group": "notyettreated", "alpha": s.alpha}
     out = _overall_and_countries(lambda **kw: poisson_etwfe(panel, **common, **kw).estimates, treated,
@@ -304,13 +318,21 @@ def _sdid(pa: PanelArrays, s: InferenceSettings) -> pd.DataFrame:
 
 def _conformal(pa: PanelArrays, s: InferenceSettings, overall: bool, studentize: str = "block",
                model: str | None = None) -> pd.DataFrame:
-    # the ratio model fits no regression on the control mean (no errors in variables): unsmoothed
+    # the ratio models fit no regression on the control series (no errors in variables): unsmoothed
     model = model or s.conformal_model
-    smooth = 0 if model == "ratio" else s.conformal_smooth
+    smooth = 0 if model in SCORE_MODELS else s.conformal_smooth
     if overall:
         return pd.DataFrame([overall_row(pa, model=model, smooth=smooth, alpha=s.alpha, studentize=studentize)])
     units = conformal_rows(pa, model=model, statistic=s.conformal_statistic, alpha=s.alpha, smooth=smooth)
     return units.reindex(columns=ESTIMATE_COLUMNS)
+
+
+def _poisson_conformal(panel: pd.DataFrame, outcome: str, pa: PanelArrays, s: InferenceSettings,
+                       overall: bool) -> pd.DataFrame:
+    """Poisson ETWFE's own estimates (its month profile as the counterfactual's control
+    series: :func:`~mipa.inference.conformal_unit.control_profile`) with conformal intervals."""
+    _require_count(panel, outcome)
+    return _conformal(pa, s, overall=overall, studentize="refit" if overall else "block", model="poisson")
 
 
 def _expected(estimator: str, inference: str | None, treated: Sequence[str],
@@ -318,9 +340,10 @@ def _expected(estimator: str, inference: str | None, treated: Sequence[str],
     """(inference, scope) of every row a job must produce."""
     if estimator == "twfe":
         return [(m, "overall") for e, m in s.methods if e == "twfe"]
-    if estimator == "conformal" and str(inference).startswith("conformal_average"):
+    if str(inference).startswith("conformal_average"):
         return [(inference, "overall")]
-    scopes = list(treated) if estimator in ("sdid", "conformal") else ["overall", *treated]
+    per_country_only = estimator == "sdid" or str(inference).startswith("conformal_")
+    scopes = list(treated) if per_country_only else ["overall", *treated]
     return [(inference, sc) for sc in scopes]
 
 
@@ -367,6 +390,9 @@ def inference_table(
         ("csdid", "multiplier_bootstrap", lambda: _csdid(panel, outcome, treated, s)),
         ("twfe", None, lambda: _twfe(panel, outcome, s)),
         ("poisson_etwfe", "cluster_unit", lambda: _poisson(panel, outcome, treated, s)),
+        ("poisson_etwfe", "conformal_average_poisson_refit",
+         lambda: _poisson_conformal(panel, outcome, pa, s, overall=True)),
+        ("poisson_etwfe", "conformal_poisson_t", lambda: _poisson_conformal(panel, outcome, pa, s, overall=False)),
         ("sdid", "sdid_placebo", lambda: _sdid(pa, s)),
         ("conformal", "conformal_average_factor_t_ma2", lambda: _conformal(pa, s, overall=True)),
         ("conformal", "conformal_average_factor_refit_ma2",

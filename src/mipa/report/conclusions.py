@@ -89,21 +89,28 @@ def headline(data: ReportData, outcome: str, *, estimator: str = "etwfe", scope:
     return Headline(outcome, float(row["estimate"]), lo, hi, str(row["inference"]))
 
 
-# the estimator whose overall interval the Monte Carlo validates where ETWFE's is not:
-# the conformal average of the partners' own counterfactual-model effects (fct_did_inference)
-VALID_ALTERNATIVE = "conformal"
+# the estimators whose overall interval the Monte Carlo may validate where ETWFE's is not, in
+# order of preference: Poisson ETWFE (unbiased where effects and the month shocks are
+# multiplicative, Table I4) with its conformal interval, then the conformal average of the
+# partners' own counterfactual-model effects (fct_did_inference)
+VALID_ALTERNATIVES: tuple[str, ...] = ("poisson_etwfe", "conformal")
 
 
-def valid_alternative(data: ReportData, outcome: str) -> Headline | None:
-    """The overall estimate and interval of :data:`VALID_ALTERNATIVE`'s default method, when
-    a method of it qualifies at this design (else None)."""
-    if data.inference is None or data.inference.empty or not valid_interval_at_design(
-            data.inference, estimator=VALID_ALTERNATIVE, scope="overall", outcome=outcome):
+def valid_alternative(data: ReportData, outcome: str) -> tuple[str, Headline] | None:
+    """The first of :data:`VALID_ALTERNATIVES` with a method that qualifies at this design
+    for the overall effect on ``outcome``, with its default method's estimate and interval
+    (else None)."""
+    if data.inference is None or data.inference.empty:
         return None
-    row = default_inference_row(data.inference, estimator=VALID_ALTERNATIVE, outcome=outcome, scope="overall")
-    if row is None or is_missing(row["estimate"]) or is_missing(row["ci_low"]) or is_missing(row["ci_high"]):
-        return None
-    return Headline(outcome, float(row["estimate"]), float(row["ci_low"]), float(row["ci_high"]), str(row["inference"]))
+    for estimator in VALID_ALTERNATIVES:
+        if not valid_interval_at_design(data.inference, estimator=estimator, scope="overall", outcome=outcome):
+            continue
+        row = default_inference_row(data.inference, estimator=estimator, outcome=outcome, scope="overall")
+        if row is None or is_missing(row["estimate"]) or is_missing(row["ci_low"]) or is_missing(row["ci_high"]):
+            continue
+        return estimator, Headline(outcome, float(row["estimate"]), float(row["ci_low"]), float(row["ci_high"]),
+                                   str(row["inference"]))
+    return None
 
 
 def _number(value: Any, lang: str, outcome: str) -> str:
@@ -170,20 +177,23 @@ def conclusions(data: ReportData, lang: str) -> list[str]:
         if len(with_interval) < len(heads):
             sentences.append(t("concl_no_valid"))
         points.append(" ".join(sentences))
-        alternative = {o: valid_alternative(data, o) for o in heads if not heads[o].has_interval}
-        alternative = {o: h for o, h in alternative.items() if h is not None}
-        if alternative:
+        alternatives = {o: valid_alternative(data, o) for o in heads if not heads[o].has_interval}
+        for estimator in VALID_ALTERNATIVES:
+            alternative = {o: pair[1] for o, pair in alternatives.items() if pair is not None and pair[0] == estimator}
+            if not alternative:
+                continue
             # coverage and size as measured for the first outcome named (its own where the Monte Carlo ran it)
             first_outcome, first_head = next(iter(alternative.items()))
-            first = data.inference[(data.inference["estimator"] == VALID_ALTERNATIVE)
+            first = data.inference[(data.inference["estimator"] == estimator)
                                    & (data.inference["inference"] == first_head.method)
                                    & (data.inference["outcome"] == first_outcome)
                                    & (data.inference["scope"] == "overall")].iloc[0]
             points.append(t(
-                "concl_valid_alternative",
+                f"concl_valid_alternative_{estimator}",
                 method=labels.inference(lang, str(first["inference"])).lower(),
                 coverage=fmt_percent(first["mc_coverage"], 1, lang),
                 size=fmt_percent(first["mc_size"], 1, lang),
+                mc_outcome=lower(str(first["mc_outcome"])),
                 items="; ".join(f"{lower(o)} {_estimate_text(h, lang)}" for o, h in alternative.items()),
                 outcomes=join_names([lower(o) for o, h in alternative.items() if h.excludes_zero], lang),
             ))

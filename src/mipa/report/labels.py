@@ -75,6 +75,9 @@ INFERENCE: dict[str, dict[str, str]] = {
         "conformal_average_factor_refit_ma2": "Conformal test of the average, refitted on every shift, factor model",
         "conformal_ratio_t": "Conformal (CWZ), ratio (Poisson) model",
         "conformal_average_ratio_refit": "Conformal test of the average, refitted on every shift, ratio (Poisson) model",
+        "conformal_poisson_t": "Conformal (CWZ) around the model's own counterfactual",
+        "conformal_average_poisson_refit": "Conformal test of the average around the model's own counterfactual, "
+                                           "refitted on every shift",
     },
     "nl": {
         "cluster_unit": "Geclusterd per land",
@@ -92,6 +95,9 @@ INFERENCE: dict[str, dict[str, str]] = {
         "conformal_average_factor_refit_ma2": "Conforme toets van het gemiddelde, bij elke verschuiving opnieuw geschat, factormodel",
         "conformal_ratio_t": "Conform (CWZ), ratiomodel (Poisson)",
         "conformal_average_ratio_refit": "Conforme toets van het gemiddelde, bij elke verschuiving opnieuw geschat, ratiomodel (Poisson)",
+        "conformal_poisson_t": "Conform (CWZ) rond het eigen tegenfeitelijke verloop van het model",
+        "conformal_average_poisson_refit": "Conforme toets van het gemiddelde rond het eigen tegenfeitelijke verloop "
+                                           "van het model, bij elke verschuiving opnieuw geschat",
     },
 }
 
@@ -351,11 +357,18 @@ TEXT: dict[str, dict[str, str]] = {
             "see the inference section): they are point estimates, and whether they differ from zero cannot "
             "be said."
         ),
-        "concl_valid_alternative": (
+        "concl_valid_alternative_conformal": (
             "A valid 95% interval at this design does exist for the average of each partner's own effect, "
-            "estimated against the mean of the never-treated countries ({method}, Table I1; Monte Carlo on forced "
-            "departures: coverage {coverage}, rejects a true zero in {size} of the replications): {items}. Intervals that exclude "
-            "zero: {outcomes}."
+            "estimated against the mean of the never-treated countries ({method}, Table I1; Monte Carlo on "
+            "{mc_outcome}: coverage {coverage}, rejects a true zero in {size} of the replications): {items}. "
+            "Intervals that exclude zero: {outcomes}."
+        ),
+        "concl_valid_alternative_poisson_etwfe": (
+            "A valid 95% interval at this design does exist for Poisson ETWFE, which models each partner's "
+            "counts as a multiple of the untreated countries' month pattern and is unbiased where ETWFE in "
+            "levels is not (Table I4); its effect on the count scale ({method}, Table I1; Monte Carlo on "
+            "{mc_outcome}: coverage {coverage}, rejects a true zero in {size} of the replications): {items}. "
+            "Intervals that exclude zero: {outcomes}."
         ),
         "concl_intervals": "Brackets: 95% intervals ({methods}).",
         "concl_excludes_zero": "Intervals that exclude zero: {outcomes}.",
@@ -632,12 +645,19 @@ TEXT: dict[str, dict[str, str]] = {
             "Carlo, zie de paragraaf over inferentie): het zijn puntschattingen, en of ze van nul verschillen "
             "valt niet te zeggen."
         ),
-        "concl_valid_alternative": (
+        "concl_valid_alternative_conformal": (
             "Voor het gemiddelde van het eigen effect per partnerland, geschat tegen het gemiddelde van de nooit "
             "behandelde landen, bestaat bij dit ontwerp wel een geldig 95%-interval ({method}, tabel I1; "
-            "Monte Carlo op gedwongen vertrek: dekking {coverage}, verwerpt een werkelijk nuleffect in {size} van "
+            "Monte Carlo op {mc_outcome}: dekking {coverage}, verwerpt een werkelijk nuleffect in {size} van "
             "de replicaties): "
             "{items}. Intervallen zonder nul: {outcomes}."
+        ),
+        "concl_valid_alternative_poisson_etwfe": (
+            "Voor Poisson-ETWFE, dat de aantallen van elk partnerland modelleert als een veelvoud van het "
+            "maandpatroon van de onbehandelde landen en zuiver is waar ETWFE in niveaus dat niet is (tabel I4), "
+            "bestaat bij dit ontwerp wel een geldig 95%-interval; het effect in aantallen ({method}, tabel I1; "
+            "Monte Carlo op {mc_outcome}: dekking {coverage}, verwerpt een werkelijk nuleffect in {size} van "
+            "de replicaties): {items}. Intervallen zonder nul: {outcomes}."
         ),
         "concl_intervals": "Tussen haakjes: 95%-intervallen ({methods}).",
         "concl_excludes_zero": "Intervallen zonder nul: {outcomes}.",

@@ -8,6 +8,7 @@ Poisson one; computes nothing but layout. Contract: :mod:`mipa.report.parts`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,16 @@ from mipa.report.formatting import (
 )
 from mipa.report.html import heading, paragraph
 from mipa.report.parts import Part, local_text
-from mipa.report.tables import Cell, Row, Table, interval_note, partner_labels, select_estimate
+from mipa.report.tables import (
+    Cell,
+    Row,
+    Table,
+    default_interval_note,
+    interval_note,
+    partner_labels,
+    select_estimate,
+    validated_effect,
+)
 
 MARTS: tuple[str, ...] = (
     "marts.fct_did_pretrend_tests",
@@ -471,43 +481,40 @@ def honest_figure(bounds: pd.DataFrame, lang: str, restriction: str, number: str
 # Table S3: Poisson ETWFE
 
 
-def poisson_table(poisson: pd.DataFrame, estimates: pd.DataFrame, partners: pd.DataFrame, lang: str) -> Table:
-    """Rows: count outcomes; columns: Poisson and linear overall effect, then Poisson per partner."""
+def poisson_table(poisson: pd.DataFrame, estimates: pd.DataFrame, partners: pd.DataFrame, lang: str,
+                  inference: pd.DataFrame | None = None) -> Table:
+    """Rows: count outcomes; columns: Poisson and linear overall effect, then Poisson per partner.
+
+    With ``inference`` (fct_did_inference) every interval and star is the estimator's
+    default (Monte Carlo-validated) method's, the clustered interval beneath it; where no
+    method qualifies, the estimate without a star (:func:`~mipa.report.tables.validated_effect`)."""
     outcomes = [o for o in COUNT_OUTCOMES if o in set(poisson["outcome"])]
     countries = partner_labels(partners, lang) if len(partners) else []
     header = [_header(["", _t(lang, "col_poisson"), _t(lang, "col_linear"), *[label for _, label in countries]])]
     body, tidy, notes = [], [], []
+    columns = ("estimate", "std_error", "ci_low", "ci_high", "p_value", "inference")
+
+    def cell(row: pd.Series | None, estimator: str, o: str, scope: str, with_interval: bool = True) -> Cell:
+        text, subtext, extras = validated_effect(row, inference, estimator=estimator, outcome=o, scope=scope,
+                                                 lang=lang, with_interval=with_interval)
+        if row is not None:
+            text = not_estimable_text(row, lang) or text
+            text += SEPARATED_MARK if row["inference"] == "cluster_unit_separated" else ""
+            tidy.append({"outcome": o, "scope": scope, "model": estimator, **{c: row[c] for c in columns}, **extras})
+        out = _num(text, number_type("effect", o),
+                   value=None if row is None or is_missing(row["estimate"]) else repr(float(row["estimate"])))
+        return replace(out, subtext=subtext)
+
     for o in outcomes:
         p = poisson[poisson["outcome"] == o]
-        cells = [Cell(labels.outcome(lang, o), header=True, scope="row")]
         overall = p[(p["scope"] == "overall") & (p["aggregation"] == "simple")]
         row = overall.iloc[0] if len(overall) else None
-        cells.append(_num(MISSING if row is None else not_estimable_text(row, lang) or fmt_estimate_ci(
-            row["estimate"], row["ci_low"], row["ci_high"], row["p_value"], lang=lang, outcome=o)
-            + (SEPARATED_MARK if row is not None and row["inference"] == "cluster_unit_separated" else ""),
-            number_type("effect", o), value=None if row is None or is_missing(row["estimate"]) else repr(float(row["estimate"]))))
         linear = select_estimate(estimates, estimator="etwfe", outcome=o, scope="overall") if not estimates.empty else None
-        cells.append(_num(MISSING if linear is None else not_estimable_text(linear, lang) or fmt_estimate_ci(
-            linear["estimate"], linear["ci_low"], linear["ci_high"], linear["p_value"], lang=lang, outcome=o),
-            number_type("effect", o), value=None if linear is None or is_missing(linear["estimate"]) else repr(float(linear["estimate"]))))
-        tidy.append({"outcome": o, "scope": "overall", "model": "poisson_etwfe",
-                     **({} if row is None else {c: row[c] for c in ("estimate", "std_error", "ci_low", "ci_high",
-                                                                     "p_value", "inference")})})
-        if linear is not None:
-            tidy.append({"outcome": o, "scope": "overall", "model": "etwfe",
-                         **{c: linear[c] for c in ("estimate", "std_error", "ci_low", "ci_high", "p_value",
-                                                   "inference")}})
+        cells = [Cell(labels.outcome(lang, o), header=True, scope="row"), cell(row, "poisson_etwfe", o, "overall"),
+                 cell(linear, "etwfe", o, "overall")]
         for iso3, _ in countries:
             c = p[p["scope"] == iso3]
-            r = c.iloc[0] if len(c) else None
-            text = MISSING
-            if r is not None:
-                text = fmt_number(r["estimate"], auto_decimals(outcome=o), lang) + star(r["p_value"])
-                text += SEPARATED_MARK if r["inference"] == "cluster_unit_separated" else ""
-                tidy.append({"outcome": o, "scope": iso3, "model": "poisson_etwfe",
-                             **{k: r[k] for k in ("estimate", "std_error", "ci_low", "ci_high", "p_value",
-                                                  "inference")}})
-            cells.append(_num(text, number_type("effect", o), value=None if r is None else repr(float(r["estimate"]))))
+            cells.append(cell(c.iloc[0] if len(c) else None, "poisson_etwfe", o, iso3, with_interval=False))
         body.append(Row(cells))
         if row is not None:
             post = row["zero_post_countries"]
@@ -515,7 +522,11 @@ def poisson_table(poisson: pd.DataFrame, estimates: pd.DataFrame, partners: pd.D
                          else _t(lang, "note_poisson_post", countries=post))
             notes.append(_t(lang, "note_poisson_zero", outcome=labels.outcome(lang, o),
                             n=int(row["n_all_zero_countries"]), post=post_text))
-    notes = [_t(lang, "note_poisson_countries", mark=SEPARATED_MARK), labels.text(lang, "note_star"), *notes]
+    interval_notes = [n for n in (default_interval_note(inference, "poisson_etwfe", lang),) if n]
+    if any(t.get("valid_interval_at_design") is False for t in tidy):
+        interval_notes.append(labels.text(lang, "note_no_valid_interval"))
+    notes = [*interval_notes, _t(lang, "note_poisson_countries", mark=SEPARATED_MARK), labels.text(lang, "note_star"),
+             *notes]
     return Table("table_s3_poisson_etwfe", _t(lang, "table_poisson_caption"), header, body, notes,
                  pd.DataFrame(tidy), classes=("results",))
 
@@ -547,5 +558,6 @@ def build(data: ReportData, marts: dict[str, pd.DataFrame], lang: str) -> Part |
             number += 1
     if POISSON in have:
         blocks += [heading(3, _t(lang, "sub_poisson")), paragraph(_t(lang, "intro_poisson")),
-                   poisson_table(marts[POISSON], marts.get(ESTIMATES, pd.DataFrame()), data.partners, lang)]
+                   poisson_table(marts[POISSON], marts.get(ESTIMATES, pd.DataFrame()), data.partners, lang,
+                                 data.inference)]
     return Part("sensitivity", _t(lang, "title"), _t(lang, "intro"), blocks)

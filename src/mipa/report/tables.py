@@ -33,6 +33,7 @@ from mipa.report.formatting import (
     is_missing,
     not_estimable_text,
     number_type,
+    star,
 )
 
 # which inference a table shows when a mart holds several for one estimate
@@ -341,6 +342,43 @@ def _method_coverage(inference: pd.DataFrame, estimator: str, *, overall: bool,
     if rows.empty:
         return None, None
     return rows["inference"].iloc[0], rows["mc_coverage"].iloc[0]
+
+
+def validated_effect(row: pd.Series | None, inference: pd.DataFrame | None, *, estimator: str, outcome: str,
+                     scope: str, lang: str, with_interval: bool = True) -> tuple[str, str, dict[str, Any]]:
+    """``(text, subtext, tidy extras)`` of an effect cell outside Table 2's layout: where a
+    method of ``estimator`` qualifies at this design (fct_did_inference), the default
+    method's estimate and interval (the star: the interval excludes zero) with the row's own
+    interval beneath; where none does, the estimate without a star and the measured
+    coverage of the row's method; without the mart, the row's own numbers. ``with_interval``
+    False: the estimate and its star only (per-country columns)."""
+    if row is None or is_missing(row["estimate"]):
+        return MISSING, "", {}
+    own = (fmt_estimate_ci(row["estimate"], row["ci_low"], row["ci_high"], row["p_value"], lang=lang, outcome=outcome)
+           if with_interval else fmt_number(row["estimate"], auto_decimals(outcome=outcome), lang) + star(row["p_value"]))
+    if inference is None or inference.empty or not (inference["estimator"] == estimator).any():
+        return own, "", {}
+    number = fmt_number(row["estimate"], auto_decimals(row["estimate"], outcome=outcome) if with_interval
+                        else auto_decimals(outcome=outcome), lang)
+    if not valid_interval_at_design(inference, estimator=estimator, scope=scope, outcome=outcome):
+        coverage = coverage_of(inference, estimator, str(row["inference"]), scope, outcome)
+        subtext = labels.text(lang, "no_valid_interval")
+        if with_interval and not is_missing(coverage):
+            subtext += "; " + labels.text(lang, "measured_coverage", method=labels.inference(lang, str(row["inference"])),
+                                          coverage=fmt_percent(coverage, 1, lang))
+        return number, subtext, {"valid_interval_at_design": False, "mc_coverage": coverage}
+    default = default_inference_row(inference, estimator=estimator, outcome=outcome, scope=scope)
+    if default is None or is_missing(default["estimate"]) or default["inference"] == row["inference"]:
+        return own, "", {}
+    extras = {"default_inference": default["inference"], "default_estimate": default["estimate"],
+              "default_ci_low": default["ci_low"], "default_ci_high": default["ci_high"],
+              "default_mc_coverage": default.get("mc_coverage")}
+    text = fmt_interval(default["estimate"], default["ci_low"], default["ci_high"], lang=lang, outcome=outcome)
+    if not with_interval:
+        return text.split(" [")[0], "", extras
+    subtext = f"{labels.text(lang, 'clustered_short')} " + fmt_interval(
+        row["estimate"], row["ci_low"], row["ci_high"], lang=lang, outcome=outcome, with_estimate=False)
+    return text, subtext, extras
 
 
 def default_interval_note(inference: pd.DataFrame | None, estimator: str, lang: str) -> str | None:
