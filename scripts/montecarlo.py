@@ -27,14 +27,12 @@ results file holds every group whose runs are finished:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
+
+from mipa.montecarlo.runs import read_run, run_in_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path("montecarlo") / "inference_coverage.csv"  # relative to ROOT; read by dbt as a source
@@ -59,13 +57,8 @@ def run_dir(effects: str, group: str) -> Path:
 
 def run_group(effects: str, group: str, reps: int, workers: int | None) -> float:
     """One design x estimator group through ``mipa montecarlo`` (resumes from its checkpoint)."""
-    cmd = [sys.executable, "-m", "mipa.cli", "montecarlo", "--reps", str(reps), "--effects", effects,
-           "--estimators", GROUPS[group], "--out", str(run_dir(effects, group))]
-    if workers:
-        cmd += ["--workers", str(workers)]
-    started = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
-    return time.perf_counter() - started
+    return run_in_folder(run_dir(effects, group), reps=reps, effects=effects, estimators=GROUPS[group],
+                         workers=workers, quiet=False)
 
 
 def in_group(group: str, estimator: str, inference: str) -> bool:
@@ -78,14 +71,13 @@ def collect(dirs: list[Path]) -> pd.DataFrame:
     """The summaries of finished runs, each row with its run's wall time."""
     frames = []
     for folder in dirs:
-        facts = json.loads((folder / "run.json").read_text())
-        summary = pd.read_csv(folder / "summary.csv")
+        summary = read_run(folder)
+        if summary is None:
+            continue
         group = folder.name.split("-", 1)[-1]
         if group in GROUPS:  # a run folder holds only its group's estimators and methods
             summary = summary[[in_group(group, e, m) for e, m in zip(summary["estimator"], summary["inference"],
                                                                       strict=True)]]
-        # a resumed run's run.json holds the last part's time; the first part's is in its log
-        summary["wall_seconds"] = float(facts.get("total_wall_seconds", facts["wall_seconds"]))
         frames.append(summary)
     return pd.concat(frames, ignore_index=True)
 

@@ -52,28 +52,15 @@ import pandas as pd  # noqa: E402
 
 from mipa.inference.panel_arrays import PanelArrays  # noqa: E402
 from mipa.inference.placebo_rank import invert_rank_test, placebo_assignments  # noqa: E402
+from mipa.inference.poisson_profile import poisson_twoway  # noqa: E402
 from mipa.montecarlo.design import Design, PanelSampler  # noqa: E402
 
 MODES = ("ct", "fp", "pv", "pvp")
 
 
-def poisson_twoway(y: np.ndarray, untreated: np.ndarray, eg: np.ndarray, tol: float = 1e-10) -> tuple:
-    """exp(a_i), exp(g_t) of the Poisson MLE of ``y = exp(a_i + g_t)`` on the untreated cells (IPF)."""
-    O = untreated.astype(float)
-    Y = np.where(untreated, y, 0.0)
-    rows, cols = Y.sum(axis=1), Y.sum(axis=0)
-    for _ in range(1000):
-        ea = rows / (O @ eg)
-        new = cols / (ea @ O)
-        done = np.max(np.abs(new - eg)) <= tol * np.max(new)
-        eg = new
-        if done:
-            break
-    return rows / (O @ eg), eg
-
-
-def poisson_imputation(y: np.ndarray, treated: np.ndarray, eg: np.ndarray) -> float:
-    ea, eg = poisson_twoway(y, ~treated, eg)
+def poisson_imputation(y: np.ndarray, treated: np.ndarray) -> float:
+    """Poisson ETWFE's simple count-scale effect: the treated cells' mean of ``y - exp(a_i + g_t)``."""
+    ea, eg = poisson_twoway(y, ~treated)
     return float((y - ea[:, None] * eg[None, :])[treated].mean())
 
 
@@ -81,7 +68,7 @@ def run_panel(pa: PanelArrays, modes: tuple[str, ...], n_placebo: int, seed: int
     y, periods = pa.y, pa.periods
     treated_units, controls = np.flatnonzero(pa.treated), np.flatnonzero(~pa.treated)
     D = pa.treatment > 0
-    ea, eg = poisson_twoway(y, ~D, np.ones(y.shape[1]))
+    ea, eg = poisson_twoway(y, ~D)
     mu = ea[:, None] * eg[None, :]
     e = np.where(D, np.nan, y - mu)
     usable = mu[controls, 0] > 0  # a control without any event has no noise to lend
@@ -101,7 +88,7 @@ def run_panel(pa: PanelArrays, modes: tuple[str, ...], n_placebo: int, seed: int
         return mu[c] + s_k / np.sqrt(np.nanmean(e[c, window] ** 2)) * e[c]
 
     base = y[controls]
-    estimate = poisson_imputation(y, D, eg)
+    estimate = poisson_imputation(y, D)
     pool = np.flatnonzero(usable)
     assign, _ = placebo_assignments(pool.size, treated_units.size, n_placebo=n_placebo, seed=seed)
     out = {}
@@ -111,18 +98,18 @@ def run_panel(pa: PanelArrays, modes: tuple[str, ...], n_placebo: int, seed: int
             yy, DD = base.copy(), np.zeros(base.shape, bool)
             for k, r in zip(treated_units, row, strict=True):
                 yy[r], DD[r] = placebo_row(mode, k, controls[r]), periods >= pa.first_treat[k]
-            draws.append(poisson_imputation(yy, DD, eg))
+            draws.append(poisson_imputation(yy, DD))
         out[(mode, "overall")] = (estimate, *invert_rank_test(estimate, np.array(draws), alpha=0.05))
         for k in treated_units:
             rows = np.append(controls, k)
             Dk = np.zeros((rows.size, y.shape[1]), bool)
             Dk[-1] = periods >= pa.first_treat[k]
-            own = poisson_imputation(y[rows], Dk, eg)
+            own = poisson_imputation(y[rows], Dk)
             draws = []
             for ci in pool:
                 yy, DD = base.copy(), np.zeros(base.shape, bool)
                 yy[ci], DD[ci] = placebo_row(mode, k, controls[ci]), periods >= pa.first_treat[k]
-                draws.append(poisson_imputation(yy, DD, eg))
+                draws.append(poisson_imputation(yy, DD))
             out[(mode, str(pa.units[k]))] = (own, *invert_rank_test(own, np.array(draws), alpha=0.05))
     return out
 

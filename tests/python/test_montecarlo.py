@@ -199,3 +199,22 @@ def test_multiplicative_effects_keep_the_average_and_follow_the_expected_count()
     assert np.allclose(shape[postw] / expected[postw], shape[postw][0] / expected[postw][0])
     model.effect_form = "additive"
     assert np.array_equal(model._profile(expected, postw), postw.astype(float))
+
+
+def test_run_in_folder_resumes_and_read_run_reads_it_back(tmp_path) -> None:
+    """The drivers' run folders: a run started in a fresh process writes its summary, a second
+    call with more replications resumes from the checkpoint (the first two rows are kept), and
+    read_run gives the summary with the run's wall time; an empty folder reads as None."""
+    from mipa.montecarlo.runs import read_run, run_in_folder
+
+    out = tmp_path / "annex-poisson"
+    assert read_run(out) is None
+    methods = "poisson_etwfe:conformal_poisson_t"
+    run_in_folder(out, reps=2, effects="annex", estimators=methods, workers=1)
+    first = pd.read_parquet(out / "replicates.parquet")
+    run_in_folder(out, reps=3, effects="annex", estimators=methods, workers=1)
+    both = pd.read_parquet(out / "replicates.parquet")
+    assert set(first["replication"]) == {0, 1} and set(both["replication"]) == {0, 1, 2}
+    pd.testing.assert_frame_equal(both[both["replication"] < 2].reset_index(drop=True), first, check_like=True)
+    summary = read_run(out)
+    assert summary is not None and (summary["n_replications"] == 3).all() and (summary["wall_seconds"] > 0).all()

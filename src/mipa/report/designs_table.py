@@ -22,7 +22,7 @@ DESIGNS = (("zero", "additive"), ("annex", "additive"), ("annex", "multiplicativ
 MAIN_INTERVALS = (
     ("etwfe", "cluster_unit"), ("twfe", "cluster_unit"), ("csdid", "multiplier_bootstrap"),
     ("poisson_etwfe", "cluster_unit"), ("conformal", "conformal_average_factor_refit_ma2"),
-    ("conformal", "conformal_average_ratio_refit"),
+    ("conformal", "conformal_average_ratio_refit"), ("poisson_etwfe", "conformal_average_poisson_refit"),
 )
 
 LABELS: dict[str, dict[str, str]] = {
@@ -83,7 +83,11 @@ def designs_table(frame: pd.DataFrame, lang: str, outcomes: Sequence[str],
         header_cells += [Cell(_t(lang, "col_bias", design=design), header=True, scope="col"),
                          Cell(_t(lang, "col_coverage", design=design), header=True, scope="col")]
     body, tidy = [], []
-    for outcome in [o for o in outcomes if o in set(rows["outcome"])]:
+    # the outcomes the design study ran on every design (the others it ran only on additive
+    # effects, for the method choice: Tables I1 and I2 carry their coverage)
+    complete = set.intersection(*[set(rows.loc[(rows["effects"] == e) & (rows["effect_form"] == f), "outcome"])
+                                  for e, f in DESIGNS])
+    for outcome in [o for o in outcomes if o in complete]:
         for estimator, inference in MAIN_INTERVALS:
             found = [keyed.loc[(outcome, estimator, inference, e, f)] if (outcome, estimator, inference, e, f)
                      in keyed.index else None for e, f in DESIGNS]
