@@ -5,7 +5,9 @@ confirmations and lead time (a mean over a varying number of confirmations).
 Designs: annex and homogeneous effects, each additive and multiplicative, plus no effect;
 estimators ETWFE (country-clustered), Callaway & Sant'Anna, TWFE (clustered), Poisson ETWFE
 and the conformal factor and ratio models (per country and their averages), and Poisson ETWFE's
-own effects with conformal intervals. Each design x
+own effects with conformal intervals; the group ``other_outcomes`` runs the candidate intervals
+on the remaining outcomes (laissez-passers, requests, verified departures) with additive
+effects, the designs the method choice reads. Each design x
 group of methods runs (and resumes) in ``reports/montecarlo/designs-<effects>-<form>[-<group>]/``;
 the script prints the overall and pooled-country rows and writes them to
 ``reports/montecarlo/designs.csv``, and with ``--write-results`` to
