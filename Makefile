@@ -76,8 +76,8 @@ bench: install-dev
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python scripts/benchmark.py
 
-# the full Monte Carlo behind montecarlo/inference_coverage.csv (~80 min on 2 cores) and the design
-# study behind montecarlo/estimator_designs.csv (~35 min); both resume from reports/montecarlo/
+# the full Monte Carlo behind montecarlo/inference_coverage.csv (~85 min on 2 cores) and the design
+# study behind montecarlo/estimator_designs.csv (~75 min on 2 cores); both resume from reports/montecarlo/
 montecarlo: install
 	$(BIN)/python scripts/montecarlo.py --reps 500 --write-results
 	$(BIN)/python scripts/design_study.py --reps 500 --write-results

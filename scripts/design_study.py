@@ -14,7 +14,7 @@ the script prints the overall and pooled-country rows and writes them to
 ``montecarlo/estimator_designs.csv``, which dbt reads as the source
 ``montecarlo.estimator_designs`` (data, not a seed; this script is the only writer):
 
-    python scripts/design_study.py --reps 500 --workers 2 --write-results   # ~35 min on 2 cores
+    python scripts/design_study.py --reps 500 --workers 2 --write-results   # ~75 min on 2 cores
     python scripts/design_study.py --groups "" --write-results              # from finished runs
 """
 
