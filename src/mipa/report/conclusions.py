@@ -28,12 +28,8 @@ from mipa.report.formatting import (
     is_missing,
     not_estimable_text,
 )
-from mipa.report.tables import (
-    default_inference_row,
-    planted_effect,
-    select_estimate,
-    valid_interval_at_design,
-)
+from mipa.report.tables import planted_effect, select_estimate
+from mipa.report.validity import default_inference_row, valid_interval_at_design
 
 # the annex: the Dutch government changed its wording on Morocco's autonomy plan for the
 # Western Sahara one month before the partnership started (June 2022)

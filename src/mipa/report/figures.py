@@ -32,7 +32,8 @@ from mipa.outcomes import COUNT_OUTCOMES, MAIN_OUTCOMES  # noqa: E402
 from mipa.report import labels  # noqa: E402
 from mipa.report.data import OUTCOME_ORDER, ReportData  # noqa: E402
 from mipa.report.formatting import fmt_month_long, fmt_percent  # noqa: E402
-from mipa.report.tables import interval_note, partner_labels, select_estimate  # noqa: E402
+from mipa.report.tables import partner_labels, select_estimate  # noqa: E402
+from mipa.report.validity import interval_note  # noqa: E402
 
 PNG_DPI = 150
 RC = {

@@ -29,7 +29,8 @@ from mipa.report.figures import BLUE, GREY, ORANGE, VERMILION, FigureSpec, Local
 from mipa.report.formatting import fmt_estimate_ci, fmt_month_short, is_missing, not_estimable_text, number_type
 from mipa.report.html import paragraph
 from mipa.report.parts import Part, local_text
-from mipa.report.tables import Table, interval_note, simple_table
+from mipa.report.tables import Table, simple_table
+from mipa.report.validity import interval_note
 
 MARTS: tuple[str, ...] = ("marts.fct_did_robustness", "marts.dim_partnerships")
 AFTER = "results"

@@ -46,16 +46,8 @@ from mipa.report.formatting import (
 )
 from mipa.report.html import heading, paragraph
 from mipa.report.parts import Part, local_text
-from mipa.report.tables import (
-    Cell,
-    Row,
-    Table,
-    default_interval_note,
-    interval_note,
-    partner_labels,
-    select_estimate,
-    validated_effect,
-)
+from mipa.report.tables import Cell, Row, Table, partner_labels, select_estimate
+from mipa.report.validity import default_interval_note, interval_note, validated_effect
 
 MARTS: tuple[str, ...] = (
     "marts.fct_did_pretrend_tests",
