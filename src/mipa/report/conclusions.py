@@ -179,11 +179,8 @@ def conclusions(data: ReportData, lang: str) -> list[str]:
             if not alternative:
                 continue
             # coverage and size as measured for the first outcome named (its own where the Monte Carlo ran it)
-            first_outcome, first_head = next(iter(alternative.items()))
-            first = data.inference[(data.inference["estimator"] == estimator)
-                                   & (data.inference["inference"] == first_head.method)
-                                   & (data.inference["outcome"] == first_outcome)
-                                   & (data.inference["scope"] == "overall")].iloc[0]
+            first_outcome = next(iter(alternative))
+            first = default_inference_row(data.inference, estimator=estimator, outcome=first_outcome, scope="overall")
             points.append(t(
                 f"concl_valid_alternative_{estimator}",
                 method=labels.inference(lang, str(first["inference"])).lower(),
