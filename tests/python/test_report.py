@@ -378,8 +378,12 @@ def test_report_in_browser_shows_the_marts(browser, report, report_db: Path) -> 
 
         # result cells against fct_did_estimates, to 1e-9
         cells = page.eval_on_selector_all(".lang-doc-en [data-kind=estimate][data-estimator]", "els => els.map(e => ({...e.dataset, text: e.textContent}))")
-        marts = read_frame(report_db, "select * from marts.fct_did_estimates")
+        # Table 2P's cells come from Poisson ETWFE's own mart
         key = ["estimator", "outcome", "aggregation", "scope", "inference", "control_group"]
+        marts = pd.concat([read_frame(report_db, "select * from marts.fct_did_estimates"),
+                           read_frame(report_db, "select * from marts.fct_did_poisson_estimates")[
+                               [*key, "estimate", "ci_low", "ci_high", "p_value", "std_error", "n_obs"]]])
+        assert cells and any(c.get("estimator") == "poisson_etwfe" for c in cells)
         indexed = marts.set_index(key).sort_index()
         inference = read_frame(report_db, "select * from marts.fct_did_inference")
         checked = defaults = no_valid = 0
@@ -411,8 +415,10 @@ def test_report_in_browser_shows_the_marts(browser, report, report_db: Path) -> 
             else:
                 assert ("*" in cell["text"]) == (row["p_value"] < 0.05), cell
             checked += 1
-        # every overall effect of the three estimators is on the page
-        simple = marts[(marts["scope"] == "overall") & (marts["aggregation"] == "simple")]
+        # every overall effect of the three estimators is on the page, and Poisson ETWFE's on
+        # every count of Table 2P (Table S3 has verified departures)
+        simple = marts[(marts["scope"] == "overall") & (marts["aggregation"] == "simple")
+                       & ((marts["estimator"] != "poisson_etwfe") | (marts["outcome"] != "verified_departures"))]
         shown = {(c["estimator"], c["outcome"]) for c in cells if c.get("scope") == "overall" and "value" in c}
         assert set(zip(simple["estimator"], simple["outcome"], strict=True)) <= shown
         # and every partner country's ETWFE effect
@@ -477,8 +483,8 @@ def test_report_in_dutch(browser, report) -> None:
 
 FIRST_SCREEN = {"en": ("Report date", "Data window", "Code version"),
                 "nl": ("Datum van het rapport", "Periode van de gegevens", "Versie van de code")}
-CAPTION = {"en": (r"^Table (\d+|[A-Z]\d*|11\.2)\. ", r"^Figure [A-Z]?\d+\. "),
-           "nl": (r"^Tabel (\d+|[A-Z]\d*|11\.2)\. ", r"^Figuur [A-Z]?\d+\. ")}
+CAPTION = {"en": (r"^Table (\d+P?|[A-Z]\d*|11\.2)\. ", r"^Figure [A-Z]?\d+\. "),
+           "nl": (r"^Tabel (\d+P?|[A-Z]\d*|11\.2)\. ", r"^Figuur [A-Z]?\d+\. ")}
 
 
 def _check_language(page, folder: Path, lang: str) -> None:

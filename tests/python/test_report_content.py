@@ -341,6 +341,61 @@ def test_conclusions_prefer_poisson_etwfe_with_a_valid_interval_over_the_conform
     assert "Voor Poisson-ETWFE" in " ".join(conclusions(data, "nl"))
 
 
+def _with_poisson(data: ReportData) -> ReportData:
+    """``data`` plus Poisson ETWFE (the main estimator on the counts) and its validated
+    conformal intervals overall and per country on forced departures."""
+    rows = []
+    for o in OUTCOMES:
+        if o == "lead_time_days":
+            continue
+        rows.append(_estimate("poisson_etwfe", o, "overall", 2.4, 2.3, 2.5, 0.001,
+                              inference="cluster_unit_separated"))
+        for scope, est in (("MAR", 8.1), ("TUR", 0.2)):
+            rows.append(_estimate("poisson_etwfe", o, scope, est, est - 0.1, est + 0.1, 0.001, aggregation="group",
+                                  inference="cluster_unit_separated"))
+    data.poisson = pd.DataFrame(rows)
+    overall, country = "conformal_average_poisson_refit", "conformal_poisson_t"
+    data.inference = pd.DataFrame({
+        "estimator": ["etwfe", "poisson_etwfe", "poisson_etwfe", "poisson_etwfe"],
+        "outcome": ["forced_departures"] * 4, "scope": ["overall", "overall", "MAR", "TUR"],
+        "inference": ["cluster_unit", overall, country, country],
+        "is_default_method": [False, True, True, True], "valid_interval_at_design": [False, True, True, True],
+        "mc_coverage": [0.68, 0.934, 0.95, 0.95], "mc_size": [0.5, 0.06, 0.048, 0.048],
+        "mc_outcome": ["forced_departures"] * 4,
+        "estimate": [3.0, 2.4, 8.1, 0.2], "ci_low": [1.1, 1.5, 4.5, -1.3], "ci_high": [4.9, 3.1, 12.3, 0.6],
+    })
+    return data
+
+
+def test_the_main_estimate_on_the_counts_is_poisson_etwfe_with_its_validated_interval() -> None:
+    """With Poisson ETWFE in the warehouse the conclusions lead with it on the counts (Table 2P)
+    and with the annex's ETWFE on lead time; the annex's estimates follow, marked as without a
+    valid interval; the per-country spread carries the validated per-country intervals."""
+    data = _with_poisson(_data())
+    text = " ".join(conclusions(data, "en"))
+    assert ("Poisson extended TWFE (Table 2P) on forced departures, laissez-passers, nationality confirmations "
+            "and requests and extended TWFE in levels (Table 2) on lead time (days) estimate") in text
+    assert "forced departures 2.40* [1.50 3.10]" in text
+    assert "The annex's specification, extended TWFE in levels (Table 2), gives: forced departures 3.00;" in text
+    assert "in the Monte Carlo it is biased when the month shocks are multiplicative" in text
+    assert "from Turkey (0.20 [-1.30 0.60]) to Morocco (8.10* [4.50 12.30])" in text
+    assert "(Monte Carlo coverage 95.0%); intervals that exclude zero: Morocco." in text
+    assert "Morocco's estimate on forced departures (8.10* [4.50 12.30])" in text
+    assert "the estimate is 2.40 and its interval contains it" in text
+    assert "Poisson-extended TWFE (tabel 2P) voor gedwongen vertrek" in " ".join(conclusions(data, "nl"))
+    # Table 2P: the main estimator's table, on the counts only, before the annex's Table 2
+    tables = builder.build_tables(data, "en")
+    main = tables["table2p"]
+    assert main.caption.startswith("Table 2P.") and set(main.data["outcome"]) == {
+        o for o in OUTCOMES if o != "lead_time_days" and o != "verified_departures"}
+    row = main.data[(main.data["outcome"] == "forced_departures") & (main.data["scope"] == "overall")].iloc[0]
+    assert row["default_inference"] == "conformal_average_poisson_refit" and row["default_ci_low"] == 1.5
+    page_text = _text(_html(data, "en"))
+    assert page_text.index("Table 2P.") < page_text.index("Table 2. ")
+    # without Poisson ETWFE in the warehouse: no Table 2P, and the annex's ETWFE leads
+    assert "table2p" not in builder.build_tables(_data(), "en")
+
+
 def test_conclusions_without_estimates_say_so() -> None:
     data = _data(estimates=pd.DataFrame(columns=list(_estimates().columns)))
     points = conclusions(data, "en")

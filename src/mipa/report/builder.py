@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from mipa.outcomes import MAIN_OUTCOMES
+from mipa.outcomes import MAIN_ESTIMATOR, MAIN_OUTCOMES, main_estimator
 from mipa.report import labels
 from mipa.report.conclusions import conclusions
 from mipa.report.data import (
@@ -183,11 +183,18 @@ def build_tables(data: ReportData, lang: str) -> dict[str, Table]:
     appendix = [o for o in OUTCOME_ORDER if o == APPENDIX_OUTCOME]
     robust_order = [APPENDIX_OUTCOME, *MAIN_OUTCOMES]  # the annex's tables A1 and A2 start with it
     planted = data.planted if data.synthetic else None  # the generator's truth, never on real feeds
+    main: dict[str, Table] = {} if data.poisson.empty else {
+        "table2p": effect_table(data.poisson, data.partners, lang=lang, estimator=MAIN_ESTIMATOR,
+                                outcomes=[o for o in MAIN_OUTCOMES if main_estimator(o) == MAIN_ESTIMATOR],
+                                name="table_02p_poisson_etwfe", caption_key="table2p_caption",
+                                note_keys=["note_poisson_etwfe"], inference=data.inference, planted=planted),
+    }
     return {
         "table1": descriptive_table(data.descriptive, lang=lang, outcomes=MAIN_OUTCOMES,
                                     name="table_01_descriptive", caption_key="table1_caption"),
         "tableA3": descriptive_table(data.descriptive, lang=lang, outcomes=appendix,
                                      name="table_a3_descriptive_verified", caption_key="tableA3_caption"),
+        **main,
         "table2": effect_table(data.estimates, data.partners, lang=lang, estimator="etwfe", outcomes=MAIN_OUTCOMES,
                                name="table_02_etwfe", caption_key="table2_caption", note_keys=["note_etwfe"],
                                inference=data.inference, planted=planted),
@@ -283,6 +290,8 @@ def build_sections(data: ReportData, lang: str, tables: dict[str, Table],
     parallel = Section("parallel", t("sec_parallel"), t("intro_parallel"), figs("parallel"))
 
     results = Section("results", t("sec_results"), t("intro_results"))
+    if "table2p" in tables:
+        results.blocks += [heading(3, t("sub_main")), paragraph(t("intro_main")), render_table(tables["table2p"])]
     results.blocks += [heading(3, t("sub_etwfe")), *figs("coefficients"), render_table(tables["table2"])]
     if figures.get("events"):
         results.blocks += [heading(3, t("sub_event")), *figs("events")]

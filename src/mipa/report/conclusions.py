@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mipa.outcomes import MAIN_OUTCOMES, PRIMARY_OUTCOME
+from mipa.outcomes import ANNEX_ESTIMATOR, MAIN_OUTCOMES, PRIMARY_OUTCOME, main_estimator
 from mipa.report import labels
 from mipa.report.data import ReportData
 from mipa.report.formatting import (
@@ -42,13 +42,14 @@ LEAD_TIME = "lead_time_days"
 
 @dataclass
 class Headline:
-    """One overall ETWFE effect as Table 2 shows it."""
+    """One effect as Table 2P or Table 2 shows it."""
 
     outcome: str
     estimate: float
     ci_low: float | None  # None: no valid interval at this design
     ci_high: float | None
     method: str | None  # inference method of the interval
+    estimator: str = ANNEX_ESTIMATOR
 
     @property
     def has_interval(self) -> bool:
@@ -66,23 +67,30 @@ def _float(value: Any) -> float | None:
     return None if is_missing(value) else float(value)
 
 
-def headline(data: ReportData, outcome: str, *, estimator: str = "etwfe", scope: str = "overall") -> Headline | None:
-    """The estimate and interval of one Table 2 cell: the default (Monte Carlo-validated)
-    method's interval where the fct_did_inference mart names one, none where no method is
-    valid at this design, else the fct_did_estimates interval."""
-    row = select_estimate(data.estimates, estimator=estimator, outcome=outcome, scope=scope)
+def headline(data: ReportData, outcome: str, *, estimator: str | None = None, scope: str = "overall") -> Headline | None:
+    """The estimate and interval of one Table 2P / Table 2 cell: the default (Monte
+    Carlo-validated) method's interval where the fct_did_inference mart names one, none where
+    no method is valid at this design, else the estimator's own mart interval.
+
+    ``estimator`` None: the outcome's main estimator (:func:`~mipa.outcomes.main_estimator`),
+    or the annex's where the main one has no estimate (not estimated, or not estimable)."""
+    if estimator is None:
+        main = main_estimator(outcome)
+        return headline(data, outcome, estimator=main, scope=scope) or (
+            headline(data, outcome, estimator=ANNEX_ESTIMATOR, scope=scope) if main != ANNEX_ESTIMATOR else None)
+    row = select_estimate(data.estimates_of(estimator), estimator=estimator, outcome=outcome, scope=scope)
     if row is None or not_estimable_text(row) or is_missing(row["estimate"]):
         return None
     if not valid_interval_at_design(data.inference, estimator=estimator, scope=scope, outcome=outcome):
-        return Headline(outcome, float(row["estimate"]), None, None, None)
+        return Headline(outcome, float(row["estimate"]), None, None, None, estimator)
     default = default_inference_row(data.inference, estimator=estimator, outcome=outcome, scope=scope)
     if default is not None and not is_missing(default["estimate"]):
         return Headline(outcome, float(default["estimate"]), _float(default["ci_low"]), _float(default["ci_high"]),
-                        str(default["inference"]))
+                        str(default["inference"]), estimator)
     lo, hi = _float(row.get("ci_low")), _float(row.get("ci_high"))
     if lo is None or hi is None:
-        return Headline(outcome, float(row["estimate"]), None, None, None)
-    return Headline(outcome, float(row["estimate"]), lo, hi, str(row["inference"]))
+        return Headline(outcome, float(row["estimate"]), None, None, None, estimator)
+    return Headline(outcome, float(row["estimate"]), lo, hi, str(row["inference"]), estimator)
 
 
 # the estimators whose overall interval the Monte Carlo may validate where ETWFE's is not, in
@@ -92,20 +100,21 @@ def headline(data: ReportData, outcome: str, *, estimator: str = "etwfe", scope:
 VALID_ALTERNATIVES: tuple[str, ...] = ("poisson_etwfe", "conformal")
 
 
-def valid_alternative(data: ReportData, outcome: str) -> tuple[str, Headline] | None:
-    """The first of :data:`VALID_ALTERNATIVES` with a method that qualifies at this design
-    for the overall effect on ``outcome``, with its default method's estimate and interval
-    (else None)."""
+def valid_alternative(data: ReportData, outcome: str, *, exclude: str) -> tuple[str, Headline] | None:
+    """The first of :data:`VALID_ALTERNATIVES` other than ``exclude`` (the headline's
+    estimator) with a method that qualifies at this design for the overall effect on
+    ``outcome``, with its default method's estimate and interval (else None)."""
     if data.inference is None or data.inference.empty:
         return None
     for estimator in VALID_ALTERNATIVES:
-        if not valid_interval_at_design(data.inference, estimator=estimator, scope="overall", outcome=outcome):
+        if estimator == exclude or not valid_interval_at_design(data.inference, estimator=estimator, scope="overall",
+                                                                outcome=outcome):
             continue
         row = default_inference_row(data.inference, estimator=estimator, outcome=outcome, scope="overall")
         if row is None or is_missing(row["estimate"]) or is_missing(row["ci_low"]) or is_missing(row["ci_high"]):
             continue
         return estimator, Headline(outcome, float(row["estimate"]), float(row["ci_low"]), float(row["ci_high"]),
-                                   str(row["inference"]))
+                                   str(row["inference"]), estimator)
     return None
 
 
@@ -140,6 +149,15 @@ def _country_names(data: ReportData, lang: str) -> dict[str, str]:
     return {r["iso3"]: (r[col] or r["iso3"]) for _, r in data.partners.iterrows()}
 
 
+def _estimator_names(heads: dict[str, Headline], lang: str) -> str:
+    """``Poisson extended TWFE (Table 2P) on forced departures and requests and extended TWFE
+    in levels (Table 2) on lead time``: the estimators behind ``heads`` with their outcomes."""
+    used = list(dict.fromkeys(h.estimator for h in heads.values()))
+    return join_names([labels.text(lang, f"concl_main_{estimator}", outcomes=join_names(
+        [labels.outcome(lang, o).lower() for o, h in heads.items() if h.estimator == estimator], lang))
+        for estimator in used], lang)
+
+
 def _n_obs(data: ReportData, estimator: str, outcome: str) -> Any:
     row = select_estimate(data.estimates, estimator=estimator, outcome=outcome, scope="overall")
     return None if row is None else row.get("n_obs")
@@ -159,7 +177,8 @@ def conclusions(data: ReportData, lang: str) -> list[str]:
         points.append(t("concl_not_estimated"))
     if heads:
         items = "; ".join(f"{lower(o)} {_estimate_text(h, lang)}" for o, h in heads.items())
-        sentences = [t("concl_overall", n_partner=len(data.partners), items=items)]
+        sentences = [t("concl_overall", n_partner=len(data.partners), items=items,
+                       estimators=_estimator_names(heads, lang))]
         with_interval = [o for o, h in heads.items() if h.has_interval]
         if with_interval:
             methods = sorted({labels.inference(lang, heads[o].method) for o in with_interval})
@@ -173,7 +192,8 @@ def conclusions(data: ReportData, lang: str) -> list[str]:
         if len(with_interval) < len(heads):
             sentences.append(t("concl_no_valid"))
         points.append(" ".join(sentences))
-        alternatives = {o: valid_alternative(data, o) for o in heads if not heads[o].has_interval}
+        alternatives = {o: valid_alternative(data, o, exclude=h.estimator) for o, h in heads.items()
+                        if not h.has_interval}
         for estimator in VALID_ALTERNATIVES:
             alternative = {o: pair[1] for o, pair in alternatives.items() if pair is not None and pair[0] == estimator}
             if not alternative:
@@ -190,6 +210,13 @@ def conclusions(data: ReportData, lang: str) -> list[str]:
                 items="; ".join(f"{lower(o)} {_estimate_text(h, lang)}" for o, h in alternative.items()),
                 outcomes=join_names([lower(o) for o, h in alternative.items() if h.excludes_zero], lang),
             ))
+
+        # the annex's specification beside the main estimator, on the outcomes where they differ
+        annex = {o: headline(data, o, estimator=ANNEX_ESTIMATOR) for o, h in heads.items() if h.estimator != ANNEX_ESTIMATOR}
+        annex = {o: h for o, h in annex.items() if h is not None}
+        if annex:
+            points.append(t("concl_annex", items="; ".join(f"{lower(o)} {_estimate_text(h, lang)}" for o, h in annex.items()))
+                          + ("" if all(h.has_interval for h in annex.values()) else " " + t("concl_annex_no_valid")))
 
     main = heads.get(PRIMARY_OUTCOME)
     if main is not None:
@@ -208,17 +235,25 @@ def conclusions(data: ReportData, lang: str) -> list[str]:
                             agreement=t("concl_same_sign") if same else t("concl_other_sign")))
 
     # per country: the spread, and why it is illustrative only
-    by_country = {}
-    for iso3 in names:
-        row = select_estimate(data.estimates, estimator="etwfe", outcome=PRIMARY_OUTCOME, scope=iso3)
-        if row is not None and not not_estimable_text(row) and not is_missing(row["estimate"]):
-            by_country[iso3] = float(row["estimate"])
+    by_country = {iso3: headline(data, PRIMARY_OUTCOME, scope=iso3) for iso3 in names}
+    by_country = {iso3: h for iso3, h in by_country.items() if h is not None}
     if len(by_country) >= 2:
-        low = min(by_country, key=lambda k: (by_country[k], k))
-        high = max(by_country, key=lambda k: (by_country[k], k))
-        points.append(t("concl_per_country", outcome_lower=lower(PRIMARY_OUTCOME),
-                        low_country=names[low], low=_number(by_country[low], lang, PRIMARY_OUTCOME),
-                        high_country=names[high], high=_number(by_country[high], lang, PRIMARY_OUTCOME)))
+        low = min(by_country, key=lambda k: (by_country[k].estimate, k))
+        high = max(by_country, key=lambda k: (by_country[k].estimate, k))
+        first = default_inference_row(data.inference, estimator=by_country[low].estimator, outcome=PRIMARY_OUTCOME,
+                                      scope=low)
+        valid = first is not None and all(h.has_interval and h.method == first["inference"] for h in by_country.values())
+        # without a valid interval per country the spread is of point estimates only
+        text = (lambda h: _estimate_text(h, lang)) if valid else (lambda h: _number(h.estimate, lang, PRIMARY_OUTCOME))
+        spread = dict(outcome_lower=lower(PRIMARY_OUTCOME), low_country=names[low], low=text(by_country[low]),
+                      high_country=names[high], high=text(by_country[high]))
+        if valid:
+            points.append(t("concl_per_country_valid", **spread,
+                            method=labels.inference(lang, str(first["inference"])).lower(),
+                            coverage=fmt_percent(first["mc_coverage"], 1, lang),
+                            countries=join_names([names[k] for k, h in by_country.items() if h.excludes_zero], lang)))
+        else:
+            points.append(t("concl_per_country", **spread))
 
     # COVID-19 overlaps the pre-periods
     if data.covid_months and len(data.partners):

@@ -54,7 +54,8 @@ ESTIMATION_TABLES: dict[str, tuple[str, ...]] = {
 
 
 # read when present: older warehouses and warehouses built without estimation lack them
-OPTIONAL_TABLES: tuple[str, ...] = ("marts.fct_did_inference", "marts.fct_planted_effects")
+OPTIONAL_TABLES: tuple[str, ...] = ("marts.fct_did_inference", "marts.fct_planted_effects",
+                                    "marts.fct_did_poisson_estimates")
 
 
 def tables_read() -> tuple[str, ...]:
@@ -93,6 +94,13 @@ class ReportData:
     # ('overall' or a partner's ISO3) and outcome (optional: empty on real feeds and in
     # warehouses built before the mart existed)
     planted: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # fct_did_poisson_estimates: Poisson ETWFE, the main estimator on the counts (optional:
+    # warehouses built without it)
+    poisson: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def estimates_of(self, estimator: str) -> pd.DataFrame:
+        """The effect rows of one estimator's mart: Poisson ETWFE's own, else fct_did_estimates."""
+        return self.poisson if estimator == "poisson_etwfe" else self.estimates
 
     @property
     def synthetic(self) -> bool:
@@ -283,6 +291,12 @@ def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
         warnings.append("marts.fct_planted_effects is missing: rebuild the warehouse (`mipa build`) to show the "
                         "planted effects beside the estimates.")
 
+    poisson = pd.DataFrame()
+    if "marts.fct_did_poisson_estimates" in present:
+        poisson = _dedupe(_df(con, "select * from marts.fct_did_poisson_estimates"),
+                          ["estimator", "outcome", "aggregation", "scope", "inference", "control_group"],
+                          "fct_did_poisson_estimates", warnings)
+
     return ReportData(
         db_name=db_path.name,
         metadata=metadata,
@@ -304,4 +318,5 @@ def _load(con: duckdb.DuckDBPyConnection, db_path: Path) -> ReportData:
         warnings=warnings,
         inference=inference,
         planted=planted,
+        poisson=poisson,
     )

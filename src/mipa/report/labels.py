@@ -136,7 +136,18 @@ TEXT: dict[str, dict[str, str]] = {
         "sec_results": "Results",
         "sec_conclusions": "Conclusions",
         "sec_facts": "Run facts",
-        "sub_etwfe": "Main result: extended two-way fixed effects",
+        "sub_main": "Main result: Poisson extended TWFE on the counts",
+        "sub_etwfe": "The annex's specification: extended two-way fixed effects in levels",
+        "intro_main": (
+            "The counts of the return chain move with multiplicative country and month effects (COVID-19 "
+            "lowered every country's flows by a share, not by a number), so parallel trends hold in ratios, "
+            "not in levels. Poisson extended TWFE (Wooldridge 2023) models each country's counts as a "
+            "multiple of the untreated countries' month pattern; its effects are on the count scale, per "
+            "country-month (Table S3 gives them as rate ratios too). In the Monte Carlo at the annex's design "
+            "it is unbiased where extended TWFE in levels is not (Table I4), and its conformal intervals meet "
+            "the coverage rule overall and per country on forced departures (Table I1). Lead time is not a "
+            "count: its main estimate is Table 2's."
+        ),
         "sub_event": "Event studies",
         "sub_robust": "Other estimators: Callaway & Sant'Anna and classic TWFE (appendices 2 and 3)",
         "sub_verified": "Verified departures (appendix 4)",
@@ -229,6 +240,15 @@ TEXT: dict[str, dict[str, str]] = {
         "no_data": "No data",
         # result tables
         "table2_caption": "Table 2. Effect of the migration partnerships (ETWFE)",
+        "table2p_caption": "Table 2P. Effect of the migration partnerships on the counts (Poisson ETWFE, main estimator)",
+        "note_poisson_etwfe": (
+            "Poisson extended two-way fixed effects (Wooldridge 2023), not-yet-treated controls; effects on the "
+            "count scale; 95% confidence intervals in brackets from country-clustered standard errors."
+        ),
+        "note_poisson_etwfe_estimator": (
+            "Poisson extended two-way fixed effects (Wooldridge 2023), not-yet-treated controls; effects on the "
+            "count scale."
+        ),
         "tableA1_caption": "Table A1. Effect of the migration partnerships, doubly robust staggered difference-in-differences (Callaway & Sant'Anna)",
         "tableA2_caption": "Table A2. Effect of the migration partnerships, classic TWFE difference-in-differences",
         "tableA4_caption": "Table A4. Effect of the migration partnerships on verified departures (ETWFE)",
@@ -345,11 +365,11 @@ TEXT: dict[str, dict[str, str]] = {
         ),
         # conclusions
         "intro_conclusions": (
-            "Written from this run's numbers (Table 2 and the appendix tables), with the caveats the annex "
+            "Written from this run's numbers (Tables 2P and 2 and the appendix tables), with the caveats the annex "
             "states. Estimates are changes per country and month after a partnership started."
         ),
         "concl_overall": (
-            "Averaged over the {n_partner} partnerships, extended TWFE (Table 2) estimates these changes per "
+            "Averaged over the {n_partner} partnerships, {estimators} estimate these changes per "
             "country-month: {items}."
         ),
         "concl_no_valid": (
@@ -370,6 +390,20 @@ TEXT: dict[str, dict[str, str]] = {
             "{mc_outcome}: coverage {coverage}, rejects a true zero in {size} of the replications): {items}. "
             "Intervals that exclude zero: {outcomes}."
         ),
+        "concl_main_poisson_etwfe": "Poisson extended TWFE (Table 2P) on {outcomes}",
+        "concl_main_etwfe": "extended TWFE in levels (Table 2) on {outcomes}",
+        "concl_annex": "The annex's specification, extended TWFE in levels (Table 2), gives: {items}.",
+        "concl_annex_no_valid": (
+            "Where it shows no interval, no inference method gives it a valid 95% interval at this design: in "
+            "the Monte Carlo it is biased when the month shocks are multiplicative (Table I4)."
+        ),
+        "concl_per_country_valid": (
+            "Per country the estimates differ widely: on {outcome_lower} from {low_country} ({low}) to "
+            "{high_country} ({high}). Their intervals ({method}) are valid for one treated country at this design "
+            "(Monte Carlo coverage {coverage}); intervals that exclude zero: {countries}. Each still rests on a "
+            "single partnership: whatever else changed in that country when it started is part of its estimate, "
+            "so they are illustrative, not causal."
+        ),
         "concl_intervals": "Brackets: 95% intervals ({methods}).",
         "concl_excludes_zero": "Intervals that exclude zero: {outcomes}.",
         "concl_includes_zero": "Intervals that include zero (no effect distinguishable from none): {outcomes}.",
@@ -378,8 +412,8 @@ TEXT: dict[str, dict[str, str]] = {
             "Other estimators on {outcome_lower}: Callaway & Sant'Anna {csdid}, classic TWFE {twfe}; "
             "{agreement}"
         ),
-        "concl_same_sign": "the same sign as extended TWFE.",
-        "concl_other_sign": "not all of the same sign as extended TWFE: the average effect depends on the method.",
+        "concl_same_sign": "the same sign as the main estimate.",
+        "concl_other_sign": "not all of the same sign as the main estimate: the average effect depends on the method.",
         "concl_per_country": (
             "Per country the estimates differ widely: on {outcome_lower} from {low_country} ({low}) to "
             "{high_country} ({high}). They are illustrative, not causal: difference-in-differences is not built "
@@ -429,7 +463,18 @@ TEXT: dict[str, dict[str, str]] = {
         "sec_results": "Resultaten",
         "sec_conclusions": "Conclusies",
         "sec_facts": "Verantwoording van deze run",
-        "sub_etwfe": "Resultaat regressie: extended two-way fixed effects",
+        "sub_main": "Hoofdresultaat: Poisson-extended TWFE voor de aantallen",
+        "sub_etwfe": "De specificatie van de bijlage: extended two-way fixed effects in niveaus",
+        "intro_main": (
+            "De aantallen in de terugkeerketen bewegen met multiplicatieve land- en maandeffecten (corona "
+            "verlaagde de stromen van elk land met een fractie, niet met een vast aantal), dus parallelle "
+            "trends gelden in verhoudingen, niet in niveaus. Poisson-extended TWFE (Wooldridge 2023) modelleert "
+            "de aantallen van elk land als een veelvoud van het maandpatroon van de onbehandelde landen; de "
+            "effecten zijn in aantallen per land-maand (tabel S3 geeft ze ook als verhouding). In de Monte Carlo "
+            "bij het ontwerp van de bijlage is het zuiver waar extended TWFE in niveaus dat niet is (tabel I4), "
+            "en de conforme intervallen halen de dekkingsregel voor het gemiddelde en per land bij gedwongen "
+            "vertrek (tabel I1). Doorlooptijd is geen aantal: de hoofdschatting daarvan staat in tabel 2."
+        ),
         "sub_event": "Event studies",
         "sub_robust": "Andere schatters: Callaway & Sant'Anna en klassieke TWFE (appendix 2 en 3)",
         "sub_verified": "Aantoonbaar vertrek (appendix 4)",
@@ -520,6 +565,16 @@ TEXT: dict[str, dict[str, str]] = {
         "axis_frequency": "Land-maanden",
         "no_data": "Geen gegevens",
         "table2_caption": "Tabel 2. Effect migratiepartnerschappen (ETWFE)",
+        "table2p_caption": "Tabel 2P. Effect migratiepartnerschappen op de aantallen (Poisson-ETWFE, hoofdschatter)",
+        "note_poisson_etwfe": (
+            "Poisson-extended two-way fixed effects (Wooldridge 2023), nog niet behandelde landen als controle; "
+            "effecten in aantallen; tussen haakjes de 95%-betrouwbaarheidsintervallen op basis van geclusterde "
+            "standaardfouten."
+        ),
+        "note_poisson_etwfe_estimator": (
+            "Poisson-extended two-way fixed effects (Wooldridge 2023), nog niet behandelde landen als controle; "
+            "effecten in aantallen."
+        ),
         "tableA1_caption": "Tabel A1. Effect migratiepartnerschappen doubly robust staggered difference-in-differences (Callaway & Sant'Anna)",
         "tableA2_caption": "Tabel A2. Effect migratiepartnerschappen TWFE difference-in-differences",
         "tableA4_caption": "Tabel A4. Effect migratiepartnerschappen op aantoonbaar vertrek (ETWFE)",
@@ -632,12 +687,12 @@ TEXT: dict[str, dict[str, str]] = {
             "panel. De rijen per land steunen op minder: {countries} (kolom n_obs van de CSV)."
         ),
         "intro_conclusions": (
-            "Geschreven uit de cijfers van deze run (tabel 2 en de tabellen in de appendices), met de "
+            "Geschreven uit de cijfers van deze run (tabel 2P, tabel 2 en de tabellen in de appendices), met de "
             "kanttekeningen uit de bijlage. Schattingen zijn veranderingen per land en maand na de start van "
             "een migratiepartnerschap."
         ),
         "concl_overall": (
-            "Gemiddeld over de {n_partner} migratiepartnerschappen schat extended TWFE (tabel 2) deze "
+            "Gemiddeld over de {n_partner} migratiepartnerschappen schatten {estimators} deze "
             "veranderingen per land-maand: {items}."
         ),
         "concl_no_valid": (
@@ -659,6 +714,20 @@ TEXT: dict[str, dict[str, str]] = {
             "Monte Carlo op {mc_outcome}: dekking {coverage}, verwerpt een werkelijk nuleffect in {size} van "
             "de replicaties): {items}. Intervallen zonder nul: {outcomes}."
         ),
+        "concl_main_poisson_etwfe": "Poisson-extended TWFE (tabel 2P) voor {outcomes}",
+        "concl_main_etwfe": "extended TWFE in niveaus (tabel 2) voor {outcomes}",
+        "concl_annex": "De specificatie van de bijlage, extended TWFE in niveaus (tabel 2), geeft: {items}.",
+        "concl_annex_no_valid": (
+            "Waar geen interval staat, geeft geen inferentiemethode er bij dit ontwerp een geldig 95%-interval "
+            "voor: in de Monte Carlo is de schatter vertekend als de maandschokken multiplicatief zijn (tabel I4)."
+        ),
+        "concl_per_country_valid": (
+            "Per land lopen de schattingen sterk uiteen: voor {outcome_lower} van {low_country} ({low}) tot "
+            "{high_country} ({high}). De intervallen ({method}) zijn bij dit ontwerp geldig voor één behandeld "
+            "land (dekking in de Monte Carlo {coverage}); intervallen zonder nul: {countries}. Elke schatting "
+            "steunt toch op één migratiepartnerschap: wat er verder in dat land veranderde toen het begon, zit "
+            "in de schatting, dus ze zijn ter illustratie, niet causaal."
+        ),
         "concl_intervals": "Tussen haakjes: 95%-intervallen ({methods}).",
         "concl_excludes_zero": "Intervallen zonder nul: {outcomes}.",
         "concl_includes_zero": "Intervallen met nul (geen effect te onderscheiden van geen effect): {outcomes}.",
@@ -667,8 +736,8 @@ TEXT: dict[str, dict[str, str]] = {
             "Andere schatters voor {outcome_lower}: Callaway & Sant'Anna {csdid}, klassieke TWFE {twfe}; "
             "{agreement}"
         ),
-        "concl_same_sign": "hetzelfde teken als extended TWFE.",
-        "concl_other_sign": "niet allemaal met hetzelfde teken als extended TWFE: het gemiddelde effect hangt af van de methode.",
+        "concl_same_sign": "hetzelfde teken als de hoofdschatting.",
+        "concl_other_sign": "niet allemaal met hetzelfde teken als de hoofdschatting: het gemiddelde effect hangt af van de methode.",
         "concl_per_country": (
             "Per land lopen de schattingen sterk uiteen: voor {outcome_lower} van {low_country} ({low}) tot "
             "{high_country} ({high}). Ze zijn ter illustratie, niet causaal: difference-in-differences is niet "
