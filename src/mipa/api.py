@@ -116,8 +116,9 @@ def etwfe(
 
     ``family=None``: OLS (:func:`mipa.estimators.etwfe.etwfe`); ``family="poisson"``:
     Poisson QMLE for counts with effects on the count scale
-    (:func:`mipa.estimators.poisson_etwfe.poisson_etwfe`, no covariates). Standard errors
-    are clustered by unit; intervals use t with G-1 degrees of freedom.
+    (:func:`mipa.estimators.poisson_etwfe.poisson_etwfe`; with covariates R ``etwfe``'s
+    covariate slopes, not-yet-treated controls). Standard errors are clustered by unit;
+    intervals use t with G-1 degrees of freedom.
     """
     names = dict(outcome=yname, unit=idname, period=tname, first_treat=gname, control_group=control_group,
                  cohort=cohort, unit_labels=unit_labels)
@@ -125,9 +126,7 @@ def etwfe(
         fit = etwfe_fit(data, covariates=covariates, **names)
         return GroupTimeResult._from(fit.result(alpha), etwfe_fit=fit)
     if family == "poisson":
-        if len(covariates):
-            raise ValueError("family='poisson' takes no covariates")
-        return GroupTimeResult._from(poisson_etwfe(data, **names, alpha=alpha))
+        return GroupTimeResult._from(poisson_etwfe(data, **names, alpha=alpha, covariates=covariates))
     raise ValueError(f"family must be None or 'poisson', not {family!r}")
 
 

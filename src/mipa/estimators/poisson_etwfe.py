@@ -84,7 +84,7 @@ NULL (``no_variance``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,6 +94,7 @@ from mipa.estimability import REASONS, STATUS_ESTIMATED, NotEstimable, status_co
 from mipa.estimators import least_squares
 from mipa.estimators.etwfe import Cohort, ControlGroup, aggregation_matrix, cohort_labels, scope_label
 from mipa.estimators.poisson_cells import PoissonSample, SaturatedCellsFit, fit_saturated_cells, poisson_sample
+from mipa.estimators.poisson_covariates import poisson_etwfe_covariates
 from mipa.estimators.poisson_fit import DEVIANCE_TOL, PoissonFEFit, poisson_fe_fit
 from mipa.estimators.poisson_separation import Separation, separation_report
 from mipa.estimators.results import (
@@ -136,12 +137,15 @@ def poisson_etwfe(
     unit_labels: Mapping[Any, str] | pd.Series | None = None,
     alpha: float = 0.05,
     tol: float = DEVIANCE_TOL,
+    covariates: Sequence[str] = (),
 ) -> DidResult:
     """Poisson ETWFE with count-scale effects; see the module docstring.
 
-    Parameters as :func:`mipa.estimators.etwfe.etwfe` (no covariates). ``outcome`` must be
-    non-negative (counts, or any non-negative quantity for the QMLE); ``tol`` is the
-    relative deviance tolerance of the fit.
+    Parameters as :func:`mipa.estimators.etwfe.etwfe`. ``outcome`` must be non-negative
+    (counts, or any non-negative quantity for the QMLE); ``tol`` is the relative deviance
+    tolerance of the fit. With ``covariates`` (not-yet-treated controls, cohorts by first
+    treated period) the model is R ``etwfe``'s with covariate slopes, fitted by pyfixest
+    (:func:`mipa.estimators.poisson_covariates.poisson_etwfe_covariates`).
 
     Returns
     -------
@@ -157,6 +161,11 @@ def poisson_etwfe(
     NotEstimable
         for the data conditions of the module docstring ("When there is no estimate").
     """
+    if len(covariates):
+        if control_group != "notyettreated" or cohort != "group":
+            raise ValueError("Poisson ETWFE with covariates: control_group='notyettreated' and cohort='group' only")
+        return poisson_etwfe_covariates(panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat,
+                                        covariates=covariates, alpha=alpha)
     sample = poisson_sample(panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat,
                             control_group=control_group, cohort=cohort)
     cells = sample.cells
