@@ -140,24 +140,41 @@ def vars_args(dbt_args: list[str] | None) -> list[str]:
 
 
 def start_parse(db_path: Path, project: Path | None = None, dbt_args: list[str] | None = None) -> subprocess.Popen:
-    """``dbt parse`` for the build of ``db_path``, started in the background with the
-    build's profile (its building file), vars and target path, so the build's own parse
-    finds the saved manifest current. Its output is dropped: ``dbt build`` reports any
-    problem of the project again. Wait for it (:func:`finish_parse`) before ``dbt build``."""
+    """The build's dbt process (:mod:`mipa.dbt_session`), started in the background: it
+    parses the project with the build's profile (its building file), vars and target path
+    while the feeds load, then waits for :func:`run_build_session` (or
+    :func:`finish_parse`, which ends it after the parse)."""
     project = Path(project or settings.project_dir())
     env = dbt_env(building_path(Path(db_path)), project)
-    cmd = [_dbt_executable(), "--quiet", "parse", *vars_args(dbt_args), "--project-dir", str(project),
-           "--profiles-dir", str(project)]
-    return subprocess.Popen(cmd, env=env, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    cmd = [sys.executable, "-m", "mipa.dbt_session", str(project), *vars_args(dbt_args)]
+    return subprocess.Popen(cmd, env=env, cwd=project, stdin=subprocess.PIPE, text=True,
                             preexec_fn=_die_with_parent())
 
 
+def run_build_session(session: subprocess.Popen, dbt_args: list[str], freshness_output: Path | None) -> int:
+    """``dbt build`` with ``dbt_args`` in the parsed session of :func:`start_parse`, then
+    (after a successful build) ``dbt source freshness`` into ``freshness_output``; dbt
+    build's exit code."""
+    assert session.stdin is not None
+    session.stdin.write(json.dumps({"build": list(dbt_args),
+                                    "freshness_output": None if freshness_output is None else str(freshness_output)})
+                        + "\n")
+    session.stdin.close()
+    return session.wait()
+
+
 def finish_parse(parse: subprocess.Popen | None, *, stop: bool = False) -> None:
-    """Wait for a background parse (or end it, ``stop=True``, when the build failed first)."""
+    """End a background session after its parse and wait for it (``stop=True``: end it now,
+    when the build failed first)."""
     if parse is None:
         return
     if stop and parse.poll() is None:
         parse.terminate()
+    if parse.stdin is not None and not parse.stdin.closed:
+        try:
+            parse.stdin.close()
+        except OSError:
+            pass
     parse.wait()
 
 
@@ -171,11 +188,17 @@ def record_source_freshness(db_file: Path, project: Path, dbt_args: list[str] | 
         out = Path(tmp) / "sources.json"
         code = run_dbt(["--quiet", "source", "freshness", *vars_args(dbt_args), "--output", str(out)], db_file,
                        project)
-        if not out.is_file():
-            print(f"[mipa build] WARNING dbt source freshness wrote no results (exit {code}); "
-                  "mipa validate will run it", file=sys.stderr, flush=True)
-            return False
-        results = json.loads(out.read_text(encoding="utf-8"))["results"]
+        return store_source_freshness(db_file, out, f"exit {code}")
+
+
+def store_source_freshness(db_file: Path, results_file: Path, context: str) -> bool:
+    """dbt's ``sources.json`` at ``results_file`` into :data:`FRESHNESS_TABLE` of
+    ``db_file``; a warning naming ``context`` and False when dbt wrote none."""
+    if not results_file.is_file():
+        print(f"[mipa build] WARNING dbt source freshness wrote no results ({context}); "
+              "mipa validate will run it", file=sys.stderr, flush=True)
+        return False
+    results = json.loads(results_file.read_text(encoding="utf-8"))["results"]
     con = duckdb.connect(str(db_file))
     try:
         con.execute(f"create or replace table {FRESHNESS_TABLE} (measured_on date, results varchar)")
@@ -360,13 +383,20 @@ def _locked_build(
             flush=True,
         )
     print(f"[mipa build] running dbt build into {building.name}", file=sys.stderr, flush=True)
-    finish_parse(parse)
+    freshness = Path(tempfile.mkdtemp(prefix="mipa-freshness-")) / "sources.json"
     try:
-        code = run_dbt(["build", *dbt_args], building, project)
+        if parse is None or parse.poll() is not None:
+            finish_parse(parse)
+            parse = start_parse(db_path, project, dbt_args)
+        code = run_build_session(parse, dbt_args, freshness)
     except OSError as exc:
+        shutil.rmtree(freshness.parent, ignore_errors=True)
         _remove(_scratch(building))
         raise BuildError(_os_error_message(exc, "starting dbt", folder, db_path)) from exc
     finished = time.perf_counter()
+    if code == 0:
+        store_source_freshness(building, freshness, "the build's dbt process")
+    shutil.rmtree(freshness.parent, ignore_errors=True)
     if code != 0:
         report = _quarantine_report(building)
         if _disk_nearly_full(folder):
@@ -387,7 +417,6 @@ def _locked_build(
         raise BuildError(
             f"dbt build failed (exit {code}); {db_path} is unchanged. {failed_note}\n{report}"
         )
-    record_source_freshness(building, project, dbt_args)
     try:
         os.replace(building, db_path)
     except OSError as exc:

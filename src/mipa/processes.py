@@ -3,8 +3,9 @@
 Why: dbt-duckdb runs Python models inside the dbt process, so two models on dbt's two threads
 share one interpreter lock; ``make bench`` measured 1.28 of 2 cores used over ``mipa run``
 (142 CPU-s in 111 s) while the inference and sensitivity models ran side by side. A model
-that hands its computation to one child process releases the lock while it waits, so each dbt
-thread keeps one core busy: never more busy processes than dbt's threads.
+that hands its computation to a worker process releases the lock while it waits, so each dbt
+thread keeps one core busy: never more busy processes than dbt's threads. The workers stay for
+the next model (their imports loaded).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 __all__ = ["progress_line", "run_in_child_process"]
@@ -43,16 +46,41 @@ def _with_notes(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
                 progress_line(f"note: {text}" + (f" ({n} times)" if n > 1 else ""))
 
 
+# one pool for every model of the dbt process: a worker that ran one model has its imports
+# loaded for the next (a spawn and the imports were ~2 s per model, 4 models on the critical path)
+_POOL: ProcessPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ProcessPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            # as many workers as cores: the callers are dbt's threads, each waiting for its one
+            # task, so busy workers never outnumber them
+            _POOL = ProcessPoolExecutor(max_workers=max(1, os.cpu_count() or 1),
+                                        mp_context=multiprocessing.get_context("spawn"))
+        return _POOL
+
+
 def run_in_child_process(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)`` in one fresh (spawned) process; its result or its exception.
-    Warnings become one-line notes on stderr (:func:`_with_notes`).
+    """``fn(*args, **kwargs)`` in a (spawned) worker process of this process's pool; its
+    result or its exception. Warnings become one-line notes on stderr (:func:`_with_notes`).
 
     ``fn`` and the arguments must be picklable (a module-level function, DataFrames,
     dataclasses). Spawned, not forked: the caller (dbt) holds threads and a database
-    connection. ``MIPA_MODEL_CHILD_PROCESS=0`` runs it in this process instead.
+    connection. A pool whose worker died is replaced for the next call.
+    ``MIPA_MODEL_CHILD_PROCESS=0`` runs it in this process instead.
     """
+    global _POOL
     if os.environ.get("MIPA_MODEL_CHILD_PROCESS", "1") == "0":
         return _with_notes(fn, args, kwargs)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    pool = _pool()
+    try:
         return pool.submit(_with_notes, fn, args, kwargs).result()
+    except BrokenProcessPool:
+        with _POOL_LOCK:
+            if _POOL is pool:
+                _POOL = None
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
