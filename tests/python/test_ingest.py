@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from conftest import write_csv
 
-from mipa.ingest import FeedError, ingest
+from mipa.ingest import FeedError, ingest, pseudonym_sql
 
 
 def test_rows_keep_file_and_row_number(minimal_feeds: Path, tmp_path: Path, pseudonym_key: str) -> None:
@@ -32,6 +32,18 @@ def test_person_ids_are_replaced_by_keyed_hash(minimal_feeds: Path, tmp_path: Pa
     assert pseudonym == expected
     columns = {r[0] for r in con.execute("select column_name from information_schema.columns").fetchall()}
     assert "person_id" not in columns
+
+
+@pytest.mark.parametrize("key", [b"k", b"a-key-of-exactly-sixty-four-bytes-for-the-sha256-block-size....", b"x" * 100])
+def test_pseudonym_sql_is_hmac_sha256(key: bytes) -> None:
+    """DuckDB's expression gives hmac.new's digests: ASCII, accents, CJK, spaces, empty,
+    NULL kept NULL; keys shorter than, equal to and longer than the SHA-256 block."""
+    values = ["P1", "p1", "é漢字 ", "", " ", "0" * 500, None]
+    con = duckdb.connect()
+    con.execute("create table t (i integer, person_id varchar)")
+    con.executemany("insert into t values (?, ?)", list(enumerate(values)))
+    got = [h for _, h in con.execute(f"select i, {pseudonym_sql('person_id', key)} from t order by i").fetchall()]
+    assert got == [None if v is None else hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in values]
 
 
 def test_missing_key_on_real_feeds_is_an_error(minimal_feeds: Path, tmp_path: Path, monkeypatch) -> None:
