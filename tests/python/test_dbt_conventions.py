@@ -109,6 +109,80 @@ def test_feeds_have_source_freshness(manifest) -> None:
         assert "feed_loaded_at_query" in source["loaded_at_query"], source["name"]
 
 
+# --------------------------------------------------------------------------------------
+# dbt-project-evaluator's rules (dbt Labs' package; `dbt deps` cannot reach the hub here, so
+# its rules are written out over the manifest). Exceptions are listed with their reason.
+
+# sources that are not deliveries in time, so freshness does not apply (the evaluator's
+# fct_sources_without_freshness): the Monte Carlo's result files, the optional
+# air-passenger reference series (its months are the data, not its delivery), and the
+# load's own log of this build
+SOURCES_WITHOUT_FRESHNESS = {"inference_coverage", "estimator_designs", "air_passengers", "load_metadata",
+                             "delivery_files"}
+# models without a parent (fct_root_models): the month spine is generated from the
+# project's window variables
+ROOT_MODELS = {"int_month_spine"}
+
+
+def _tests_by_model(manifest: dict) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "test" or not node.get("test_metadata"):
+            continue
+        for parent in node["depends_on"]["nodes"]:
+            out.setdefault(parent, set()).add(node["test_metadata"]["name"])
+    return out
+
+
+def test_evaluator_documentation_coverage(manifest) -> None:
+    """fct_undocumented_models / _source_tables, and every column documented."""
+    models = _models(manifest).values()
+    assert sorted(m["name"] for m in models if not m["description"].strip()) == []
+    assert sorted(f"{m['name']}.{c}" for m in models for c, col in m["columns"].items()
+                  if not col["description"].strip()) == []
+    assert sorted(s["name"] for s in manifest["sources"].values() if not s["description"].strip()) == []
+
+
+def test_evaluator_every_model_has_a_grain_test(manifest) -> None:
+    """fct_missing_primary_key_tests: each model's grain is tested (unique, a unique
+    combination of columns, or a fixed number of rows per group)."""
+    grain = {"unique", "unique_combination_of_columns", "rows_per_group"}
+    tests = _tests_by_model(manifest)
+    assert sorted(m["name"] for k, m in _models(manifest).items() if not tests.get(k, set()) & grain) == []
+
+
+def test_evaluator_dag_rules(manifest) -> None:
+    """fct_staging_dependent_on_staging / _marts_or_intermediate (staging reads sources
+    only), fct_source_fanout / fct_multiple_sources_joined (a source is read by one staging
+    model, none joins two), fct_direct_join_to_source (only staging reads sources),
+    fct_root_models, fct_exposure_parents_materializations (the report reads tables)."""
+    models = _models(manifest)
+    parents = {k: m["depends_on"]["nodes"] for k, m in models.items()}
+    staging_on_models = [m["name"] for k, m in models.items()
+                         if _layer(m) == "staging" and any(p.startswith("model.") for p in parents[k])]
+    assert staging_on_models == []
+    source_readers: dict[str, list[str]] = {}
+    for k, m in models.items():
+        for p in parents[k]:
+            if p.startswith("source."):
+                source_readers.setdefault(p, []).append(m["name"])
+    assert {s: r for s, r in source_readers.items() if len(r) > 1} == {}
+    assert sorted(r for readers in source_readers.values() for r in readers if not r.startswith("stg_")) == []
+    assert {m["name"] for k, m in models.items() if not parents[k]} == ROOT_MODELS
+    for exposure in manifest["exposures"].values():
+        for parent in exposure["depends_on"]["nodes"]:
+            node = manifest["nodes"][parent]
+            assert node["config"]["materialized"] == "table", (exposure["name"], node["name"])
+
+
+def test_evaluator_sources_have_freshness(manifest) -> None:
+    """fct_sources_without_freshness, with the listed exceptions."""
+    without = {s["name"] for s in manifest["sources"].values()
+               if not any((s.get("freshness") or {}).get(f"{level}_after", {}).get("count")
+                          for level in ("warn", "error"))}
+    assert without == SOURCES_WITHOUT_FRESHNESS
+
+
 def test_montecarlo_results_are_a_source_not_a_seed(manifest) -> None:
     """The Monte Carlo's committed results are data a script writes: dbt reads the file in
     place (dbt-duckdb external_location, from MIPA_PROJECT_DIR), only its staging model reads
