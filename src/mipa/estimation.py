@@ -17,7 +17,7 @@ import pandas as pd
 from mipa.estimability import NotEstimable, attempt, finalize_status, status_columns
 from mipa.estimators.csdid import callaway_santanna
 from mipa.estimators.etwfe import etwfe
-from mipa.estimators.results import DidResult
+from mipa.estimators.results import INTERVAL_COLUMNS, DidResult
 from mipa.estimators.twfe import twfe, yearly_twfe
 from mipa.outcomes import OUTCOMES
 
@@ -40,10 +40,7 @@ RESULT_COLUMNS = [
     "cohort",
     "period_month",
     "event_time",
-    "estimate",
-    "std_error",
-    "ci_low",
-    "ci_high",
+    *INTERVAL_COLUMNS,
     "band_low",
     "band_high",
     "p_value",

@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+# an estimate with its standard error and interval: every result table has these four
+INTERVAL_COLUMNS = ["estimate", "std_error", "ci_low", "ci_high"]
+
 ESTIMATE_COLUMNS = [
     "aggregation",  # 'simple' | 'group' | 'dynamic' | 'calendar'
     "scope",  # 'overall' or a group / unit label (ISO3 for the country panel)
-    "estimate",
-    "std_error",
-    "ci_low",
-    "ci_high",
+    *INTERVAL_COLUMNS,
     "p_value",
     "n_obs",  # observations used by the fit that produced the row
     "n_clusters",  # clusters behind the standard error
@@ -29,6 +29,19 @@ ESTIMATE_COLUMNS = [
     "reason",  # a key of mipa.estimability.REASONS, or None
     "reason_detail",  # the reason in words, for this row
 ]
+
+@dataclass(frozen=True)
+class IntervalRow:
+    """The leading fields of an inference method's result row: scope, estimate, standard
+    error, interval and p-value (the method's own fields follow)."""
+
+    scope: str
+    estimate: float
+    std_error: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
 
 EVENT_STUDY_COLUMNS = [
     "scope",

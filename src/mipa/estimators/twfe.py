@@ -45,7 +45,7 @@ from mipa.estimability import NotEstimable, attempt, finalize_status, status_col
 from mipa.estimators.etwfe_sample import drop_singleton_rows, panel_rows
 from mipa.estimators.fixed_effects import absorbed_dof, factorize
 from mipa.estimators.least_squares import cluster_vcov, driscoll_kraay_vcov, fit_within, wald_ci
-from mipa.estimators.results import ESTIMATE_COLUMNS, DidResult
+from mipa.estimators.results import ESTIMATE_COLUMNS, INTERVAL_COLUMNS, DidResult
 
 __all__ = ["YEARLY_COLUMNS", "prepare_rows", "twfe", "yearly_twfe"]
 
@@ -61,10 +61,7 @@ _METHODS = {
 YEARLY_COLUMNS = [
     "outcome",
     "treatment",
-    "estimate",
-    "std_error",
-    "ci_low",
-    "ci_high",
+    *INTERVAL_COLUMNS,
     "p_value",
     "n_obs",
     "n_clusters",

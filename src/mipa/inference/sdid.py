@@ -49,7 +49,7 @@ import pandas as pd
 from scipy import stats
 
 from mipa.estimability import STATUS_COLUMNS, STATUS_ESTIMATED, STATUS_NOT_ESTIMABLE, NotEstimable
-from mipa.estimators.results import ESTIMATE_COLUMNS, estimate_row
+from mipa.estimators.results import ESTIMATE_COLUMNS, IntervalRow, estimate_row
 from mipa.inference.randomization import Estimator, PanelArrays
 from mipa.inference.sdid_fit import Method, SdidFit, fit_many, sdid_estimate
 from mipa.inference.sdid_placebo import (
@@ -85,7 +85,7 @@ INFERENCE = "sdid_placebo"
 
 # --------------------------------------------------------------------------- panel
 @dataclass(frozen=True)
-class SdidRow:
+class SdidRow(IntervalRow):
     """One SDID result row (a treated unit, or ``overall``).
 
     ``status``/``reason``/``reason_detail`` as :mod:`mipa.estimability`: a row that could
@@ -93,12 +93,6 @@ class SdidRow:
     :data:`~mipa.estimability.REASONS` (see :func:`sdid_by_unit` for which one when).
     """
 
-    scope: str
-    estimate: float
-    std_error: float
-    ci_low: float
-    ci_high: float
-    p_value: float
     n_obs: int
     n_clusters: int
     n_treated_clusters: int

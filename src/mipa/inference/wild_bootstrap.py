@@ -115,7 +115,7 @@ from typing import Any
 import numpy as np
 
 from mipa.estimability import NotEstimable
-from mipa.estimators.results import estimate_row
+from mipa.estimators.results import IntervalRow, estimate_row
 from mipa.inference.wild_contrasts import (
     FittedContrast,
     etwfe_contrast,
@@ -164,7 +164,7 @@ __all__ = [
 
 # --------------------------------------------------------------------------- result
 @dataclass(frozen=True)
-class WildBootstrapResult:
+class WildBootstrapResult(IntervalRow):
     """One WCR (or WCU) test and interval for ``w'b``.
 
     ``std_error`` is the cluster-robust standard error that studentizes ``t`` and every
@@ -174,12 +174,6 @@ class WildBootstrapResult:
     one treated cluster).
     """
 
-    scope: str
-    estimate: float
-    std_error: float
-    ci_low: float
-    ci_high: float
-    p_value: float
     null: float
     t_stat: float
     n_obs: int

@@ -84,7 +84,7 @@ from mipa.estimability import REASONS, NotEstimable, attempt, status_columns
 from mipa.estimation import EstimationSettings, prepare_panel
 from mipa.estimators.csdid import callaway_santanna
 from mipa.estimators.etwfe import etwfe
-from mipa.estimators.results import DidResult
+from mipa.estimators.results import INTERVAL_COLUMNS, DidResult
 from mipa.processes import progress_line, run_in_child_process
 from mipa.sensitivity.variant_panels import (
     AFRICA,
@@ -147,10 +147,7 @@ GRID_COLUMNS = [
     "partnership_variant",
     "control_pool",
     "misa_controls_removed",
-    "estimate",
-    "std_error",
-    "ci_low",
-    "ci_high",
+    *INTERVAL_COLUMNS,
     "p_value",
     "n_obs",
     "n_clusters",

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from mipa.estimators.results import INTERVAL_COLUMNS
 from mipa.outcomes import COUNT_OUTCOMES, MAIN_OUTCOMES, OUTCOMES
 
 __all__ = [
@@ -51,10 +52,7 @@ RESULT_COLUMNS = [
     "specification",
     "control_group",
     "event_time",
-    "estimate",
-    "std_error",
-    "ci_low",
-    "ci_high",
+    *INTERVAL_COLUMNS,
     "band_low",
     "band_high",
     "critical_value",
