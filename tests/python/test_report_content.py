@@ -378,6 +378,8 @@ def test_the_main_estimate_on_the_counts_is_poisson_etwfe_with_its_validated_int
     assert "forced departures 2.40* [1.50 3.10]" in text
     assert "The annex's specification, extended TWFE in levels (Table 2), gives: forced departures 3.00;" in text
     assert "in the Monte Carlo it is biased when the month shocks are multiplicative" in text
+    # the outcomes without a valid interval are named (here lead time: the annex's ETWFE, none valid)
+    assert "For lead time (days) no inference method gives a valid 95% interval" in text
     assert "from Turkey (0.20 [-1.30 0.60]) to Morocco (8.10* [4.50 12.30])" in text
     assert "(Monte Carlo coverage 95.0%); intervals that exclude zero: Morocco." in text
     assert "Morocco's estimate on forced departures (8.10* [4.50 12.30])" in text

@@ -189,8 +189,11 @@ def conclusions(data: ReportData, lang: str) -> list[str]:
                 t("concl_includes_zero", outcomes=join_names(
                     [lower(o) for o in with_interval if not heads[o].excludes_zero], lang)),
             ]
-        if len(with_interval) < len(heads):
+        if not with_interval:
             sentences.append(t("concl_no_valid"))
+        elif len(with_interval) < len(heads):
+            sentences.append(t("concl_no_valid_some", outcomes=join_names(
+                [lower(o) for o, h in heads.items() if not h.has_interval], lang)))
         points.append(" ".join(sentences))
         alternatives = {o: valid_alternative(data, o, exclude=h.estimator) for o, h in heads.items()
                         if not h.has_interval}

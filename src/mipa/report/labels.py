@@ -377,6 +377,10 @@ TEXT: dict[str, dict[str, str]] = {
             "see the inference section): they are point estimates, and whether they differ from zero cannot "
             "be said."
         ),
+        "concl_no_valid_some": (
+            "For {outcomes} no inference method gives a valid 95% interval at this design (Monte Carlo, see the "
+            "inference section): those are point estimates, and whether they differ from zero cannot be said."
+        ),
         "concl_valid_alternative_conformal": (
             "A valid 95% interval at this design does exist for the average of each partner's own effect, "
             "estimated against the mean of the never-treated countries ({method}, Table I1; Monte Carlo on "
@@ -699,6 +703,11 @@ TEXT: dict[str, dict[str, str]] = {
             "Geen inferentiemethode geeft bij dit ontwerp een geldig 95%-interval voor deze gemiddelden (Monte "
             "Carlo, zie de paragraaf over inferentie): het zijn puntschattingen, en of ze van nul verschillen "
             "valt niet te zeggen."
+        ),
+        "concl_no_valid_some": (
+            "Voor {outcomes} geeft geen inferentiemethode bij dit ontwerp een geldig 95%-interval (Monte Carlo, zie "
+            "de paragraaf over inferentie): dat zijn puntschattingen, en of ze van nul verschillen valt niet te "
+            "zeggen."
         ),
         "concl_valid_alternative_conformal": (
             "Voor het gemiddelde van het eigen effect per partnerland, geschat tegen het gemiddelde van de nooit "
