@@ -107,6 +107,12 @@ def test_country_row_label_and_value_attribute() -> None:
 def test_labels_have_the_same_keys_in_both_languages() -> None:
     for name, group in labels.GROUPS.items():
         assert set(group["en"]) == set(group["nl"]), name
+    # the report's prose files (src/mipa/report/text/*.yml): both languages, the same keys
+    files = sorted((Path(labels.__file__).parent / "text").glob("*.yml"))
+    assert len(files) == 6
+    for path in files:
+        words = labels.load_text(path.stem)
+        assert set(words["en"]) == set(words["nl"]) and words["en"], path.name
     assert labels.outcome("nl", "lead_time_days") == "Doorlooptijd"
     assert labels.outcome("nl", "confirmations") == "Nationaliteitsbevestigingen"
     with pytest.raises(ValueError):

@@ -33,38 +33,7 @@ AFTER = "trends"
 MART = MARTS[0]
 FIGURE_NAME = "figure_A1_air_passengers"
 
-LABELS = {
-    "en": {
-        "title": "COVID-19 and air travel",
-        "intro": "COVID-19 depressed travel, and with it departures, from {covid_first} to {covid_last} "
-                 "(the grey band in the figures): air passengers show when traffic returned to a new normal level.",
-        "caption": "Figure A1. Air passengers per month",
-        "alt": "Line chart of air passengers per month from {first} to {last}, with the COVID-19 months shaded.",
-        "axis": "Passengers per month",
-        "legend_series": "Air passengers",
-        "note_source": "Source: {file} ({n} months), loaded by mipa build into marts.fct_air_passengers.",
-        "missing": "Figure A1 (air passengers per month, the annex's picture of the COVID-19 dip) is not shown: "
-                   "this run has no passenger series, which mipa cannot download; to add it, put a CSV with the "
-                   "columns month (YYYY-MM) and passengers at <raw dir>/{file} (or name the file in {env}) and "
-                   "run mipa build again.",
-    },
-    "nl": {
-        "title": "COVID-19 en luchtverkeer",
-        "intro": "COVID-19 drukte het reizen, en daarmee het vertrek, van {covid_first} tot en met {covid_last} "
-                 "(de grijze band in de figuren): het aantal vliegtuigpassagiers laat zien wanneer het verkeer een "
-                 "nieuw normaal niveau bereikte.",
-        "caption": "Figuur A1. Vliegtuigpassagiers per maand",
-        "alt": "Lijngrafiek van het aantal vliegtuigpassagiers per maand van {first} tot en met {last}, met de "
-               "COVID-19-maanden grijs.",
-        "axis": "Passagiers per maand",
-        "legend_series": "Vliegtuigpassagiers",
-        "note_source": "Bron: {file} ({n} maanden), door mipa build geladen in marts.fct_air_passengers.",
-        "missing": "Figuur A1 (vliegtuigpassagiers per maand, het beeld van de COVID-19-dip in de bijlage) ontbreekt: "
-                   "deze run heeft geen passagiersreeks, die mipa niet kan downloaden; voeg haar toe als CSV met de "
-                   "kolommen month (JJJJ-MM) en passengers in <raw dir>/{file} (of noem het bestand in {env}) en "
-                   "draai mipa build opnieuw.",
-    },
-}
+LABELS: dict[str, dict[str, str]] = labels.load_text("covid")
 
 
 def _t(lang: str, key: str, **values: object) -> str:

@@ -25,42 +25,7 @@ MAIN_INTERVALS = (
     ("conformal", "conformal_average_ratio_refit"), ("poisson_etwfe", "conformal_average_poisson_refit"),
 )
 
-LABELS: dict[str, dict[str, str]] = {
-    "en": {
-        "caption": "Table I4. Which estimator is unbiased where: bias (in sampling sds) and coverage of the overall "
-                   "effect's 95% interval by design",
-        "col_row": "Outcome, estimator and inference",
-        "design_zero_additive": "No effect",
-        "design_annex_additive": "Annex effects, added",
-        "design_annex_multiplicative": "Annex effects, as a rate ratio",
-        "col_bias": "{design}: bias / sd",
-        "col_coverage": "{design}: coverage",
-        "note": (
-            "Monte Carlo of the design study ({reps} replications per design, panels drawn from the synthetic feeds' "
-            "model at the annex's design). Bias / sd: mean estimate minus planted effect, in units of the "
-            "estimate's sampling sd; from about 0.5 on no interval of the right width reaches 93% coverage. "
-            "Added: the same change every post month; rate ratio: the same average change, proportional to the "
-            "country's expected count."
-        ),
-    },
-    "nl": {
-        "caption": "Tabel I4. Welke schatter is waar zuiver: bias (in steekproef-sd's) en dekking van het "
-                   "95%-interval van het totaaleffect per ontwerp",
-        "col_row": "Uitkomst, schatter en inferentie",
-        "design_zero_additive": "Geen effect",
-        "design_annex_additive": "Effecten bijlage, opgeteld",
-        "design_annex_multiplicative": "Effecten bijlage, als verhouding",
-        "col_bias": "{design}: bias / sd",
-        "col_coverage": "{design}: dekking",
-        "note": (
-            "Monte Carlo van de ontwerpstudie ({reps} herhalingen per ontwerp, panels getrokken uit het model van de "
-            "synthetische bestanden bij het ontwerp van de bijlage). Bias / sd: gemiddelde schatting min het "
-            "geplante effect, in eenheden van de steekproef-sd van de schatting; vanaf ongeveer 0,5 haalt geen "
-            "interval van de juiste breedte 93% dekking. Opgeteld: elke maand na de start dezelfde verandering; "
-            "verhouding: dezelfde gemiddelde verandering, evenredig met het verwachte aantal van het land."
-        ),
-    },
-}
+LABELS: dict[str, dict[str, str]] = labels.load_text("designs")
 
 
 def _t(lang: str, key: str, **values: object) -> str:
