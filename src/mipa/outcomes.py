@@ -22,9 +22,10 @@ COUNT_OUTCOMES: tuple[str, ...] = tuple(o for o in OUTCOMES if o != "lead_time_d
 
 # the estimator the report leads with on a count outcome: Poisson ETWFE (Wooldridge 2023). The
 # counts move with multiplicative country and month effects (the COVID dip), so parallel trends
-# hold in ratios, not in levels: in the design study (montecarlo/estimator_designs.csv) ETWFE in
-# levels is biased by 0.4-0.7 sampling SDs with no effect planted, Poisson ETWFE by under 0.03,
-# and only Poisson ETWFE has intervals that qualify overall and per country (Table I1).
+# hold in ratios, not in levels: in the design study (montecarlo/estimator_designs.csv, forced
+# departures) ETWFE in levels is biased by 0.44-0.71 sampling SDs in every design (0.71 with no
+# effect planted), Poisson ETWFE by under 0.03, and only Poisson ETWFE has intervals that qualify
+# overall and per country (Table I1).
 MAIN_ESTIMATOR = "poisson_etwfe"
 # the annex's estimator, replicated in Table 2; the main one for lead time, which is not a count
 ANNEX_ESTIMATOR = "etwfe"
