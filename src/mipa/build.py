@@ -178,22 +178,11 @@ def finish_parse(parse: subprocess.Popen | None, *, stop: bool = False) -> None:
     parse.wait()
 
 
-def record_source_freshness(db_file: Path, project: Path, dbt_args: list[str] | None = None) -> bool:
-    """``dbt source freshness`` on ``db_file`` right after its build, stored in
-    :data:`FRESHNESS_TABLE` (one row: ``measured_on`` date, ``results`` JSON of dbt's
-    ``sources.json`` results). The build's vars are passed again so dbt's saved manifest
-    stays valid. A failure is reported and leaves no table: ``mipa validate`` then runs
-    dbt itself. Returns whether the results were stored."""
-    with tempfile.TemporaryDirectory(prefix="mipa-freshness-") as tmp:
-        out = Path(tmp) / "sources.json"
-        code = run_dbt(["--quiet", "source", "freshness", *vars_args(dbt_args), "--output", str(out)], db_file,
-                       project)
-        return store_source_freshness(db_file, out, f"exit {code}")
-
-
 def store_source_freshness(db_file: Path, results_file: Path, context: str) -> bool:
-    """dbt's ``sources.json`` at ``results_file`` into :data:`FRESHNESS_TABLE` of
-    ``db_file``; a warning naming ``context`` and False when dbt wrote none."""
+    """dbt's ``sources.json`` at ``results_file`` (the build's own ``dbt source freshness``
+    run, :mod:`mipa.dbt_session`) into :data:`FRESHNESS_TABLE` of ``db_file``: one row,
+    ``measured_on`` date and ``results`` JSON. When dbt wrote none: a warning naming
+    ``context``, no table (``mipa validate`` then runs dbt itself) and False."""
     if not results_file.is_file():
         print(f"[mipa build] WARNING dbt source freshness wrote no results ({context}); "
               "mipa validate will run it", file=sys.stderr, flush=True)

@@ -438,14 +438,17 @@ def test_validate_with_missing_database_is_a_user_error(tmp_path, capsys):
 
 def test_the_builds_freshness_run_is_read_back_only_for_its_reference_date(tmp_path):
     from mipa import settings
-    from mipa.build import FRESHNESS_TABLE, record_source_freshness
+    from mipa.build import FRESHNESS_TABLE, run_dbt, store_source_freshness
     from mipa.quality.freshness import check_freshness, dbt_source_freshness, stored_freshness
 
     counts = {m: 100 for m in HISTORY} | {"2025-05": 100}
     db = make_db(tmp_path / "built.duckdb", {"returns": monthly_returns(counts)})
     _mark(db, SYNTHETIC_METADATA)
     assert stored_freshness(db, date(2025, 6, 1)) is None  # nothing stored yet
-    assert record_source_freshness(db, settings.project_dir())
+    # what the build's dbt process does after a successful build: dbt source freshness, stored
+    out = tmp_path / "sources.json"
+    run_dbt(["--quiet", "source", "freshness", "--output", str(out)], db, settings.project_dir())
+    assert store_source_freshness(db, out, "test")
     stored = stored_freshness(db, date(2025, 6, 1))
     direct = dbt_source_freshness(db, date(2025, 6, 1))
     assert sorted(stored) == sorted(direct) and "returns" in stored

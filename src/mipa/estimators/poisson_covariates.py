@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mipa.estimability import NotEstimable
+from mipa.estimability import STATUS_ESTIMATED, NotEstimable
 from mipa.estimators import least_squares
 from mipa.estimators.etwfe_aggregate import aggregation_matrix, cohort_labels
 from mipa.estimators.results import ATT_GT_COLUMNS, ESTIMATE_COLUMNS, DidResult, estimate_frame, event_study_frame
@@ -144,7 +144,7 @@ def poisson_etwfe_covariates(
     estimates = estimate_frame(meta, est, se, lo, hi, p, n_obs=int(fit._N), n_clusters=g_clusters,
                                inference=INFERENCE).drop(columns=["cells_left_out"], errors="ignore")
     estimates = estimates.reindex(columns=ESTIMATE_COLUMNS)
-    estimates["status"] = "estimated"
+    estimates["status"] = STATUS_ESTIMATED
 
     ev = w_ev @ att
     ev_se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", w_ev, v_cells, w_ev), 0.0))

@@ -180,7 +180,7 @@ def project_name(project: Path) -> str:
 
 def stored_freshness(db: Path, reference_date: date, project: Path | None = None) -> dict[str, dict[str, Any]] | None:
     """The results ``mipa build`` stored from its own ``dbt source freshness`` run
-    (``landing.source_freshness``, :func:`mipa.build.record_source_freshness`), when they
+    (``landing.source_freshness``, :func:`mipa.build.store_source_freshness`), when they
     were measured against ``reference_date``: dbt's default reference date is the synthetic
     delivery date, else the day it ran. ``None`` when there are none or they do not apply."""
     from mipa import settings  # noqa: PLC0415 - settings reads the environment

@@ -183,8 +183,9 @@ def build_tables(data: ReportData, lang: str) -> dict[str, Table]:
     appendix = [o for o in OUTCOME_ORDER if o == APPENDIX_OUTCOME]
     robust_order = [APPENDIX_OUTCOME, *MAIN_OUTCOMES]  # the annex's tables A1 and A2 start with it
     planted = data.planted if data.synthetic else None  # the generator's truth, never on real feeds
-    main: dict[str, Table] = {} if data.poisson.empty else {
-        "table2p": effect_table(data.poisson, data.partners, lang=lang, estimator=MAIN_ESTIMATOR,
+    main_rows = data.estimates_of(MAIN_ESTIMATOR)
+    main: dict[str, Table] = {} if main_rows.empty else {
+        "table2p": effect_table(main_rows, data.partners, lang=lang, estimator=MAIN_ESTIMATOR,
                                 outcomes=[o for o in MAIN_OUTCOMES if main_estimator(o) == MAIN_ESTIMATOR],
                                 name="table_02p_poisson_etwfe", caption_key="table2p_caption",
                                 note_keys=["note_poisson_etwfe"], inference=data.inference, planted=planted),
