@@ -34,13 +34,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mipa.estimators.csdid import AGGREGATIONS, BOOTSTRAP, CSFit, aggte, callaway_santanna_fit
+from mipa.estimators.csdid import AGGREGATIONS, BOOTSTRAP, CSFit, CSOptions, aggte, callaway_santanna_fit
 from mipa.estimators.etwfe import EtwfeFit, etwfe_fit
 from mipa.estimators.poisson_etwfe import RATE_RATIO_COLUMNS, poisson_etwfe
 from mipa.estimators.results import DidResult
@@ -62,49 +62,24 @@ _CONTROLS = {"nevertreated": "never treated", "notyettreated": "not yet treated"
 
 # --------------------------------------------------------------------------- entry points
 def att_gt(
-    data: pd.DataFrame,
-    *,
-    yname: str,
-    tname: str,
-    idname: str,
-    gname: str,
-    covariates: Sequence[str] = (),
-    control_group: Literal["nevertreated", "notyettreated"] = "nevertreated",
-    base_period: Literal["varying", "universal"] = "varying",
-    anticipation: int = 0,
-    est_method: Literal["dr", "ipw", "reg"] = "dr",
-    bootstrap: bool = True,
-    n_boot: int = 999,
-    seed: int = 20260701,
-    alpha: float = 0.05,
-    cohort: Literal["group", "unit"] = "group",
-    unit_labels: Mapping | None = None,
-    multiplier: Literal["rademacher", "mammen"] = "rademacher",
+    data: pd.DataFrame, *, yname: str, tname: str, idname: str, gname: str, **options: Unpack[CSOptions]
 ) -> GroupTimeResult:
     """Group-time average treatment effects ATT(g,t), as R ``did::att_gt``.
 
-    Arguments after the column names are those of
-    :func:`mipa.estimators.csdid.callaway_santanna` (its docstring states the formulas).
-    With ``bootstrap=True`` (R's default) standard errors and the uniform bands come from
-    the multiplier bootstrap with ``n_boot`` draws from ``seed``; ``aggregate`` reuses the
-    same draws. The result carries the cells' influence functions.
+    ``options`` (:class:`~mipa.estimators.csdid.CSOptions`: ``covariates``,
+    ``control_group``, ``base_period``, ``anticipation``, ``est_method``, ``bootstrap``,
+    ``n_boot``, ``seed``, ``alpha``, ``cohort``, ``unit_labels``, ``multiplier``) are those
+    of :func:`mipa.estimators.csdid.callaway_santanna`, with its defaults (its docstring
+    states the formulas). With ``bootstrap=True`` (R's default) standard errors and the
+    uniform bands come from the multiplier bootstrap with ``n_boot`` draws from ``seed``;
+    ``aggregate`` reuses the same draws. The result carries the cells' influence functions.
     """
-    fit = callaway_santanna_fit(
-        data, outcome=yname, unit=idname, period=tname, first_treat=gname, covariates=covariates,
-        control_group=control_group, base_period=base_period, anticipation=anticipation,
-        est_method=est_method, bootstrap=bootstrap, n_boot=n_boot, seed=seed, alpha=alpha,
-        cohort=cohort, unit_labels=unit_labels, multiplier=multiplier,
-    )
+    fit = callaway_santanna_fit(data, outcome=yname, unit=idname, period=tname, first_treat=gname, **options)
     return GroupTimeResult._from(fit.result, cs_fit=fit)
 
 
 def etwfe(
-    data: pd.DataFrame,
-    *,
-    yname: str,
-    tname: str,
-    idname: str,
-    gname: str,
+    data: pd.DataFrame, *, yname: str, tname: str, idname: str, gname: str,
     covariates: Sequence[str] = (),
     control_group: Literal["notyettreated", "nevertreated"] = "notyettreated",
     family: Literal["poisson"] | None = None,
@@ -131,11 +106,7 @@ def etwfe(
 
 
 def twfe(
-    data: pd.DataFrame,
-    *,
-    yname: str,
-    tname: str,
-    idname: str,
+    data: pd.DataFrame, *, yname: str, tname: str, idname: str,
     gname: str | None = None,
     dname: str | Sequence[str] | None = None,
     vcov: Literal["twoway", "cluster_unit", "driscoll_kraay", "all"] = "twoway",

@@ -90,14 +90,7 @@ def _missing_warehouse(args: argparse.Namespace) -> str | None:
         return None
     from mipa import settings
 
-    db = Path(args.db or settings.db_path())
-    if db.is_file():
-        return None
-    what = "is not a file" if db.exists() else "does not exist"
-    return (
-        f"mipa {args.command}: database {db} {what}; build it with mipa build (or mipa run), "
-        "or point --db at a built warehouse"
-    )
+    return settings.missing_warehouse(Path(args.db or settings.db_path()), args.command)
 
 
 def main(argv: list[str] | None = None) -> int:

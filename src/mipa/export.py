@@ -98,9 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out or settings.project_dir() / "exports")
     db = Path(args.db or settings.db_path())
-    if not db.is_file():
-        print(f"mipa export: database {db} does not exist; build it with mipa build, or point --db at a "
-              "built warehouse", file=sys.stderr)
+    if problem := settings.missing_warehouse(db, "export"):
+        print(problem, file=sys.stderr)
         return 2
     try:
         written = export(db, out)

@@ -34,6 +34,7 @@ as delivered.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,24 +133,21 @@ class FeedMapping:
         day = pc.cast(pc.struct_field(parts, "day"), pa.int32())
         month = pc.cast(pc.struct_field(parts, "month"), pa.int32())
         contradicts = pc.fill_null(pc.and_(pc.greater(month, 12), pc.less_equal(day, 12)), False)
-        row = pc.index(contradicts, True).as_py()
-        if row is not None and row >= 0:
-            raise MappingError(
-                f"{source_file}: row {row + 1} column {self.export_column(column)} "
-                f"'{text[row].as_py().strip()[:20]}' has {month[row].as_py()} in the month position of "
-                f"date_format {fmt.text} declared in {self.source} (rule: date_order); the file's dates "
-                "are in another order: correct date_format in the mapping."
-            )
+        def where(row: int) -> str:
+            return f"{source_file}: row {row + 1} column {self.export_column(column)} '{text[row].as_py().strip()[:20]}'"
+
+        _raise_at_first(contradicts, lambda row: (
+            f"{where(row)} has {month[row].as_py()} in the month position of date_format {fmt.text} declared in "
+            f"{self.source} (rule: date_order); the file's dates are in another order: correct date_format in the "
+            "mapping."
+        ))
         if not fmt.covers_two_fields_then_year:
             other = pc.and_(pc.invert(matched), pc.fill_null(pc.match_substring_regex(text, _TWO_FIELDS_THEN_YEAR), False))
-            row = pc.index(other, True).as_py()
-            if row is not None and row >= 0:
-                raise MappingError(
-                    f"{source_file}: row {row + 1} column {self.export_column(column)} "
-                    f"'{text[row].as_py().strip()[:20]}' is not in date_format {fmt.text} declared in "
-                    f"{self.source} and cannot be told day-first from month-first (rule: date_format); "
-                    "correct date_format in the mapping or re-export the file."
-                )
+            _raise_at_first(other, lambda row: (
+                f"{where(row)} is not in date_format {fmt.text} declared in {self.source} and cannot be told "
+                "day-first from month-first (rule: date_format); correct date_format in the mapping or re-export the "
+                "file."
+            ))
         iso = pc.binary_join_element_wise(
             pc.struct_field(parts, "year"),
             pc.utf8_lpad(pc.struct_field(parts, "month"), width=2, padding="0"),
@@ -161,6 +159,14 @@ class FeedMapping:
         parsed = pc.strptime(iso, format="%Y-%m-%d", unit="s", error_is_null=True)
         valid = pc.fill_null(pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), iso), False)
         return pc.if_else(pc.and_(matched, valid), iso, text)
+
+
+def _raise_at_first(mask: pa.Array, message: Callable[[int], str]) -> None:
+    """Raise :class:`MappingError` with ``message(row)`` at the first (0-based) row where
+    ``mask`` is true."""
+    row = pc.index(mask, True).as_py()
+    if row is not None and row >= 0:
+        raise MappingError(message(row))
 
 
 def _translate_codes(values: pa.ChunkedArray, codes: dict[str, str]) -> pa.Array:

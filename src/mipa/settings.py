@@ -31,3 +31,12 @@ def db_path() -> Path:
     """The warehouse: env ``MIPA_DB_PATH``, default ``<project>/data/mipa.duckdb``."""
     env = os.environ.get("MIPA_DB_PATH")
     return Path(env).resolve() if env else project_dir() / "data" / "mipa.duckdb"
+
+
+def missing_warehouse(db: Path, command: str) -> str | None:
+    """The one-line error of ``mipa <command>`` when the warehouse ``db`` it reads is not a
+    built database file, or None when it is."""
+    if db.is_file():
+        return None
+    what = "is not a file" if db.exists() else "does not exist"
+    return f"mipa {command}: database {db} {what}; build it with mipa build (or mipa run), or point --db at a built warehouse"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Required, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -54,34 +54,47 @@ from mipa.estimators.csdid_sample import (
 from mipa.estimators.csdid_tables import assemble
 from mipa.estimators.results import DidResult
 
-__all__ = ["callaway_santanna", "callaway_santanna_fit", "aggte", "CSFit", "CSAggregation",
+__all__ = ["callaway_santanna", "callaway_santanna_fit", "aggte", "CSArguments", "CSFit", "CSAggregation", "CSOptions",
            "AGGREGATIONS", "ANALYTIC", "BOOTSTRAP"]
 
 
-def callaway_santanna(
-    panel: pd.DataFrame,
-    *,
-    outcome: str,
-    unit: str,
-    period: str,
-    first_treat: str,
-    covariates: Sequence[str] = (),
-    control_group: Literal["nevertreated", "notyettreated"] = "nevertreated",
-    base_period: Literal["varying", "universal"] = "varying",
-    anticipation: int = 0,
-    est_method: Literal["dr", "ipw", "reg"] = "dr",
-    bootstrap: bool = True,
-    n_boot: int = 999,
-    seed: int = 20260701,
-    alpha: float = 0.05,
-    cohort: Literal["group", "unit"] = "group",
-    unit_labels: Mapping | None = None,
-    multiplier: Literal["rademacher", "mammen"] = "rademacher",
-) -> DidResult:
+class CSOptions(TypedDict, total=False):
+    """The options of :func:`callaway_santanna_fit` after the column names, for the
+    functions that pass them on (their defaults and meaning: :func:`callaway_santanna`)."""
+
+    covariates: Sequence[str]
+    control_group: Literal["nevertreated", "notyettreated"]
+    base_period: Literal["varying", "universal"]
+    anticipation: int
+    est_method: Literal["dr", "ipw", "reg"]
+    bootstrap: bool
+    n_boot: int
+    seed: int
+    alpha: float
+    cohort: Literal["group", "unit"]
+    unit_labels: Mapping | None
+    multiplier: Literal["rademacher", "mammen"]
+
+
+class CSArguments(CSOptions):
+    """:class:`CSOptions` with the four column names (``outcome``, ``unit``, ``period``,
+    ``first_treat``), which are required."""
+
+    outcome: Required[str]
+    unit: Required[str]
+    period: Required[str]
+    first_treat: Required[str]
+
+
+def callaway_santanna(panel: pd.DataFrame, **arguments: Unpack[CSArguments]) -> DidResult:
     r"""Group-time ATTs and their aggregations (Callaway & Sant'Anna 2021), as R ``did``.
 
     Parameters
     ----------
+    Keyword arguments (:class:`CSArguments`), with their defaults in the signature of
+    :func:`callaway_santanna_fit`: the column names ``outcome``, ``unit``, ``period``,
+    ``first_treat``, then the options below.
+
     panel
         Long panel, one row per ``unit`` and ``period``. ``period`` is numeric and
         integer-valued (for monthly data pass a consecutive month index, e.g. months
@@ -210,21 +223,11 @@ def callaway_santanna(
     cohort serves as control only (with ``"nevertreated"`` it becomes the never-treated
     group), with a warning.
     """
-    return callaway_santanna_fit(
-        panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat,
-        covariates=covariates, control_group=control_group, base_period=base_period,
-        anticipation=anticipation, est_method=est_method, bootstrap=bootstrap, n_boot=n_boot,
-        seed=seed, alpha=alpha, cohort=cohort, unit_labels=unit_labels, multiplier=multiplier,
-    ).result
+    return callaway_santanna_fit(panel, **arguments).result
 
 
 def callaway_santanna_fit(
-    panel: pd.DataFrame,
-    *,
-    outcome: str,
-    unit: str,
-    period: str,
-    first_treat: str,
+    panel: pd.DataFrame, *, outcome: str, unit: str, period: str, first_treat: str,
     covariates: Sequence[str] = (),
     control_group: Literal["nevertreated", "notyettreated"] = "nevertreated",
     base_period: Literal["varying", "universal"] = "varying",

@@ -69,7 +69,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Required, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -86,6 +86,7 @@ __all__ = [
     "Aggregation",
     "Cohort",
     "ControlGroup",
+    "EtwfeArguments",
     "EtwfeFit",
     "aggregation_matrix",
     "cell_table",
@@ -286,6 +287,20 @@ class EtwfeFit:
         if self.cohort == "unit":
             return [self.labels[k] for k in self.cells["key"]]
         return self.cells["g"].astype(np.int64).tolist()
+
+
+class EtwfeArguments(TypedDict, total=False):
+    """The keyword arguments of :func:`etwfe_fit` (defaults and meaning there), for the
+    functions that pass them on; the four column names are required."""
+
+    outcome: Required[str]
+    unit: Required[str]
+    period: Required[str]
+    first_treat: Required[str]
+    covariates: Sequence[str]
+    control_group: ControlGroup
+    cohort: Cohort
+    unit_labels: Mapping[Any, str] | pd.Series | None
 
 
 def etwfe_fit(

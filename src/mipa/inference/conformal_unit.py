@@ -19,9 +19,10 @@ the data conditions under which there is no estimate: :mod:`mipa.inference.confo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,8 @@ from mipa.inference.poisson_profile import poisson_month_profile
 __all__ = [
     "ConformalResult",
     "check_series",
+    "CONFORMAL_DEFAULTS",
+    "ConformalOptions",
     "conformal_by_unit",
     "conformal_rows",
     "conformal_series",
@@ -104,29 +107,40 @@ class ConformalResult:
 
 
 
+class ConformalOptions(TypedDict, total=False):
+    """The options of :func:`conformal_series`, :func:`conformal_unit`,
+    :func:`conformal_by_unit` and :func:`conformal_rows` (defaults: :data:`CONFORMAL_DEFAULTS`).
+
+    ``model``: the counterfactual model; ``statistic``: the test statistic; ``alpha``: 1 -
+    the confidence level; ``null``: the effect tested for the p-value; ``lags``: Bartlett
+    lags of the ``t`` statistic (default ``floor(n^(1/3))`` per block of ``n`` periods; 0 =
+    plain Welch); ``smooth``: half-window of the moving average of the control mean (module
+    docstring)."""
+
+    model: Model
+    statistic: Statistic
+    alpha: float
+    null: float
+    lags: int | None
+    smooth: int
+
+
+#: The defaults of :class:`ConformalOptions` (the factor model, the studentized statistic).
+CONFORMAL_DEFAULTS: ConformalOptions = {"model": "factor", "statistic": "t", "alpha": 0.05, "null": 0.0, "lags": None,
+                                       "smooth": 0}
+
+
 def conformal_series(
-    y: np.ndarray,
-    cbar: np.ndarray,
-    n_post: int,
-    *,
-    model: Model = "factor",
-    statistic: Statistic = "t",
-    alpha: float = 0.05,
-    null: float = 0.0,
-    lags: int | None = None,
-    smooth: int = 0,
+    y: np.ndarray, cbar: np.ndarray, n_post: int, **options: Unpack[ConformalOptions]
 ) -> tuple[float, float, float, float, bool]:
     """CWZ 2021 on one treated series: ``(estimate, ci_low, ci_high, p(null), convex)``.
 
     ``y``: the treated unit's outcome over the ``T`` used periods in time order, the last
     ``n_post`` of them post; ``cbar``: the control mean in the same periods. No missing
-    values (see :func:`conformal_unit` for panels). ``lags``: Bartlett lags of the ``t``
-    statistic (default ``floor(n^(1/3))`` per block of ``n`` periods; 0 = plain Welch);
-    ``smooth``: half-window of the moving average of ``cbar`` (module docstring).
+    values (see :func:`conformal_unit` for panels). ``options``: :class:`ConformalOptions`.
     Formulas in the module docstring.
     """
-    return fit_series(y, cbar, n_post, model=model, statistic=statistic, alpha=alpha, null=null, lags=lags,
-                       smooth=smooth)[:5]
+    return fit_series(y, cbar, n_post, **{**CONFORMAL_DEFAULTS, **options})[:5]
 
 
 def fit_series(
@@ -263,32 +277,25 @@ def unit_series(pa: PanelArrays, j: int,
 
 
 def conformal_unit(
-    pa: PanelArrays,
-    unit: Any,
-    *,
-    model: Model = "factor",
-    statistic: Statistic = "t",
-    alpha: float = 0.05,
-    null: float = 0.0,
-    lags: int | None = None,
-    smooth: int = 0,
-    profile: np.ndarray | None = None,
+    pa: PanelArrays, unit: Any, *, profile: np.ndarray | None = None, **options: Unpack[ConformalOptions]
 ) -> ConformalResult:
     """CWZ 2021 conformal inference for treated ``unit`` against the never-treated units.
 
     Uses ``unit``'s row and the never-treated rows of ``pa`` (other treated units never
     enter), or for ``model="poisson"`` Poisson ETWFE's month profile of the whole panel
-    (``profile``: :func:`control_profile`, computed when not given). Raises :class:`~mipa.estimability.NotEstimable` on the data conditions of the
-    module docstring.
+    (``profile``: :func:`control_profile`, computed when not given). ``options``:
+    :class:`ConformalOptions`. Raises :class:`~mipa.estimability.NotEstimable` on the data
+    conditions of the module docstring.
     """
+    o = {**CONFORMAL_DEFAULTS, **options}
+    model, statistic, alpha, null, smooth = o["model"], o["statistic"], o["alpha"], o["null"], o["smooth"]
     j = pa.treated_position(unit)
     if profile is None:
         profile = control_profile(pa, model)
     y, cbar, t1, n_controls, used = unit_series(pa, j, profile)
     T = int(used.sum())
     check_series(T, T - t1, t1, alpha, model, y, cbar, f"{unit}: ", statistic)
-    est, lo, hi, p0, convex, stats = fit_series(y, cbar, t1, model=model, statistic=statistic, alpha=alpha,
-                                                 null=null, lags=lags, smooth=smooth)
+    est, lo, hi, p0, convex, stats = fit_series(y, cbar, t1, **o)
     se = standard_error_at_estimate(stats) if isinstance(stats, StudentStats) else float("nan")
     return ConformalResult(
         scope=str(unit), estimate=est, ci_low=lo, ci_high=hi, p_value=p0, n_obs=T, n_pre=T - t1, n_post=t1,
@@ -305,16 +312,15 @@ def inference_label(model: str, statistic: str = "mean", smooth: int = 0) -> str
     return f"{label}_ma{smooth}" if smooth > 0 else label
 
 
+def _unit_runs(pa: PanelArrays, units: Sequence[Any], options: ConformalOptions) -> list[Callable[[], ConformalResult]]:
+    """:func:`conformal_unit` for each of ``units``, ready to run, sharing one control profile."""
+    model = options.get("model", CONFORMAL_DEFAULTS["model"])
+    profile = control_profile(pa, model) if len(units) else None
+    return [partial(conformal_unit, pa, u, profile=profile, **options) for u in units]
+
+
 def conformal_by_unit(
-    pa: PanelArrays,
-    *,
-    model: Model = "factor",
-    statistic: Statistic = "t",
-    alpha: float = 0.05,
-    null: float = 0.0,
-    lags: int | None = None,
-    smooth: int = 0,
-    units: Sequence[Any] | None = None,
+    pa: PanelArrays, *, units: Sequence[Any] | None = None, **options: Unpack[ConformalOptions]
 ) -> list[ConformalResult]:
     """:func:`conformal_unit` for every treated unit (or ``units``), in panel order.
 
@@ -322,33 +328,21 @@ def conformal_by_unit(
     run; :func:`conformal_rows` gives a row per unit instead.
     """
     todo = pa.units[pa.treated] if units is None else units
-    profile = control_profile(pa, model)
-    return [conformal_unit(pa, u, model=model, statistic=statistic, alpha=alpha, null=null, lags=lags, smooth=smooth,
-                           profile=profile)
-            for u in todo]
+    return [run() for run in _unit_runs(pa, todo, options)]
 
 
-def conformal_rows(
-    pa: PanelArrays,
-    *,
-    model: Model = "factor",
-    statistic: Statistic = "t",
-    alpha: float = 0.05,
-    null: float = 0.0,
-    lags: int | None = None,
-    smooth: int = 0,
-    aggregation: str = "group",
-) -> pd.DataFrame:
+def conformal_rows(pa: PanelArrays, *, aggregation: str = "group", **options: Unpack[ConformalOptions]) -> pd.DataFrame:
     """One row of :data:`~mipa.estimators.results.ESTIMATE_COLUMNS` per treated unit; a unit
     that cannot be run has a NULL estimate, ``status = 'not_estimable'`` and the reason."""
+    o = {**CONFORMAL_DEFAULTS, **options}
+    label = inference_label(o["model"], o["statistic"], o["smooth"])
     rows = []
-    profile = control_profile(pa, model) if pa.treated.any() else None
-    for u in pa.units[pa.treated]:
-        res, failure = attempt(lambda u=u: conformal_unit(pa, u, model=model, statistic=statistic, alpha=alpha,
-                                                          null=null, lags=lags, smooth=smooth, profile=profile))
+    units = pa.units[pa.treated]
+    for u, run in zip(units, _unit_runs(pa, units, options), strict=True):
+        res, failure = attempt(run)
         if res is not None:
             rows.append({**res.row(aggregation), "n_post": res.n_post})
         else:
             rows.append({"aggregation": aggregation, "scope": str(u), "n_treated_clusters": 1,
-                         "inference": inference_label(model, statistic, smooth), **status_columns(failure)})
+                         "inference": label, **status_columns(failure)})
     return pd.DataFrame(rows).reindex(columns=[*ESTIMATE_COLUMNS, "n_post"])

@@ -59,9 +59,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"[mipa validate] FAILED: --run must be a plain folder name, got {args.run!r}", file=sys.stderr)
         return 2
     db = Path(args.db or settings.db_path())
-    if not db.is_file():
-        print(f"[mipa validate] FAILED: database {db} not found; build it with mipa build, or point --db "
-              "at a built warehouse", file=sys.stderr)
+    if problem := settings.missing_warehouse(db, "validate"):
+        print(f"[mipa validate] FAILED: {problem}", file=sys.stderr)
         return 2
     try:
         config = ex.load_config(args.config)

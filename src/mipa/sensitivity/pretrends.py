@@ -29,16 +29,16 @@ hands the vector over in HonestDiD's layout.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from mipa.estimability import NotEstimable
-from mipa.estimators.etwfe import Cohort, ControlGroup, EtwfeFit, etwfe_fit
+from mipa.estimators.etwfe import EtwfeArguments, EtwfeFit, etwfe_fit
 
 __all__ = [
     "EventStudyVcov",
@@ -174,18 +174,7 @@ class EventStudyVcov:
         return sub.estimate, sub.vcov, len(pre), len(post)
 
 
-def etwfe_event_study_vcov(
-    panel: pd.DataFrame,
-    *,
-    outcome: str,
-    unit: str,
-    period: str,
-    first_treat: str,
-    covariates: Sequence[str] = (),
-    control_group: ControlGroup = "nevertreated",
-    cohort: Cohort = "group",
-    unit_labels: Mapping[Any, str] | pd.Series | None = None,
-) -> EventStudyVcov:
+def etwfe_event_study_vcov(panel: pd.DataFrame, **arguments: Unpack[EtwfeArguments]) -> EventStudyVcov:
     """ETWFE event study (as :func:`~mipa.estimators.etwfe.etwfe`'s ``event_study``
     table, reference period left out) with its full clustered covariance.
 
@@ -193,9 +182,8 @@ def etwfe_event_study_vcov(
     cells at event time ``e``; ``V_ev = W_ev V_cells W_ev'`` with ``V_cells`` the unit
     cluster-robust covariance of the cell effects (reghdfe small-sample factor).
     An event time with a cell dropped as collinear gets NaN. One fit; to reuse a fit
-    already made, :meth:`EventStudyVcov.from_etwfe`.
+    already made, :meth:`EventStudyVcov.from_etwfe`. Arguments: those of
+    :func:`~mipa.estimators.etwfe.etwfe_fit`, except that ``control_group`` defaults to
+    ``"nevertreated"`` (every pre-period cell estimated, as an event study needs).
     """
-    return EventStudyVcov.from_etwfe(etwfe_fit(
-        panel, outcome=outcome, unit=unit, period=period, first_treat=first_treat, covariates=covariates,
-        control_group=control_group, cohort=cohort, unit_labels=unit_labels,
-    ))
+    return EventStudyVcov.from_etwfe(etwfe_fit(panel, **{"control_group": "nevertreated", **arguments}))

@@ -14,17 +14,18 @@ the standard normal draws (:mod:`mipa.sensitivity.honest_did.draws`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import numpy as np
 
 from mipa.sensitivity.honest_did.arp import arp_accept
 from mipa.sensitivity.honest_did.deltas import create_a_rm, create_a_sd, identified_set_sd
 from mipa.sensitivity.honest_did.draws import NormalSource, normal_draws
-from mipa.sensitivity.honest_did.inputs import Hybrid, sd_theta, validated_inputs
+from mipa.sensitivity.honest_did.inputs import Hybrid, Vector, sd_theta, validated_inputs
 
-__all__ = ["GridCS", "conditional_cs_rm", "conditional_cs_sd", "rm_accept", "sd_accept"]
+__all__ = ["GridCS", "GridOptions", "conditional_cs_rm", "conditional_cs_sd", "rm_accept", "sd_accept"]
 
 
 @dataclass(frozen=True)
@@ -57,17 +58,8 @@ class GridCS:
 
 
 def rm_accept(
-    beta: np.ndarray,
-    sig: np.ndarray,
-    num_pre: int,
-    num_post: int,
-    lv: np.ndarray,
-    mbar: float,
-    theta: np.ndarray,
-    alpha: float,
-    hybrid: Hybrid,
-    seed: int,
-    normals: NormalSource | None = None,
+    beta: np.ndarray, sig: np.ndarray, num_pre: int, num_post: int, lv: np.ndarray, mbar: float, theta: np.ndarray,
+    alpha: float, hybrid: Hybrid, seed: int, normals: NormalSource | None = None,
 ) -> np.ndarray:
     """Union over ``s`` and sign of the ``Delta^RM_{s,+/-}(Mbar)`` acceptance regions."""
     draws = normal_draws(seed, normals)
@@ -82,20 +74,41 @@ def rm_accept(
     return accept
 
 
-def conditional_cs_rm(
-    betahat: Sequence[float] | np.ndarray,
-    sigma: np.ndarray,
-    num_pre: int,
-    num_post: int,
-    mbar: float,
-    l_vec: Sequence[float] | np.ndarray | None = None,
-    alpha: float = 0.05,
-    hybrid: Hybrid = "LF",
+class GridOptions(TypedDict, total=False):
+    """The grid and the draws of :func:`conditional_cs_rm` and :func:`conditional_cs_sd`:
+    ``grid_points`` values (default 1000) from ``grid_lb`` to ``grid_ub`` (default: each
+    function's own range), ``seed`` (default 0) or ``normals`` for the C-LF draws."""
+
+    grid_points: int
+    grid_lb: float | None
+    grid_ub: float | None
+    seed: int
+    normals: NormalSource | None
+
+
+def _inverted(
+    accept: Callable[[np.ndarray, int, NormalSource | None], np.ndarray],
+    default_range: Callable[[], tuple[float, float]],
+    *,
     grid_points: int = 1000,
     grid_lb: float | None = None,
     grid_ub: float | None = None,
     seed: int = 0,
     normals: NormalSource | None = None,
+) -> GridCS:
+    """``accept(grid, seed, normals)`` on the grid of :class:`GridOptions`; ``default_range()``
+    gives the ends not set."""
+    if grid_lb is None or grid_ub is None:
+        lo, hi = default_range()
+        grid_lb = lo if grid_lb is None else grid_lb
+        grid_ub = hi if grid_ub is None else grid_ub
+    grid = np.linspace(grid_lb, grid_ub, grid_points)
+    return GridCS(grid, accept(grid, seed, normals))
+
+
+def conditional_cs_rm(
+    betahat: Vector, sigma: np.ndarray, num_pre: int, num_post: int, mbar: float, l_vec: Vector | None = None,
+    alpha: float = 0.05, hybrid: Hybrid = "LF", **grid: Unpack[GridOptions],
 ) -> GridCS:
     """Confidence set for ``theta`` under ``Delta^RM(Mbar)`` (HonestDiD
     ``computeConditionalCS_DeltaRM``; ``hybrid="LF"`` is C-LF, ``"ARP"`` Conditional).
@@ -105,25 +118,21 @@ def conditional_cs_rm(
     more than ~20 standard errors from 0. Post-period moments only (HonestDiD's default).
     """
     beta, sig, lv = validated_inputs(betahat, sigma, num_pre, num_post, l_vec)
-    sd = sd_theta(sig, num_pre, lv)
-    lo = -20 * sd if grid_lb is None else grid_lb
-    hi = 20 * sd if grid_ub is None else grid_ub
-    grid = np.linspace(lo, hi, grid_points)
-    return GridCS(grid, rm_accept(beta, sig, num_pre, num_post, lv, mbar, grid, alpha, hybrid, seed, normals))
+
+    def default_range() -> tuple[float, float]:
+        sd = sd_theta(sig, num_pre, lv)
+        return -20 * sd, 20 * sd
+
+    return _inverted(
+        lambda theta, seed, normals: rm_accept(beta, sig, num_pre, num_post, lv, mbar, theta, alpha, hybrid, seed,
+                                               normals),
+        default_range, **grid,
+    )
 
 
 def sd_accept(
-    beta: np.ndarray,
-    sig: np.ndarray,
-    num_pre: int,
-    num_post: int,
-    lv: np.ndarray,
-    m: float,
-    theta: np.ndarray,
-    alpha: float,
-    hybrid: Hybrid,
-    seed: int,
-    normals: NormalSource | None = None,
+    beta: np.ndarray, sig: np.ndarray, num_pre: int, num_post: int, lv: np.ndarray, m: float, theta: np.ndarray,
+    alpha: float, hybrid: Hybrid, seed: int, normals: NormalSource | None = None,
 ) -> np.ndarray:
     """Acceptance region over ``theta`` under ``Delta^SD(M)``."""
     a = create_a_sd(num_pre, num_post)
@@ -132,19 +141,8 @@ def sd_accept(
 
 
 def conditional_cs_sd(
-    betahat: Sequence[float] | np.ndarray,
-    sigma: np.ndarray,
-    num_pre: int,
-    num_post: int,
-    m: float,
-    l_vec: Sequence[float] | np.ndarray | None = None,
-    alpha: float = 0.05,
-    hybrid: Hybrid = "LF",
-    grid_points: int = 1000,
-    grid_lb: float | None = None,
-    grid_ub: float | None = None,
-    seed: int = 0,
-    normals: NormalSource | None = None,
+    betahat: Vector, sigma: np.ndarray, num_pre: int, num_post: int, m: float, l_vec: Vector | None = None,
+    alpha: float = 0.05, hybrid: Hybrid = "LF", **grid: Unpack[GridOptions],
 ) -> GridCS:
     """Confidence set for ``theta`` under ``Delta^SD(M)`` (HonestDiD
     ``computeConditionalCS_DeltaSD`` with ``hybrid_flag`` ``"LF"`` or ``"ARP"``).
@@ -153,10 +151,14 @@ def conditional_cs_sd(
     side (HonestDiD).
     """
     beta, sig, lv = validated_inputs(betahat, sigma, num_pre, num_post, l_vec)
-    if grid_lb is None or grid_ub is None:
+
+    def default_range() -> tuple[float, float]:
         id_lo, id_hi = identified_set_sd(np.zeros(beta.size), num_pre, num_post, m, lv)
         sd = sd_theta(sig, num_pre, lv)
-        grid_lb = id_lo - 20 * sd if grid_lb is None else grid_lb
-        grid_ub = id_hi + 20 * sd if grid_ub is None else grid_ub
-    grid = np.linspace(grid_lb, grid_ub, grid_points)
-    return GridCS(grid, sd_accept(beta, sig, num_pre, num_post, lv, m, grid, alpha, hybrid, seed, normals))
+        return id_lo - 20 * sd, id_hi + 20 * sd
+
+    return _inverted(
+        lambda theta, seed, normals: sd_accept(beta, sig, num_pre, num_post, lv, m, theta, alpha, hybrid, seed,
+                                               normals),
+        default_range, **grid,
+    )

@@ -24,7 +24,7 @@ generator seeded with ``seed``, or the injected ``normals``) or exact
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,7 +33,7 @@ from scipy import optimize, stats
 from scipy.special import ndtr
 
 from mipa.sensitivity.honest_did.draws import FOLDED_SIMS, NormalSource, normal_draws
-from mipa.sensitivity.honest_did.inputs import validated_inputs
+from mipa.sensitivity.honest_did.inputs import Vector, validated_inputs
 
 __all__ = ["FLCIResult", "FoldedNormal", "FoldedNormalCV", "flci_sd"]
 
@@ -231,12 +231,7 @@ class _FLCIProblem:
 
 
 def flci_sd(
-    betahat: Sequence[float] | np.ndarray,
-    sigma: np.ndarray,
-    num_pre: int,
-    num_post: int,
-    m: float,
-    l_vec: Sequence[float] | np.ndarray | None = None,
+    betahat: Vector, sigma: np.ndarray, num_pre: int, num_post: int, m: float, l_vec: Vector | None = None,
     alpha: float = 0.05,
     folded_normal: FoldedNormal = "simulation",
     seed: int = 0,

@@ -16,10 +16,13 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-__all__ = ["Hybrid", "basis_vector", "original_ci", "sd_theta", "validated_inputs"]
+__all__ = ["Hybrid", "Vector", "basis_vector", "original_ci", "sd_theta", "validated_inputs"]
 
 #: Second stage of the ARP test: ``"LF"`` conditional / least-favourable hybrid, ``"ARP"`` conditional.
 Hybrid = Literal["LF", "ARP"]
+
+#: An estimate vector or weight vector, as a list or an array.
+Vector = Sequence[float] | np.ndarray
 
 
 def basis_vector(index: int, size: int) -> np.ndarray:

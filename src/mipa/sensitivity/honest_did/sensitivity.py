@@ -80,7 +80,7 @@ def sensitivity_rm(
     for mb in mbars:
         cs = conditional_cs_rm(
             betahat, sigma, num_pre, num_post, float(mb), l_vec, alpha, hybrid,
-            grid_points, grid_lb, grid_ub, seed, normals,
+            grid_points=grid_points, grid_lb=grid_lb, grid_ub=grid_ub, seed=seed, normals=normals,
         )
         rows.append({"lb": cs.lb, "ub": cs.ub, "method": method, "delta": "DeltaRM",
                      "mbar": float(mb), "open_lower": cs.open_lower, "open_upper": cs.open_upper})
@@ -124,7 +124,7 @@ def sensitivity_sd(
         else:
             hybrid: Hybrid = "LF" if method == "C-LF" else "ARP"
             cs = conditional_cs_sd(betahat, sigma, num_pre, num_post, float(mv), l_vec, alpha,
-                                   hybrid, grid_points, seed=seed, normals=normals)
+                                   hybrid, grid_points=grid_points, seed=seed, normals=normals)
             lb, ub, ol, ou = cs.lb, cs.ub, cs.open_lower, cs.open_upper
         rows.append({"lb": lb, "ub": ub, "method": method, "delta": "DeltaSD", "m": float(mv),
                      "open_lower": ol, "open_upper": ou})
