@@ -8,7 +8,7 @@ beside its target and, where there is one, a peer measured on the same data in t
 * ``mipa --help`` and ``import mipa``;
 * ETWFE against pyfixest ``feols`` and Callaway & Sant'Anna against ``csdid`` on the same panel;
 * SDID against ``synthdid``;
-* the panel build on ``--scale`` x the default volume (CSV feeds) against a bare DuckDB
+* the panel build on each ``--scale`` x the default volume (default 10 and 100, CSV feeds) against a bare DuckDB
   count of distinct records per nationality and month over the same files, with peak RSS.
 
 A table of every figure against its target closes the output.
@@ -196,7 +196,8 @@ from read_csv('{raw}/laissez_passers/*.csv') group by all;
 """
 
 
-def bench_scale(root: Path, scale: int) -> None:
+def bench_scale(root: Path, scale: int) -> float:
+    """The panel build on ``scale`` times the default volume next to a bare DuckDB count; returns its peak RSS (MiB)."""
     raw = root / f"raw_x{scale}"
     shutil.rmtree(raw, ignore_errors=True)
     started = time.perf_counter()
@@ -233,6 +234,7 @@ def bench_scale(root: Path, scale: int) -> None:
     target(f"panel build x{scale} vs bare DuckDB", f"{panel:.0f} s", "within 3x", f"bare {bare:.1f} s = {panel / bare:.0f}x",
            panel / bare <= 3)
     target(f"peak RSS of the x{scale} build", f"{rss:,.0f} MiB", "< 1 GiB", "", rss < 1024)
+    return rss
 
 
 def _time(fn, repeat: int = 1) -> float:
@@ -341,7 +343,8 @@ def bench_sdid_panel(panel: pd.DataFrame, outcome: str = "forced_departures") ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scale", type=int, default=100)
+    parser.add_argument("--scale", default="10,100",
+                        help="volumes of the scale step, comma-separated (RSS must stay flat between the first and last)")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--mc-reps", type=int, default=20, help="replications of the timed Monte Carlo (0: skip)")
@@ -361,7 +364,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.mc_reps:
         bench_montecarlo(root, args.mc_reps, workers=min(2, os.cpu_count() or 1))
     if not args.skip_scale:
-        bench_scale(root, args.scale)
+        scales = [int(v) for v in str(args.scale).split(",") if v.strip()]
+        rss = {scale: bench_scale(root, scale) for scale in scales}
+        if len(scales) > 1:
+            low, high = scales[0], scales[-1]
+            ratio = rss[high] / rss[low]
+            target(f"peak RSS flat from x{low} to x{high}", f"{ratio:.2f}x", "flat (<= 1.25x)",
+                   f"{rss[low]:,.0f} -> {rss[high]:,.0f} MiB", ratio <= 1.25)
     print("\nTargets (issue 15), measured in this run:", flush=True)
     print(f"{'figure':<46} {'measured':>10} {'target':>18}  {'peer / ratio':<34} met", flush=True)
     for figure, measured, goal, peer, met in TARGETS:

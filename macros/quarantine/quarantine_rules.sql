@@ -23,15 +23,36 @@
 {%- endmacro %}
 
 {#- Which copy of a record counts: the one in the latest delivery file (name order),
-    and within a file the last row; earlier copies are superseded. -#}
-{% macro delivery_rank_columns() -%}
-    row_number() over (
-        partition by record_id order by file_order desc, source_row desc
-    ) as delivery_rank,
-    first_value(source_file) over (
-        partition by record_id order by file_order desc, source_row desc
-    ) as latest_source_file,
-    first_value(source_row) over (
-        partition by record_id order by file_order desc, source_row desc
-    ) as latest_source_row
+    and within a file the last row; earlier copies are superseded.
+
+    `repeated_copies(relation)` is the body of a CTE with one row per copy of a record id
+    delivered more than once (file_order, source_row: the copy; its delivery_rank, 1 for
+    the copy that counts, and that copy's latest_source_file / latest_source_row). Only
+    repeated ids are ranked: a window over every row does not stay within DuckDB's memory
+    limit at 100x volume (it fails to spill at 700 MB), while the count per id does (issue 15).
+    `delivery_rank_columns(copies)` reads it back for every row, joined on
+    (file_order, source_row) by the model: a record id delivered once is its own latest copy. -#}
+{% macro repeated_copies(relation) -%}
+    select
+        file_order,
+        source_row,
+        row_number() over latest_first as delivery_rank,
+        first_value(source_file) over latest_first as latest_source_file,
+        first_value(source_row) over latest_first as latest_source_row
+
+    from {{ relation }}
+    where record_id in (
+        select record_id
+        from {{ relation }}
+        where record_id is not null
+        group by record_id
+        having count(*) > 1
+    )
+    window latest_first as (partition by record_id order by file_order desc, source_row desc)
+{%- endmacro %}
+
+{% macro delivery_rank_columns(copies) -%}
+    coalesce({{ copies }}.delivery_rank, 1) as delivery_rank,
+    {{ copies }}.latest_source_file,
+    {{ copies }}.latest_source_row
 {%- endmacro %}

@@ -12,14 +12,24 @@ country_aliases as (
 
 ),
 
+repeated_copies as (
+
+    {{ repeated_copies('laissez_passers') }}
+
+),
+
 ranked as (
 
     select
         laissez_passers.*,
         country_aliases.iso3 as nationality_iso3,
-        {{ delivery_rank_columns() }}
+        {{ delivery_rank_columns('repeated_copies') }}
 
     from laissez_passers
+    left join repeated_copies
+        on
+            laissez_passers.file_order = repeated_copies.file_order
+            and laissez_passers.source_row = repeated_copies.source_row
     left join country_aliases
         on laissez_passers.nationality_key = country_aliases.alias_key
 

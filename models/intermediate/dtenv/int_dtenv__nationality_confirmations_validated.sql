@@ -18,14 +18,24 @@ requests as (
 
 ),
 
+repeated_copies as (
+
+    {{ repeated_copies('confirmations') }}
+
+),
+
 ranked as (
 
     select
         confirmations.*,
         country_aliases.iso3 as nationality_iso3,
-        {{ delivery_rank_columns() }}
+        {{ delivery_rank_columns('repeated_copies') }}
 
     from confirmations
+    left join repeated_copies
+        on
+            confirmations.file_order = repeated_copies.file_order
+            and confirmations.source_row = repeated_copies.source_row
     left join country_aliases
         on confirmations.nationality_key = country_aliases.alias_key
 

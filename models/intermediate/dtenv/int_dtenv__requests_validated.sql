@@ -12,14 +12,24 @@ country_aliases as (
 
 ),
 
+repeated_copies as (
+
+    {{ repeated_copies('requests') }}
+
+),
+
 ranked as (
 
     select
         requests.*,
         country_aliases.iso3 as nationality_iso3,
-        {{ delivery_rank_columns() }}
+        {{ delivery_rank_columns('repeated_copies') }}
 
     from requests
+    left join repeated_copies
+        on
+            requests.file_order = repeated_copies.file_order
+            and requests.source_row = repeated_copies.source_row
     left join country_aliases
         on requests.nationality_key = country_aliases.alias_key
 

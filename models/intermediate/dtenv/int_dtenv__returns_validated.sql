@@ -12,14 +12,24 @@ country_aliases as (
 
 ),
 
+repeated_copies as (
+
+    {{ repeated_copies('returns') }}
+
+),
+
 ranked as (
 
     select
         returns.*,
         country_aliases.iso3 as nationality_iso3,
-        {{ delivery_rank_columns() }}
+        {{ delivery_rank_columns('repeated_copies') }}
 
     from returns
+    left join repeated_copies
+        on
+            returns.file_order = repeated_copies.file_order
+            and returns.source_row = repeated_copies.source_row
     left join country_aliases
         on returns.nationality_key = country_aliases.alias_key
 
