@@ -11,16 +11,18 @@ estimator and inference method of the
   reads it in place as the source ``montecarlo.inference_coverage`` (data, not a seed); this
   script is the only thing that writes it. ``--write-seed`` is a deprecated alias.
 
-Groups of estimators run (and resume) separately, each for the three designs (annex,
-homogeneous and zero effects): ``fast`` (ETWFE, Callaway & Sant'Anna, TWFE with every
-inference method, ~2 s a replication), ``conformal`` (the per-country conformal intervals and
-their overall average, Poisson ETWFE clustered), ``sdid`` (synthetic DiD with the exhaustive
-placebo, the slowest), ``conformal_ratio`` (the ratio model) and ``poisson_conformal``
-(Poisson ETWFE's own effects with conformal intervals); the default runs them all, and the
-results file holds every group whose runs are finished:
+The default group ``all`` runs every estimator and method in one pass per design (annex,
+homogeneous and zero effects): each replication's panel is drawn once and every method
+runs on it. The other groups run (and resume) a part separately, e.g. to add a method
+without rerunning the rest: ``fast`` (ETWFE, Callaway & Sant'Anna, TWFE with every
+inference method), ``conformal`` (the per-country conformal intervals and their overall
+average, Poisson ETWFE clustered), ``sdid`` (synthetic DiD with the exhaustive placebo, the
+slowest), ``conformal_ratio`` (the ratio model) and ``poisson_conformal`` (Poisson ETWFE's
+own effects with conformal intervals). The results file holds every method of the finished
+runs, a method found in several runs taken from the first (``all`` first):
 
-    python scripts/montecarlo.py --reps 500 --groups fast,conformal
-    python scripts/montecarlo.py --reps 500 --groups poisson_conformal --workers 1   # ~7 min
+    python scripts/montecarlo.py --reps 500                             # every method, one pass a design
+    python scripts/montecarlo.py --reps 500 --groups poisson_conformal --workers 1
     python scripts/montecarlo.py --groups "" --write-results          # results from finished runs
 """
 
@@ -38,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path("montecarlo") / "inference_coverage.csv"  # relative to ROOT; read by dbt as a source
 # a group's run folder resumes only the methods it ran first: a method added later gets its own group
 GROUPS = {
+    "all": "",  # every estimator and method
     "fast": "etwfe,csdid,twfe",
     "conformal": "conformal:conformal_average_factor_t_ma2,conformal:conformal_average_factor_refit_ma2,"
                  "conformal:conformal_factor_t_ma2,poisson_etwfe:cluster_unit",
@@ -63,6 +66,8 @@ def run_group(effects: str, group: str, reps: int, workers: int | None) -> float
 
 def in_group(group: str, estimator: str, inference: str) -> bool:
     """Whether ``estimator:inference`` is one of the group's (a bare estimator takes all its methods)."""
+    if not GROUPS[group]:
+        return True
     tokens = GROUPS[group].split(",")
     return estimator in tokens or f"{estimator}:{inference}" in tokens
 
@@ -79,13 +84,14 @@ def collect(dirs: list[Path]) -> pd.DataFrame:
             summary = summary[[in_group(group, e, m) for e, m in zip(summary["estimator"], summary["inference"],
                                                                       strict=True)]]
         frames.append(summary)
-    return pd.concat(frames, ignore_index=True)
+    table = pd.concat(frames, ignore_index=True)
+    return table.drop_duplicates(["effects", "estimator", "inference", "outcome", "scope"], keep="first")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=500)
-    parser.add_argument("--groups", default=",".join(GROUPS),
+    parser.add_argument("--groups", default="all",
                         help=f"comma-separated, of: {', '.join(GROUPS)} (empty: run nothing)")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--write-results", action="store_true",

@@ -218,3 +218,33 @@ def test_run_in_folder_resumes_and_read_run_reads_it_back(tmp_path) -> None:
     pd.testing.assert_frame_equal(both[both["replication"] < 2].reset_index(drop=True), first, check_like=True)
     summary = read_run(out)
     assert summary is not None and (summary["n_replications"] == 3).all() and (summary["wall_seconds"] > 0).all()
+
+
+def test_the_full_run_collects_one_row_per_method_preferring_the_one_pass_run(tmp_path) -> None:
+    """``scripts/montecarlo.py`` collects the one-pass ``all`` run and a group run of the same
+    design without duplicates: a method in both is taken from ``all``; a group's folder
+    contributes only its own methods."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "montecarlo.py"
+    spec = importlib.util.spec_from_file_location("montecarlo_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def run_folder(name: str, rows: list[tuple[str, str, float]]) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        pd.DataFrame([{"effects": "annex", "estimator": e, "inference": m, "outcome": "forced_departures",
+                       "scope": "overall", "coverage": c} for e, m, c in rows]).to_csv(folder / "summary.csv", index=False)
+        (folder / "run.json").write_text(json.dumps({"wall_seconds": 60.0}))
+        return folder
+
+    one_pass = run_folder("annex-all", [("etwfe", "cluster_unit", 0.81), ("sdid", "sdid_placebo", 0.94)])
+    group = run_folder("annex-sdid", [("sdid", "sdid_placebo", 0.10), ("etwfe", "cluster_unit", 0.20)])
+    table = script.collect([one_pass, group])
+    assert len(table) == 2
+    assert table.set_index("estimator")["coverage"].to_dict() == {"etwfe": 0.81, "sdid": 0.94}
+    only_group = script.collect([group])  # the sdid group's folder gives only its own method
+    assert only_group[["estimator", "coverage"]].values.tolist() == [["sdid", 0.10]]
