@@ -328,6 +328,31 @@ def test_placebo_draws_from_the_controls_sums_equal_refitting_each_draw(gaps: in
     np.testing.assert_allclose(one_fast.placebo, one_slow.placebo, rtol=0, atol=1e-9)
 
 
+def test_batched_placebo_draws_equal_one_draw_at_a_time() -> None:
+    """``PlaceboImputation.many`` (all draws in one stacked solve) gives ``__call__``'s
+    number for every draw, including a control given the first period as start (no
+    untreated cell: it leaves the solve), one given a start after the last period (no
+    treated cell) and draws with new outcome rows (Ferman-Pinto)."""
+    from mipa.inference.panel_estimators import PlaceboImputation
+
+    p = _panel(40, 60, {0: 30, 1: 38, 2: 45}, effect=1.0, sd=np.linspace(0.5, 2.0, 40), seed=9)
+    pa = ri.PanelArrays.from_frame(p, **KW)
+    base = pa.select(np.flatnonzero(~pa.treated))
+    placebo = PlaceboImputation(base)
+    assert placebo.batches(3)
+    rng = np.random.default_rng(4)
+    rows = np.array([rng.permutation(base.y.shape[0])[:3] for _ in range(25)])
+    for starts in (np.array([30.0, 38.0, 45.0]), np.array([base.periods[0], 38.0, 45.0]),
+                   np.array([base.periods[-1] + 1.0, 38.0, 45.0])):
+        batched = placebo.many(rows, starts)
+        one_by_one = np.array([placebo(r, starts) for r in rows])
+        np.testing.assert_allclose(batched, one_by_one, rtol=0, atol=1e-10)
+    y_rows = base.y[rows] * rng.uniform(0.5, 2.0, size=rows.shape)[:, :, None]
+    batched = placebo.many(rows, np.array([30.0, 38.0, 45.0]), y_rows)
+    one_by_one = np.array([placebo(r, np.array([30.0, 38.0, 45.0]), y) for r, y in zip(rows, y_rows, strict=True)])
+    np.testing.assert_allclose(batched, one_by_one, rtol=0, atol=1e-10)
+
+
 def test_rank_p_value_and_interval_by_hand() -> None:
     placebo = np.arange(1.0, 20.0)  # 19 placebos: 1..19
     assert ri.rank_p_value(25.0, placebo) == pytest.approx(1 / 20)

@@ -11,7 +11,8 @@ import duckdb
 import pytest
 from conftest import write_csv
 
-from mipa.ingest import FeedError, ingest, pseudonym_sql
+from mipa.deliveries import pseudonym_sql
+from mipa.ingest import FeedError, ingest
 
 
 def test_rows_keep_file_and_row_number(minimal_feeds: Path, tmp_path: Path, pseudonym_key: str) -> None:

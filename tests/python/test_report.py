@@ -22,7 +22,8 @@ import pytest
 from conftest import read_frame
 
 from mipa.report import labels
-from mipa.report.figures import inline_svg
+from mipa.report.facts_tables import descriptive_table
+from mipa.report.figure_model import inline_svg
 from mipa.report.formatting import (
     auto_decimals,
     country_row_label,
@@ -36,7 +37,6 @@ from mipa.report.formatting import (
 )
 from mipa.report.html import render_table
 from mipa.report.tables import (
-    descriptive_table,
     effect_table,
     select_estimate,
     twfe_table,

@@ -25,9 +25,10 @@ from openpyxl import load_workbook
 from mipa import settings
 from mipa.reference_series import AIR_PASSENGERS_ENV, ReferenceFileError, land_air_passengers
 from mipa.report import builder, covid_part
+from mipa.report.facts_tables import descriptive_table, simple_table
 from mipa.report.formatting import DECIMALS, auto_decimals, fmt_estimate_ci
 from mipa.report.html import LanguageDocument, Section, document, heading, render_table
-from mipa.report.tables import Cell, Row, Table, descriptive_table, simple_table
+from mipa.report.table_model import Cell, Row, Table
 from mipa.report.workbook import sheet_names, workbook_bytes
 
 # ---------------------------------------------------------------------------------------
@@ -229,7 +230,7 @@ def _covid_data():
 
 
 def test_figure_a1_is_drawn_from_the_series_and_its_place_explained_without_it() -> None:
-    from mipa.report.figures import FigureSpec, render
+    from mipa.report.figure_model import FigureSpec, render
 
     data = _covid_data()
     months = pd.date_range("2019-01-01", "2023-12-01", freq="MS")

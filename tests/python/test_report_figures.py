@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from mipa.report.figures import FigureSpec, render, render_all
+from mipa.report.figure_model import FigureSpec, render, render_all
 
 
 def _spec(k: int) -> FigureSpec:
@@ -40,7 +40,7 @@ def test_one_worker_draws_in_process():
 def test_year_start_ticks_are_matplotlibs_year_ticks():
     import matplotlib.dates as mdates
 
-    from mipa.report.figures import YearStartLocator
+    from mipa.report.figure_model import YearStartLocator
 
     for low, high in [("2016-01-01", "2024-12-01"), ("2015-07-15", "2025-03-01"), ("2019-12-31", "2020-01-02"),
                       ("2000-02-01", "2031-11-30")]:

@@ -389,9 +389,9 @@ def test_forced_departures_variants_stay_near_the_planted_average(warehouse_grid
 def test_report_part_renders_figures_and_tables(synthetic_warehouse, tmp_path) -> None:
     from mipa.report import robustness_part
     from mipa.report.data import load
-    from mipa.report.figures import FigureSpec, render
+    from mipa.report.figure_model import FigureSpec, render
     from mipa.report.parts import load_marts
-    from mipa.report.tables import Table
+    from mipa.report.table_model import Table
 
     db = synthetic_warehouse[1]
     data = load(db)

@@ -301,11 +301,11 @@ def test_poisson_mart_recovers_morocco_and_drops_no_country(warehouse) -> None:
 @pytest.mark.slow
 def test_sensitivity_report_part_renders_in_both_languages(warehouse) -> None:
     from mipa.report.data import load
-    from mipa.report.figures import FigureSpec, render
+    from mipa.report.figure_model import FigureSpec, render
     from mipa.report.html import render_table
     from mipa.report.parts import load_marts
     from mipa.report.sensitivity_part import MARTS, build
-    from mipa.report.tables import Table
+    from mipa.report.table_model import Table
 
     db = warehouse[1]
     data, marts = load(db), load_marts(db, MARTS)

@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from mipa.quality.expectations import RESULT_COLUMNS, ValidationOutcome, render_html
 from mipa.report.html import LanguageDocument, Section, document, heading, paragraph, render_dl, render_table
-from mipa.report.tables import Cell, Row, Table
+from mipa.report.table_model import Cell, Row, Table
 from mipa.templating import environment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +82,7 @@ def test_templates_are_found_in_a_non_editable_install(tmp_path: Path) -> None:
         import mipa
         from mipa.quality.expectations import RESULT_COLUMNS, ValidationOutcome, render_html
         from mipa.report.html import Section, page, render_table
-        from mipa.report.tables import Cell, Row, Table
+        from mipa.report.table_model import Cell, Row, Table
 
         assert mipa.__file__.startswith(SITE), mipa.__file__
         html = page(lang="en", title="T", subtitle="S", source_line="", synthetic=True, version="1", footer="F",

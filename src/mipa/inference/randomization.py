@@ -96,7 +96,6 @@ rescaling.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -106,6 +105,7 @@ from mipa.estimability import NotEstimable
 from mipa.estimators.results import estimate_row
 from mipa.inference.panel_arrays import Estimator, PanelArrays
 from mipa.inference.panel_estimators import (
+    PlaceboImputation,
     did_estimator,
     etwfe_estimator,
     frame_estimator,
@@ -229,12 +229,13 @@ def _window_sd(resid: np.ndarray, window: np.ndarray, ddof: int) -> np.ndarray:
 
 
 def _rescaled_outcome(sc: _Scales, rows: np.ndarray, factor: np.ndarray) -> np.ndarray:
-    """``a_c + g_t + factor_c * e_ct`` for the given rows (NaN stays NaN)."""
-    return sc.a[rows, None] + sc.g[None, :] + factor[:, None] * sc.resid[rows]
+    """``a_c + g_t + factor_c * e_ct`` for the given rows (any shape; a period axis is added
+    last; NaN stays NaN)."""
+    return sc.a[rows][..., None] + sc.g + factor[..., None] * sc.resid[rows]
 
 
 # --------------------------------------------------------------------------- tests
-def _placebo_path(estimator: Estimator, base: PanelArrays) -> Callable[..., float] | None:
+def _placebo_path(estimator: Estimator, base: PanelArrays) -> PlaceboImputation | None:
     """The estimator's own placebo-draw computation on ``base`` when it has one
     (:func:`imputation_estimator`), else None (each draw re-runs the estimator)."""
     factory = getattr(estimator, "placebo", None)
@@ -279,6 +280,16 @@ def conley_taber(
         )  # J x N0
     fast = _placebo_path(estimator, base)
     placebo = np.full(assign.shape[0], np.nan)
+    if fast is not None and fast.batches(treated.size):
+        usable = np.ones(assign.shape[0], dtype=bool)
+        y_rows = None
+        if rescale:  # a draw whose control has no pre-period spread gives no placebo
+            sd = s_ctrl[np.arange(treated.size)[None, :], assign]  # R x J
+            usable = np.all(sd > 0, axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                y_rows = _rescaled_outcome(sc, controls[assign], s_treated[None, :] / sd)
+        placebo = np.where(usable, fast.many(assign, starts, y_rows), np.nan)
+        assign = assign[:0]  # every draw done
     for r, row in enumerate(assign):
         y_rows = None
         if rescale:
@@ -333,7 +344,17 @@ def placebo_in_space(
         s_c = _window_sd(sc.resid[:-1], window, ddof=0)
     fast = _placebo_path(estimator, base)
     placebo = np.full(controls.size, np.nan)
-    for c in range(controls.size):
+    todo = range(controls.size)
+    if fast is not None and fast.batches(1):
+        usable = np.ones(controls.size, dtype=bool)
+        y_rows = None
+        if rescale:  # a control without pre-period spread gives no placebo
+            usable = s_c > 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                y_rows = _rescaled_outcome(sc, np.arange(controls.size)[:, None], (s_j / s_c)[:, None])
+        placebo = np.where(usable, fast.many(np.arange(controls.size)[:, None], pa.first_treat[[j]], y_rows), np.nan)
+        todo = range(0)  # every control done
+    for c in todo:
         y_rows = None
         if rescale:
             if not s_c[c] > 0:

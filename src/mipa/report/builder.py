@@ -39,7 +39,16 @@ from mipa.report.data import (
     ReportData,
     load,
 )
-from mipa.report.figures import FigureSpec, RenderedFigure, figure_specs, render_all
+from mipa.report.facts_tables import (
+    descriptive_table,
+    feeds_table,
+    files_table,
+    quarantine_table,
+    settings_table,
+    versions_table,
+)
+from mipa.report.figure_model import FigureSpec, RenderedFigure, render_all
+from mipa.report.figures import figure_specs
 from mipa.report.formatting import MISSING, code_version_text, fmt_day, fmt_int, fmt_month_long, fmt_month_short
 from mipa.report.html import (
     LanguageDocument,
@@ -52,18 +61,11 @@ from mipa.report.html import (
     render_table,
 )
 from mipa.report.parts import Part, load_marts, part_modules
+from mipa.report.table_model import Table, assign_number_types
 from mipa.report.tables import (
-    Table,
-    assign_number_types,
     csdid_n_note,
-    descriptive_table,
     effect_table,
-    feeds_table,
-    files_table,
-    quarantine_table,
-    settings_table,
     twfe_table,
-    versions_table,
     yearly_table,
 )
 from mipa.report.workbook import workbook_facts, write_workbook

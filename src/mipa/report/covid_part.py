@@ -16,7 +16,7 @@ from matplotlib.ticker import FuncFormatter
 from mipa.reference_series import AIR_PASSENGERS_ENV, AIR_PASSENGERS_FILE
 from mipa.report import labels
 from mipa.report.data import ReportData
-from mipa.report.figures import (
+from mipa.report.figure_model import (
     BLUE,
     COVID_FILL,
     FigureSpec,

@@ -14,7 +14,7 @@ import pandas as pd
 
 from mipa.report import labels
 from mipa.report.formatting import fmt_int, fmt_number, fmt_percent
-from mipa.report.tables import Cell, Row, Table
+from mipa.report.table_model import Cell, Row, Table
 
 MART = "marts.fct_estimator_designs"
 DESIGNS = (("zero", "additive"), ("annex", "additive"), ("annex", "multiplicative"))

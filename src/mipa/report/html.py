@@ -21,8 +21,8 @@ from typing import Any
 from markupsafe import Markup
 
 from mipa.report import labels
-from mipa.report.figures import RenderedFigure, inline_svg
-from mipa.report.tables import Cell, Row, Table
+from mipa.report.figure_model import RenderedFigure, inline_svg
+from mipa.report.table_model import Cell, Row, Table
 from mipa.templating import macros, template
 
 TEMPLATES = "mipa.report"  # the package whose templates/ folder holds the markup

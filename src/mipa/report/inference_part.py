@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from mipa.outcomes import MAIN_OUTCOMES
 from mipa.report import designs_table, labels
 from mipa.report.data import ReportData
-from mipa.report.figures import BLUE, GREY, VERMILION, FigureSpec, new_figure
+from mipa.report.figure_model import BLUE, GREY, VERMILION, FigureSpec, new_figure
 from mipa.report.formatting import (
     MISSING,
     fmt_int,
@@ -37,7 +37,8 @@ from mipa.report.formatting import (
     not_estimable_text,
 )
 from mipa.report.parts import Part, local_text
-from mipa.report.tables import Cell, Row, Table, add_planted, partner_labels
+from mipa.report.table_model import Cell, Row, Table
+from mipa.report.tables import add_planted, partner_labels
 
 MARTS = ("marts.fct_did_inference", "marts.fct_inference_coverage", designs_table.MART)
 AFTER = "results"

@@ -3,9 +3,9 @@
 The core sections (data, trends, results, run facts) live in :mod:`mipa.report.builder`.
 Later analyses (inference with few treated countries, sensitivity, the robustness grid)
 each come as one module that declares the marts it reads and builds one :class:`Part`
-from them: a section whose blocks are HTML fragments, :class:`~mipa.report.tables.Table`
+from them: a section whose blocks are HTML fragments, :class:`~mipa.report.table_model.Table`
 objects (rendered and exported as CSV/Parquet by the builder) and
-:class:`~mipa.report.figures.FigureSpec` objects (drawn and exported as PNG/SVG).
+:class:`~mipa.report.figure_model.FigureSpec` objects (drawn and exported as PNG/SVG).
 
 A part module defines::
 
@@ -31,8 +31,8 @@ import duckdb
 import pandas as pd
 
 from mipa.report import labels
-from mipa.report.figures import FigureSpec
-from mipa.report.tables import Table
+from mipa.report.figure_model import FigureSpec
+from mipa.report.table_model import Table
 
 Block = Union[str, Table, FigureSpec]
 

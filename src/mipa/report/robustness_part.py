@@ -25,11 +25,12 @@ from matplotlib.lines import Line2D
 from mipa.outcomes import MAIN_OUTCOMES, PRIMARY_OUTCOME
 from mipa.report import labels
 from mipa.report.data import ReportData
-from mipa.report.figures import BLUE, GREY, ORANGE, VERMILION, FigureSpec, LocaleFormatter, new_figure, style_axes
+from mipa.report.facts_tables import simple_table
+from mipa.report.figure_model import BLUE, GREY, ORANGE, VERMILION, FigureSpec, LocaleFormatter, new_figure, style_axes
 from mipa.report.formatting import fmt_estimate_ci, fmt_month_short, is_missing, not_estimable_text, number_type
 from mipa.report.html import paragraph
 from mipa.report.parts import Part, local_text
-from mipa.report.tables import Table, simple_table
+from mipa.report.table_model import Table
 from mipa.report.validity import interval_note
 
 MARTS: tuple[str, ...] = ("marts.fct_did_robustness", "marts.dim_partnerships")

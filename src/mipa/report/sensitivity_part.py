@@ -19,19 +19,8 @@ from matplotlib.lines import Line2D
 from mipa.outcomes import COUNT_OUTCOMES, MAIN_OUTCOMES
 from mipa.report import labels
 from mipa.report.data import OUTCOME_ORDER, ReportData
-from mipa.report.figures import (
-    BLUE,
-    GREY,
-    ORANGE,
-    VERMILION,
-    FigureSpec,
-    draw_event_study_panel,
-    finish_event_study_grid,
-    grid_shape,
-    new_figure,
-    shown_event_window,
-    style_axes,
-)
+from mipa.report.figure_model import BLUE, GREY, ORANGE, VERMILION, FigureSpec, grid_shape, new_figure, style_axes
+from mipa.report.figures import draw_event_study_panel, finish_event_study_grid, shown_event_window
 from mipa.report.formatting import (
     DECIMALS,
     MISSING,
@@ -46,7 +35,8 @@ from mipa.report.formatting import (
 )
 from mipa.report.html import heading, paragraph
 from mipa.report.parts import Part, local_text
-from mipa.report.tables import Cell, Row, Table, partner_labels, select_estimate
+from mipa.report.table_model import Cell, Row, Table
+from mipa.report.tables import partner_labels, select_estimate
 from mipa.report.validity import default_interval_note, interval_note, validated_effect
 
 MARTS: tuple[str, ...] = (

@@ -1,16 +1,16 @@
-"""The report's tables, laid out like the annex, built from mart rows.
+"""The report's tables of estimates, laid out like the annex, built from mart rows.
 
-Each builder takes plain DataFrames (the mart rows) and returns a :class:`Table`: header
-rows, body rows of :class:`Cell` (display text plus ``data-*`` attributes carrying the
-unrounded values) and notes, together with the tidy data behind it for the CSV and Parquet
-exports. Nothing here touches the database, so the layout is testable on small frames.
+Each builder takes plain DataFrames (the mart rows) and returns a
+:class:`~mipa.report.table_model.Table`: header rows, body rows of cells (display text plus
+``data-*`` attributes carrying the unrounded values) and notes, together with the tidy data
+behind it for the CSV and Parquet exports. Nothing here touches the database, so the layout
+is testable on small frames. The tables without estimates (descriptive statistics, the
+run's facts) are in :mod:`mipa.report.facts_tables`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -18,7 +18,6 @@ import pandas as pd
 from mipa.outcomes import PRIMARY_OUTCOME
 from mipa.report import labels
 from mipa.report.formatting import (
-    DECIMALS,
     MISSING,
     auto_decimals,
     country_row_label,
@@ -34,6 +33,7 @@ from mipa.report.formatting import (
     not_estimable_text,
     number_type,
 )
+from mipa.report.table_model import Cell, Row, Table, value_attrs
 from mipa.report.validity import coverage_of, default_inference_row, default_interval_note, valid_interval_at_design
 
 # which inference a table shows when a mart holds several for one estimate
@@ -49,117 +49,6 @@ COUNTRY_AGGREGATIONS = ("simple", "group")
 # the annex's table A2 rows, in this order when present
 TWFE_INFERENCE_ORDER = ("twoway_cluster", "cluster_unit", "driscoll_kraay")
 COUNTRY_MARK = "†"
-
-
-@dataclass
-class Cell:
-    text: str
-    header: bool = False
-    scope: str | None = None  # th scope: col | row | colgroup | rowgroup
-    colspan: int = 1
-    rowspan: int = 1
-    classes: tuple[str, ...] = ()
-    attrs: dict[str, str] = field(default_factory=dict)
-    subtext: str = ""  # a second, smaller line (e.g. the annex's clustered interval)
-    planted: str = ""  # synthetic runs: the planted effect, on its own line beside the estimate
-    number: str = ""  # type of the numbers in the cell (formatting.DECIMALS); "" for text
-
-
-@dataclass
-class Row:
-    cells: list[Cell]
-    classes: tuple[str, ...] = ()
-
-
-@dataclass
-class Table:
-    name: str  # file stem of the exports and the HTML id
-    caption: str
-    header: list[Row]
-    body: list[Row]
-    notes: list[str] = field(default_factory=list)
-    data: pd.DataFrame = field(default_factory=pd.DataFrame)  # tidy, unrounded
-    classes: tuple[str, ...] = ()
-    decimals: dict[str, int] = field(default_factory=dict)  # this table's departures from DECIMALS
-    workbook: str = ""  # file name of the workbook that holds this table (set by the builder)
-
-    @property
-    def decimal_rule(self) -> dict[str, int]:
-        """Decimals per number type for every cell of this table."""
-        return {**DECIMALS, **self.decimals}
-
-    @property
-    def n_columns(self) -> int:
-        return max((sum(c.colspan for c in r.cells) for r in self.header + self.body), default=0)
-
-
-def assign_number_types(table: Table) -> Table:
-    """Estimate cells (class ``estimate``) without a number type take the effect rule of
-    their outcome (``data-outcome``): days for lead time."""
-    for row in table.body:
-        for cell in row.cells:
-            if not cell.number and "estimate" in cell.classes:
-                cell.number = number_type("effect", cell.attrs.get("data-outcome"))
-    return table
-
-
-def _col_header(texts: Sequence[str]) -> Row:
-    return Row([Cell(t, header=True, scope="col") for t in texts])
-
-
-def _value_attrs(**values: Any) -> dict[str, str]:
-    """``data-*`` attributes; names use dashes; missing values are left out."""
-    out = {}
-    for key, value in values.items():
-        if is_missing(value) and not isinstance(value, str):
-            continue
-        out["data-" + key.replace("_", "-")] = fmt_value_attr(value) if not isinstance(value, str) else value
-    return out
-
-
-# ---------------------------------------------------------------------------------------
-# Table 1 / A3: descriptive statistics
-
-
-def descriptive_table(
-    stats: pd.DataFrame, *, lang: str, outcomes: Iterable[str], name: str, caption_key: str
-) -> Table:
-    """Annex Table 1: observations, mean, sd, min, max, % zero and countries per outcome."""
-    t = lambda key: labels.text(lang, key)  # noqa: E731
-    header = _col_header(
-        [t("col_variable"), t("col_n_obs"), t("col_mean"), t("col_sd"), t("col_min"), t("col_max"),
-         t("col_share_zero"), t("col_n_countries")]
-    )
-    wanted = list(outcomes)
-    rows = stats[stats["outcome"].isin(wanted)].copy()
-    rows["_order"] = rows["outcome"].map({o: i for i, o in enumerate(wanted)})
-    rows = rows.sort_values("_order", kind="mergesort")
-    body = []
-    for r in rows.itertuples(index=False):
-        o = r.outcome
-        # mean and sd with the statistic rule; minimum and maximum of counts are counts;
-        # lead time's statistics are days
-        stat = number_type("statistic", o)
-        extreme = "days" if stat == "days" else "count"
-
-        def num(col: str, kind: str, value: Any) -> Cell:
-            d = DECIMALS[kind]
-            text = fmt_percent(value, d, lang, sign=False) if kind == "percent" else fmt_number(value, d, lang)
-            return Cell(text, classes=("num",), attrs=_value_attrs(outcome=o, column=col, value=value), number=kind)
-
-        body.append(Row([
-            Cell(labels.outcome(lang, o), header=True, scope="row", attrs={"data-outcome": o}),
-            num("n_obs", "count", r.n_obs),
-            num("mean_value", stat, r.mean_value),
-            num("sd_value", stat, r.sd_value),
-            num("min_value", extreme, r.min_value),
-            num("max_value", extreme, r.max_value),
-            num("share_zero", "percent", r.share_zero),
-            num("n_countries", "count", r.n_countries),
-        ]))
-    data = rows.drop(columns="_order").reset_index(drop=True)
-    data.insert(1, "label", [labels.outcome(lang, o) for o in data["outcome"]])
-    return Table(name, labels.text(lang, caption_key), [header], body, data=data, classes=("descriptive",))
 
 
 # ---------------------------------------------------------------------------------------
@@ -202,8 +91,8 @@ def select_estimate(
 
 def _estimate_attrs(row: pd.Series | None, **keys: str) -> dict[str, str]:
     if row is None:
-        return _value_attrs(kind="estimate", **keys)
-    return _value_attrs(
+        return value_attrs(kind="estimate", **keys)
+    return value_attrs(
         kind="estimate",
         estimator=row["estimator"],
         outcome=row["outcome"],
@@ -377,7 +266,7 @@ def effect_table(
         row = select_estimate(estimates, estimator=estimator, outcome=o, scope="overall")
         n = None if row is None else row["n_obs"]
         n_cells.append(Cell(fmt_int(n, lang), classes=("num",), number="count",
-                            attrs=_value_attrs(kind="n_obs", estimator=estimator, outcome=o, scope="overall", value=n)))
+                            attrs=value_attrs(kind="n_obs", estimator=estimator, outcome=o, scope="overall", value=n)))
     body.append(Row(n_cells, ("n-row",)))
     notes = [t(k) for k in note_keys] + [t("note_star"), f"{COUNTRY_MARK} {t('country_note')}"]
     default_note = default_interval_note(inference, estimator, lang)
@@ -456,7 +345,7 @@ def twfe_table(estimates: pd.DataFrame, *, lang: str, outcomes: Sequence[str], n
         sub = rows[rows["outcome"] == o] if not rows.empty else rows
         n = None if sub.empty else sub.sort_values("inference")["n_obs"].iloc[0]
         n_cells.append(Cell(fmt_int(n, lang), classes=("num",), number="count",
-                            attrs=_value_attrs(kind="n_obs", estimator="twfe", outcome=o, scope="overall", value=n)))
+                            attrs=value_attrs(kind="n_obs", estimator="twfe", outcome=o, scope="overall", value=n)))
     body.append(Row(n_cells, ("n-row",)))
     notes = [t("note_twfe"), t("note_star")]
     if not present:
@@ -495,12 +384,12 @@ def yearly_table(yearly: pd.DataFrame, *, lang: str, outcomes: Sequence[str], na
                 cells += [Cell(MISSING, classes=("num",)), Cell(MISSING, classes=("num",))]
                 continue
             r = sub.iloc[0]
-            attrs = _value_attrs(kind="yearly", outcome=o, treatment=tr, value=r["estimate"],
+            attrs = value_attrs(kind="yearly", outcome=o, treatment=tr, value=r["estimate"],
                                  std_error=r["std_error"], p_value=r["p_value"], n_obs=r["n_obs"])
             coef = not_estimable_text(r, lang) or fmt_estimate_se(r["estimate"], r["std_error"], r["p_value"], lang=lang)
             cells.append(Cell(coef, classes=("num", "estimate"), attrs=attrs, number=number_type("effect", o)))
             cells.append(Cell(fmt_p_value(r["p_value"], lang), classes=("num",), number="p_value",
-                              attrs=_value_attrs(kind="yearly_p", outcome=o, treatment=tr, value=r["p_value"])))
+                              attrs=value_attrs(kind="yearly_p", outcome=o, treatment=tr, value=r["p_value"])))
             tidy.append({"table": name, "outcome": o, "label": labels.outcome(lang, o, yearly=True), "treatment": tr,
                          **{c: r[c] for c in ("estimate", "std_error", "ci_low", "ci_high", "p_value", "n_obs", "n_clusters")
                             if c in r.index},
@@ -512,122 +401,11 @@ def yearly_table(yearly: pd.DataFrame, *, lang: str, outcomes: Sequence[str], na
         n = sub["n_obs"].max() if not sub.empty else None
         clusters = sub["n_clusters"].max() if ("n_clusters" in sub and not sub.empty) else None
         n_cells.append(Cell(fmt_int(n, lang), classes=("num",), number="count",
-                            attrs=_value_attrs(kind="n_obs", treatment=tr, value=n)))
+                            attrs=value_attrs(kind="n_obs", treatment=tr, value=n)))
         n_cells.append(Cell(f"{fmt_int(clusters, lang)} {t('col_n_clusters').lower()}" if not is_missing(clusters) else "",
                             classes=("num",), number="count"))
     body.append(Row(n_cells, ("n-row",)))
     notes = [t("note_yearly"), t("note_star")]
     return Table(name, t("table_yearly_caption"), header, body, notes, pd.DataFrame(tidy), classes=("results",))
 
-
-# ---------------------------------------------------------------------------------------
-# run facts
-
-
-def simple_table(name: str, caption: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                 *, numeric: Sequence[bool] | None = None, data: pd.DataFrame | None = None,
-                 row_headers: bool = True, numbers: Sequence[str] | None = None,
-                 decimals: dict[str, int] | None = None) -> Table:
-    """A plain table of display strings; the first column is the row header. ``numbers``:
-    the number type of each column (formatting.DECIMALS; "" for text), which the display
-    strings follow; ``numeric`` only right-aligns (a column of numbers without a type, e.g.
-    an estimate with its interval, takes ``effect``)."""
-    numbers = list(numbers) if numbers is not None else ["effect" if n else "" for n in (numeric or [False] * len(columns))]
-    body = []
-    for values in rows:
-        cells = []
-        for j, value in enumerate(values):
-            if j == 0 and row_headers:
-                cells.append(Cell(str(value), header=True, scope="row"))
-            else:
-                cells.append(Cell(str(value), classes=("num",) if numbers[j] else (), number=numbers[j]))
-        body.append(Row(cells))
-    return Table(name, caption, [_col_header(columns)], body,
-                 data=data if data is not None else pd.DataFrame(list(rows), columns=list(columns)),
-                 classes=("facts",), decimals=dict(decimals or {}))
-
-
-# quarantined shares are small: the run-facts table shows them to a hundredth of a percent
-QUARANTINE_PERCENT_DECIMALS = 2
-
-
-def feeds_table(reconciliation: pd.DataFrame, files: pd.DataFrame, *, lang: str) -> Table:
-    t = lambda key: labels.text(lang, key)  # noqa: E731
-    n_files = files.groupby("feed").size() if not files.empty else pd.Series(dtype=int)
-    rows = []
-    for r in reconciliation.itertuples(index=False):
-        rows.append([
-            labels.feed(lang, r.feed),
-            fmt_int(n_files.get(r.feed, 0), lang),
-            fmt_int(r.rows_landed, lang),
-            fmt_int(r.rows_staged, lang),
-            fmt_int(r.rows_quarantined, lang),
-            fmt_percent(r.quarantined_share, QUARANTINE_PERCENT_DECIMALS, lang),
-            t("yes") if r.is_reconciled else t("no"),
-        ])
-    cols = [t("col_feed"), t("col_files"), t("col_rows_landed"), t("col_rows_staged"), t("col_rows_quarantined"),
-            t("col_quarantined_share"), t("col_reconciled")]
-    return simple_table("run_feeds", t("facts_feeds_caption"), cols, rows,
-                        numbers=["", "count", "count", "count", "count", "percent", ""], data=reconciliation.copy(),
-                        decimals={"percent": QUARANTINE_PERCENT_DECIMALS})
-
-
-def quarantine_table(quarantine: pd.DataFrame, *, lang: str) -> Table:
-    t = lambda key: labels.text(lang, key)  # noqa: E731
-    rows = [[labels.feed(lang, r.feed), r.quarantine_rule, fmt_int(r.n_rows, lang), r.example]
-            for r in quarantine.itertuples(index=False)]
-    table = simple_table("run_quarantine", t("facts_quarantine_caption"),
-                         [t("col_feed"), t("col_rule"), t("col_count"), t("col_example")], rows,
-                         numbers=["", "", "count", ""], data=quarantine.copy())
-    if quarantine.empty:
-        table.notes.append(t("none_quarantined"))
-    return table
-
-
-def files_table(files: pd.DataFrame, *, lang: str) -> Table:
-    t = lambda key: labels.text(lang, key)  # noqa: E731
-    rows = [[r.source_file, labels.feed(lang, r.feed), fmt_int(r.rows_loaded, lang), labels.load_status(lang, r.load_status),
-             (r.file_sha256 or "")[:16], r.identical_to_file or ""] for r in files.itertuples(index=False)]
-    return simple_table("run_files", t("facts_files_caption"),
-                        [t("col_file"), t("col_feed"), t("col_rows"), t("col_status"), t("col_sha"), t("col_identical")],
-                        rows, numbers=["", "", "count", "", "", ""], data=files.copy())
-
-
-def versions_table(versions: dict[str, str], *, lang: str) -> Table:
-    t = lambda key: labels.text(lang, key)  # noqa: E731
-    rows = [[k, v] for k, v in versions.items()]
-    return simple_table("run_versions", t("facts_versions_caption"), [t("col_tool"), t("col_version")], rows)
-
-
-def settings_table(estimates: pd.DataFrame, *, lang: str) -> Table:
-    """One column per distinct run_settings JSON (normally one), one row per setting."""
-    t = lambda key: labels.text(lang, key)  # noqa: E731
-    if estimates.empty or "run_settings" not in estimates:
-        return simple_table("run_settings", t("facts_settings_caption"), [t("col_setting"), t("col_value")], [])
-    groups: dict[str, list[str]] = {}
-    for settings_json, est in sorted(set(zip(estimates["run_settings"].fillna("{}"), estimates["estimator"]))):
-        groups.setdefault(settings_json, []).append(est)
-    parsed = []
-    for settings_json in sorted(groups):
-        try:
-            parsed.append(json.loads(settings_json))
-        except json.JSONDecodeError:
-            parsed.append({"run_settings": settings_json})
-    keys = sorted({k for p in parsed for k in p})
-
-    def show(v: Any) -> str:
-        if isinstance(v, (list, tuple)):
-            return ", ".join(map(str, v))
-        if isinstance(v, dict):
-            return json.dumps(v, sort_keys=True)
-        return "" if v is None else str(v)
-
-    rows = [[k, *[show(p.get(k)) for p in parsed]] for k in keys]
-    if len(parsed) > 1:
-        rows.append([t("col_estimators"), *[", ".join(groups[s]) for s in sorted(groups)]])
-        cols = [t("col_setting"), *[f"{t('col_value')} {i}" for i in range(1, len(parsed) + 1)]]
-    else:
-        cols = [t("col_setting"), t("col_value")]
-    data = pd.DataFrame([{"run_settings": s, "estimators": ",".join(groups[s])} for s in sorted(groups)])
-    return simple_table("run_settings", t("facts_settings_caption"), cols, rows, data=data)
 

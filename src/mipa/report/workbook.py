@@ -23,7 +23,7 @@ import pandas as pd
 
 from mipa.report import labels
 from mipa.report.formatting import DECIMALS, code_version_text, fmt_day, is_missing
-from mipa.report.tables import Table
+from mipa.report.table_model import Table
 
 SHEET_NAME_MAX = 31  # Excel's limit
 NOTES_SHEET = {"en": "notes", "nl": "toelichting"}
