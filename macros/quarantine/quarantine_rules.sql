@@ -29,7 +29,7 @@
     delivered more than once (file_order, source_row: the copy; its delivery_rank, 1 for
     the copy that counts, and that copy's latest_source_file / latest_source_row). Only
     repeated ids are ranked: a window over every row does not stay within DuckDB's memory
-    limit at 100x volume (it fails to spill at 700 MB), while the count per id does (issue 15).
+    limit at 100x volume (it fails to spill at 700 MB), while a count per id hash does (issue 15).
     `delivery_rank_columns(copies)` reads it back for every row, joined on
     (file_order, source_row) by the model: a record id delivered once is its own latest copy. -#}
 {% macro repeated_copies(relation) -%}
@@ -41,11 +41,13 @@
         first_value(source_row) over latest_first as latest_source_row
 
     from {{ relation }}
-    where record_id in (
-        select record_id
+    where {{ mipa.key_hash(['record_id']) }} in (
+        -- candidates by hash (mipa.key_hash): a rare collision only adds an id delivered
+        -- once, which ranks 1 in its own partition as before
+        select {{ mipa.key_hash(['record_id']) }}
         from {{ relation }}
         where record_id is not null
-        group by record_id
+        group by 1
         having count(*) > 1
     )
     window latest_first as (partition by record_id order by file_order desc, source_row desc)

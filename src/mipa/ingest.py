@@ -284,7 +284,7 @@ def ingest(raw_dir: Path, db_path: Path) -> IngestSummary:
     summary = IngestSummary(raw_dir=raw_dir, synthetic=synthetic, marker_problem=problem)
     con = duckdb.connect(str(db_path))
     # bounded memory at any volume (as the dbt profile): DuckDB spills to disk beyond it
-    limit = os.environ.get("MIPA_DUCKDB_MEMORY_LIMIT", "500MB").strip()
+    limit = os.environ.get("MIPA_DUCKDB_MEMORY_LIMIT", "400MB").strip()
     if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit, flags=re.IGNORECASE):
         raise FeedError(f"MIPA_DUCKDB_MEMORY_LIMIT={limit!r} (rule: memory_limit): give a size such as 1GB or 512MB")
     con.execute(f"set memory_limit = '{limit}'")
