@@ -52,6 +52,8 @@ from mipa.mapping import FeedMapping, MappingError, load_mapping
 from mipa.reference_series import ReferenceFileError, land_air_passengers
 
 LANDING_SCHEMA = "landing"
+# rows of a delivery file read, checked and inserted at a time
+BATCH_ROWS = 100_000
 
 
 @dataclass
@@ -104,7 +106,7 @@ def _relation_sql(path: Path, delimiter: str = ",") -> str:
     )
 
 
-def _csv_error(exc: duckdb.Error, source_file: str) -> FeedError:
+def _csv_error(exc: BaseException, source_file: str) -> FeedError:
     """DuckDB reports file lines (header = line 1); the contract counts data rows."""
     text = str(exc)
     line = re.search(r"CSV Error on Line: (\d+)", text)
@@ -125,11 +127,12 @@ def _shown_columns(present: list[str]) -> str:
 _DAY_FIRST_LIKE = r"^\s*(?P<a>\d{1,2})[-/.](?P<b>\d{1,2})[-/.](?P<y>\d{4})(?:[^0-9]|$)"
 
 
-def check_date_order(table: pa.Table, column: str, source_file: str) -> None:
+def check_date_order(table: pa.Table, column: str, source_file: str, first_row: int = 1) -> None:
     """Stop on a date that contradicts the contract's day-first order (``DATE_ORDER``).
 
     ``03-25-2023`` cannot be day-first; in the same file ``03-04-2023`` would then be read
-    as 3 April instead of 4 March. One such row shows the export is month-first."""
+    as 3 April instead of 4 March. One such row shows the export is month-first. ``first_row``:
+    the file's row number of the table's first row (a file is checked batch by batch)."""
     values = table.column(column).combine_chunks()
     parts = pc.extract_regex(values, _DAY_FIRST_LIKE)
     day = pc.cast(pc.struct_field(parts, "a"), pa.int32())
@@ -140,7 +143,7 @@ def check_date_order(table: pa.Table, column: str, source_file: str) -> None:
         return
     value = values[index].as_py().strip()[:20]
     raise FeedError(
-        f"{source_file}: row {index + 1} {column} '{value}' has {int(month[index].as_py())} in the month "
+        f"{source_file}: row {index + first_row} {column} '{value}' has {int(month[index].as_py())} in the month "
         f"position of the declared date order {DATE_ORDER} (rule: date_order); the file looks "
         "month-first, so its other dates would be read with day and month swapped. Re-export it with "
         "ISO dates (YYYY-MM-DD) or day-first."
@@ -234,37 +237,52 @@ def _load_file(
         f"else cast({column_sql[c]} as varchar) end as {c}"
         for c in spec.required_columns
     )
-    try:
-        table = con.execute(f"select {select_list} from {relation}").fetch_arrow_table()
-    except duckdb.Error as exc:
+    def unreadable(exc: BaseException) -> FeedError:
         if path.suffix.lower() == ".csv":
-            raise _csv_error(exc, source_file) from exc
-        raise FeedError(
-            f"{source_file}: file cannot be read (rule: readable_file): {_first_line(exc)}"
-        ) from exc
-    if mapping is None:
-        check_date_order(table, spec.date_column, source_file)
-    else:
-        try:
-            table = mapping.translate(table, source_file)
-        except MappingError as exc:
-            raise FeedError(str(exc)) from exc
-        if mapping.date_format is None:
-            check_date_order(table, spec.date_column, source_file)
-    n = table.num_rows
-    table = table.append_column("_source_file", pa.array([source_file] * n, type=pa.string()))
-    # row numbers count data rows from 1, header excluded, in file order
-    table = table.append_column("_source_row", pa.array(range(1, n + 1), type=pa.int64()))
-    table = table.append_column("_file_order", pa.array([file_order] * n, type=pa.int32()))
-    con.register("_incoming", table)
+            return _csv_error(exc, source_file)
+        return FeedError(f"{source_file}: file cannot be read (rule: readable_file): {_first_line(exc)}")
+
+    columns = "*"
+    if spec.person_column is not None:
+        person = f'"{spec.person_column}"'
+        columns = f"* exclude ({person}), {pseudonym_sql(person, key)} as person_pseudonym"
+    # the file streams in batches, so the load's memory does not grow with a file's size;
+    # the batches are inserted through a second connection while the read stays open
     try:
-        columns = "*"
-        if spec.person_column is not None:
-            person = f'"{spec.person_column}"'
-            columns = f"* exclude ({person}), {pseudonym_sql(person, key)} as person_pseudonym"
-        con.execute(f"insert into {LANDING_SCHEMA}.{spec.name} by name select {columns} from _incoming")
+        batches = con.execute(f"select {select_list} from {relation}").fetch_record_batch(BATCH_ROWS)
+    except duckdb.Error as exc:
+        raise unreadable(exc) from exc
+    writer = con.cursor()
+    n = 0
+    try:
+        while True:
+            try:
+                batch = batches.read_next_batch()
+            except StopIteration:
+                break
+            except (duckdb.Error, OSError) as exc:  # a read error met in a later batch
+                raise unreadable(exc) from exc
+            table = pa.Table.from_batches([batch])
+            if mapping is not None:
+                try:
+                    table = mapping.translate(table, source_file, first_row=n + 1)
+                except MappingError as exc:
+                    raise FeedError(str(exc)) from exc
+            if mapping is None or mapping.date_format is None:
+                check_date_order(table, spec.date_column, source_file, first_row=n + 1)
+            rows = table.num_rows
+            table = table.append_column("_source_file", pa.array([source_file] * rows, type=pa.string()))
+            # row numbers count data rows from 1, header excluded, in file order
+            table = table.append_column("_source_row", pa.array(range(n + 1, n + rows + 1), type=pa.int64()))
+            table = table.append_column("_file_order", pa.array([file_order] * rows, type=pa.int32()))
+            writer.register("_incoming", table)
+            try:
+                writer.execute(f"insert into {LANDING_SCHEMA}.{spec.name} by name select {columns} from _incoming")
+            finally:
+                writer.unregister("_incoming")
+            n += rows
     finally:
-        con.unregister("_incoming")
+        writer.close()
     return n
 
 

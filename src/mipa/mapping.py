@@ -112,19 +112,20 @@ class FeedMapping:
         """The export's name of a contract column."""
         return self.columns.get(column, column)
 
-    def translate(self, table: pa.Table, source_file: str) -> pa.Table:
-        """Codes and dates of one loaded file (contract column names) into the contract's."""
+    def translate(self, table: pa.Table, source_file: str, first_row: int = 1) -> pa.Table:
+        """Codes and dates of one loaded file (contract column names) into the contract's;
+        ``first_row``: the file's row number of the table's first row (for messages)."""
         for column, codes in self.codes.items():
             index = table.schema.get_field_index(column)
             table = table.set_column(index, column, _translate_codes(table.column(index), codes))
         if self.date_format is not None:
             column = FEEDS[self.feed].date_column
             index = table.schema.get_field_index(column)
-            values = self._translate_dates(table.column(index), column, source_file)
+            values = self._translate_dates(table.column(index), column, source_file, first_row)
             table = table.set_column(index, column, values)
         return table
 
-    def _translate_dates(self, values: pa.ChunkedArray, column: str, source_file: str) -> pa.Array:
+    def _translate_dates(self, values: pa.ChunkedArray, column: str, source_file: str, first_row: int) -> pa.Array:
         fmt = self.date_format
         assert fmt is not None
         text = values.combine_chunks()
@@ -134,7 +135,7 @@ class FeedMapping:
         month = pc.cast(pc.struct_field(parts, "month"), pa.int32())
         contradicts = pc.fill_null(pc.and_(pc.greater(month, 12), pc.less_equal(day, 12)), False)
         def where(row: int) -> str:
-            return f"{source_file}: row {row + 1} column {self.export_column(column)} '{text[row].as_py().strip()[:20]}'"
+            return f"{source_file}: row {row + first_row} column {self.export_column(column)} '{text[row].as_py().strip()[:20]}'"
 
         _raise_at_first(contradicts, lambda row: (
             f"{where(row)} has {month[row].as_py()} in the month position of date_format {fmt.text} declared in "

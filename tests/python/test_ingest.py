@@ -125,3 +125,31 @@ def test_every_country_alias_is_reachable() -> None:
         aliases = [row["alias"] for row in _csv.DictReader(handle)]
     assert len(aliases) > 900
     assert [a for a in aliases if a.strip().lower() in MISSING_VALUES] == []
+
+
+def test_a_file_read_in_batches_keeps_its_row_numbers_and_names_the_failing_row(
+    minimal_feeds: Path, tmp_path: Path, pseudonym_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivery streams through the load a batch at a time (here 3 rows): every row keeps
+    its file row number, and a problem in a later batch names the file's row, whether the
+    date order (checked per batch) or the CSV itself (met while reading) is wrong."""
+    import mipa.ingest
+
+    monkeypatch.setattr(mipa.ingest, "BATCH_ROWS", 3)
+    header = "record_id,person_id,nationality,departure_date,departure_type\n"
+    path = minimal_feeds / "returns" / "returns_2023.csv"
+    good = [f"R{i},P{i},MAR,2023-01-{i:02d},forced\n" for i in range(1, 11)]
+    path.write_text(header + "".join(good), encoding="utf-8")
+    ingest(minimal_feeds, tmp_path / "w.duckdb")
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    rows = con.execute("select record_id, _source_row from landing.returns "
+                       "where _source_file = 'returns/returns_2023.csv' order by _source_row").fetchall()
+    con.close()
+    assert rows == [(f"R{i}", i) for i in range(1, 11)]
+
+    path.write_text(header + "".join(good[:7]) + "R8,P8,MAR,03-25-2023,forced\n", encoding="utf-8")
+    with pytest.raises(FeedError, match=r"^returns/returns_2023.csv: row 8 departure_date '03-25-2023'"):
+        ingest(minimal_feeds, tmp_path / "w2.duckdb")
+    path.write_text(header + "".join(good[:8]) + 'R9,P9,"MAR,2023-01-09,forced\n', encoding="utf-8")
+    with pytest.raises(FeedError, match=r"^returns/returns_2023.csv: row 9 cannot be parsed as CSV"):
+        ingest(minimal_feeds, tmp_path / "w3.duckdb")
