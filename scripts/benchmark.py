@@ -233,18 +233,63 @@ def bench_scale(root: Path, scale: int) -> float:
             "print(json.dumps({'ingest': r.seconds_ingest, 'seconds': time.perf_counter() - t, 'rss_self': "
             "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'rss_children': "
             "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
-    done = subprocess.run([sys.executable, "-c", code, str(raw), str(db)], capture_output=True, text=True, check=True)
-    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    log = root / f"panel_x{scale}.log"
+    with log.open("w", encoding="utf-8") as output:  # a file, not a pipe: nothing blocks while sampling
+        build = subprocess.Popen([sys.executable, "-c", code, str(raw), str(db)], stdout=output,
+                                 stderr=subprocess.STDOUT, text=True)
+        total_peak, largest_peak = _sample_tree_rss(build)
+    if build.wait() != 0:
+        raise RuntimeError(f"panel build on x{scale} failed; its output is in {log}")
+    facts = json.loads(log.read_text(encoding="utf-8").strip().splitlines()[-1])
     panel = time.perf_counter() - started
-    rss = max(facts["rss_self"], facts["rss_children"]) / 1024
+    # sampled from /proc: getrusage's maxrss of a forked child counts the parent's pages at
+    # the fork (this process holds the generated feeds), which overstated the build's memory
+    rss = total_peak
     line(f"panel build on x{scale} (load + dbt build to fct_country_month, tests incl.)", f"{panel:.1f} s")
     line("  of which load (ingest, pseudonymisation)", f"{facts['ingest']:.1f} s")
     line("  ratio panel build / bare GROUP BY", f"{panel / bare:.0f}x")
-    line("  peak RSS of the build (largest process)", f"{rss:,.0f} MiB")
+    line("  peak RSS of the build, its processes together / the largest one", f"{total_peak:,.0f} / {largest_peak:,.0f} MiB")
     target(f"panel build x{scale} vs bare DuckDB", f"{panel:.0f} s", "within 3x", f"bare {bare:.1f} s = {panel / bare:.0f}x",
            panel / bare <= 3)
     target(f"peak RSS of the x{scale} build", f"{rss:,.0f} MiB", "< 1 GiB", "", rss < 1024)
     return rss
+
+
+def _sample_tree_rss(proc: subprocess.Popen, every: float = 0.05) -> tuple[float, float]:
+    """Peak resident memory (MiB) of ``proc`` and all its descendants while it runs, read
+    from /proc every ``every`` seconds: the peak of their sum and of the largest one."""
+    def rss_kib(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
+                for text in handle:
+                    if text.startswith("VmRSS:"):
+                        return int(text.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def descendants(root: int) -> list[int]:
+        parents = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                        parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+        tree, frontier = [root], [root]
+        while frontier:
+            frontier = [pid for pid, ppid in parents.items() if ppid in frontier]
+            tree += frontier
+        return tree
+
+    total_peak = largest_peak = 0
+    while proc.poll() is None:
+        sizes = [rss_kib(pid) for pid in descendants(proc.pid)]
+        total_peak = max(total_peak, sum(sizes))
+        largest_peak = max(largest_peak, max(sizes, default=0))
+        time.sleep(every)
+    return total_peak / 1024, largest_peak / 1024
 
 
 def _time(fn, repeat: int = 1) -> float:
