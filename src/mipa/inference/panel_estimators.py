@@ -113,32 +113,19 @@ class PlaceboImputation:
         or None), when :meth:`batches` holds: the same low-rank solve (:func:`low_rank_effects`,
         Woodbury on ``J + 1`` columns) stacked over the draws, one batched ``(J+1) x (J+1)``
         solve instead of ``R`` Python calls; equal up to rounding. A placebo control with no
-        untreated cell drops out of the solve, as it does in :meth:`__call__`."""
-        base, T = self.base, self.base.y.shape[1]
+        untreated cell takes no part in the solve, as in :meth:`__call__`."""
+        base = self.base
         rows = np.asarray(rows, dtype=np.intp)
-        R, J = rows.shape
+        J = rows.shape[1]
         y_r = base.y[rows] if y_rows is None else np.asarray(y_rows, dtype=float)  # R x J x T
         obs_r = np.isfinite(y_r)
         treated = obs_r & (base.periods[None, None, :] >= np.asarray(starts, dtype=float)[None, :, None])
         untreated = obs_r & ~treated
         Opf = untreated.astype(float)
         Yp = np.where(untreated, y_r, 0.0)
-        n_full = int(self.full.sum()) - J
         own = self.Yo[rows]  # the placebo controls' own (complete) rows leave the full units' sums
-        full_colsum = self.colsum[None, :] - own.sum(axis=1)
-        full_total = self.total - own.sum(axis=(1, 2))
-        n_p = Opf.sum(axis=2)  # R x J
-        with np.errstate(invalid="ignore", divide="ignore"):
-            row_mean = np.where(n_p > 0, Yp.sum(axis=2) / n_p, 0.0)
-        r = full_colsum - full_total[:, None] / T + Yp.sum(axis=1) - np.einsum("rjt,rj->rt", Opf, row_mean)
-        d = n_full + Opf.sum(axis=1)  # R x T
-        U = np.concatenate([np.ones((R, T, 1)), Opf.transpose(0, 2, 1)], axis=2)  # R x T x (J+1)
-        c_inv = np.concatenate([np.full((R, 1), -T / (n_full - 1)), np.where(n_p > 0, -n_p, 1.0)], axis=1)
-        DU = U / d[:, :, None]
-        Dr = r / d
-        M = np.einsum("rtj,rtk->rjk", U, DU)
-        M[:, np.arange(J + 1), np.arange(J + 1)] += c_inv
-        g = Dr - np.einsum("rtj,rj->rt", DU, np.linalg.solve(M, np.einsum("rtj,rt->rj", U, Dr)[:, :, None])[:, :, 0])
+        g = low_rank_effects(self.colsum[None, :] - own.sum(axis=1), self.total - own.sum(axis=(1, 2)),
+                             int(self.full.sum()) - J, untreated, Yp)  # R x T
         n_r = untreated.sum(axis=2)
         with np.errstate(invalid="ignore", divide="ignore"):
             a_r = (Yp.sum(axis=2) - np.einsum("rjt,rt->rj", Opf, g)) / n_r  # NaN without a cell

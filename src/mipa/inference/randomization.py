@@ -242,6 +242,35 @@ def _placebo_path(estimator: Estimator, base: PanelArrays) -> PlaceboImputation 
     return None if factory is None else factory(base)
 
 
+def _placebo_draws(
+    estimator: Estimator, base: PanelArrays, assign: np.ndarray, starts: np.ndarray,
+    rescaled: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """The placebo estimate of each draw: row ``r`` of ``assign`` (``R x J``) gives the
+    controls of ``base`` that take ``starts``. ``rescaled`` (FP 2019): which draws are
+    usable and their controls' rescaled outcome rows (``R x J x T``); an unusable draw is
+    NaN. The estimator's own placebo path computes all draws in one batch where it can,
+    else one at a time; without one, each draw re-runs the estimator on its panel."""
+    usable, y_all = rescaled if rescaled is not None else (np.ones(assign.shape[0], dtype=bool), None)
+    fast = _placebo_path(estimator, base)
+    if fast is not None and fast.batches(assign.shape[1]):
+        return np.where(usable, fast.many(assign, starts, y_all), np.nan)
+    placebo = np.full(assign.shape[0], np.nan)
+    for r in np.flatnonzero(usable):
+        row, y_rows = assign[r], None if y_all is None else y_all[r]
+        if fast is not None:
+            placebo[r] = fast(row, starts, y_rows)
+            continue
+        ft = np.full(base.y.shape[0], np.inf)
+        ft[row] = starts
+        y = base.y
+        if y_rows is not None:
+            y = base.y.copy()
+            y[row] = y_rows
+        placebo[r] = estimator(replace(base, y=y, first_treat=ft))
+    return placebo
+
+
 def conley_taber(
     pa: PanelArrays,
     estimator: Estimator,
@@ -270,6 +299,7 @@ def conley_taber(
     assign, exhaustive = placebo_assignments(controls.size, treated.size, n_placebo=n_placebo, seed=seed)
     base = pa.select(controls)
     starts = pa.first_treat[treated]
+    rescaled = None
     if rescale:
         sc = _scales(pa)
         s_treated = np.array(
@@ -278,35 +308,11 @@ def conley_taber(
         s_ctrl = np.vstack(
             [_window_sd(sc.resid[controls], pa.periods < pa.first_treat[k], ddof=0) for k in treated]
         )  # J x N0
-    fast = _placebo_path(estimator, base)
-    placebo = np.full(assign.shape[0], np.nan)
-    if fast is not None and fast.batches(treated.size):
-        usable = np.ones(assign.shape[0], dtype=bool)
-        y_rows = None
-        if rescale:  # a draw whose control has no pre-period spread gives no placebo
-            sd = s_ctrl[np.arange(treated.size)[None, :], assign]  # R x J
-            usable = np.all(sd > 0, axis=1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                y_rows = _rescaled_outcome(sc, controls[assign], s_treated[None, :] / sd)
-        placebo = np.where(usable, fast.many(assign, starts, y_rows), np.nan)
-        assign = assign[:0]  # every draw done
-    for r, row in enumerate(assign):
-        y_rows = None
-        if rescale:
-            sd = s_ctrl[np.arange(treated.size), row]
-            if not np.all(sd > 0):
-                continue
-            y_rows = _rescaled_outcome(sc, controls[row], s_treated / sd)
-        if fast is not None:
-            placebo[r] = fast(row, starts, y_rows)
-            continue
-        ft = np.full(controls.size, np.inf)
-        ft[row] = starts
-        y = base.y
-        if y_rows is not None:
-            y = base.y.copy()
-            y[row] = y_rows
-        placebo[r] = estimator(replace(base, y=y, first_treat=ft))
+        # a draw whose control has no pre-period spread gives no placebo
+        sd = s_ctrl[np.arange(treated.size)[None, :], assign]  # R x J
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rescaled = np.all(sd > 0, axis=1), _rescaled_outcome(sc, controls[assign], s_treated[None, :] / sd)
+    placebo = _placebo_draws(estimator, base, assign, starts, rescaled)
     return _result(
         scope, estimate, placebo, pa=pa, exhaustive=exhaustive, n_treated=treated.size,
         alpha=alpha, tails=tails, rescale=rescale, null=null,
@@ -337,39 +343,17 @@ def placebo_in_space(
     own = pa.select(np.append(controls, j))
     estimate = float(estimator(own))
     base = pa.select(controls)
+    assign = np.arange(controls.size)[:, None]  # each control once, alone
+    rescaled = None
     if rescale:
         sc = _scales(own)
         window = pa.periods < pa.first_treat[j]
         s_j = _window_sd(sc.resid[[-1]], window, ddof=1)[0]
         s_c = _window_sd(sc.resid[:-1], window, ddof=0)
-    fast = _placebo_path(estimator, base)
-    placebo = np.full(controls.size, np.nan)
-    todo = range(controls.size)
-    if fast is not None and fast.batches(1):
-        usable = np.ones(controls.size, dtype=bool)
-        y_rows = None
-        if rescale:  # a control without pre-period spread gives no placebo
-            usable = s_c > 0
-            with np.errstate(divide="ignore", invalid="ignore"):
-                y_rows = _rescaled_outcome(sc, np.arange(controls.size)[:, None], (s_j / s_c)[:, None])
-        placebo = np.where(usable, fast.many(np.arange(controls.size)[:, None], pa.first_treat[[j]], y_rows), np.nan)
-        todo = range(0)  # every control done
-    for c in todo:
-        y_rows = None
-        if rescale:
-            if not s_c[c] > 0:
-                continue
-            y_rows = _rescaled_outcome(sc, np.array([c]), np.array([s_j / s_c[c]]))
-        if fast is not None:
-            placebo[c] = fast(np.array([c]), pa.first_treat[[j]], y_rows)
-            continue
-        ft = np.full(controls.size, np.inf)
-        ft[c] = pa.first_treat[j]
-        y = base.y
-        if y_rows is not None:
-            y = base.y.copy()
-            y[c] = y_rows[0]
-        placebo[c] = estimator(replace(base, y=y, first_treat=ft))
+        # a control without pre-period spread gives no placebo
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rescaled = s_c > 0, _rescaled_outcome(sc, assign, (s_j / s_c)[:, None])
+    placebo = _placebo_draws(estimator, base, assign, pa.first_treat[[j]], rescaled)
     return _result(
         str(unit), estimate, placebo, pa=own, exhaustive=True, n_treated=1,
         alpha=alpha, tails=tails, rescale=rescale, null=null,

@@ -70,20 +70,36 @@ def twoway_effects(y: np.ndarray, O: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def low_rank_effects(
-    full_colsum: np.ndarray, full_total: float, n_full: int, Op: np.ndarray, Yp: np.ndarray
+    full_colsum: np.ndarray, full_total: float | np.ndarray, n_full: int, Op: np.ndarray, Yp: np.ndarray
 ) -> np.ndarray:
     """``g`` of :func:`twoway_residuals` from the ``n_full`` complete units' column sums and
     total and the other units' cells ``Op`` (bool) and values ``Yp`` (0 off their cells):
-    Woodbury's identity on ``diag(d) + U C U'`` (see :func:`twoway_residuals`)."""
-    T = full_colsum.size
-    n_p = Op.sum(axis=1)
-    Opf = Op.astype(float)
-    r = full_colsum - full_total / T + Yp.sum(axis=0) - Opf.T @ (Yp.sum(axis=1) / n_p)
-    d = n_full + Opf.sum(axis=0)
-    c0 = -(n_full - 1) / T  # the full units' -F 11'/T and the +11'/T that fixes sum g = 0
-    U = Opf.T if c0 == 0 else np.column_stack([np.ones(T), Opf.T])
-    c_inv = -n_p.astype(float) if c0 == 0 else np.concatenate([[1.0 / c0], -n_p])
-    DU = U / d[:, None]
-    Dr = r / d
-    return Dr - DU @ np.linalg.solve(np.diag(c_inv) + U.T @ DU, U.T @ Dr)
+    Woodbury's identity on ``diag(d) + U C U'`` (see :func:`twoway_residuals`).
 
+    Leading axes before ``m x T`` (``Op``, ``Yp``; ``full_colsum`` ``... x T``, ``full_total``
+    ``...``) are independent problems, solved in one batch (the placebo draws of
+    :class:`~mipa.inference.panel_estimators.PlaceboImputation`). A unit with no cell takes
+    no part (its column of ``U`` is zero and its entry of ``C^-1`` set to 1)."""
+    T = full_colsum.shape[-1]
+    Opf = Op.astype(float)
+    n_p = Opf.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        row_mean = np.where(n_p > 0, Yp.sum(axis=-1) / n_p, 0.0)
+    OpT = np.swapaxes(Opf, -1, -2)  # ... x T x m
+    r = full_colsum - np.asarray(full_total, dtype=float)[..., None] / T + Yp.sum(axis=-2) - (
+        OpT @ row_mean[..., None])[..., 0]
+    d = n_full + Opf.sum(axis=-2)
+    c0 = -(n_full - 1) / T  # the full units' -F 11'/T and the +11'/T that fixes sum g = 0
+    c_units = np.where(n_p > 0, -n_p, 1.0)
+    if c0 == 0:
+        U, c_inv = OpT, c_units
+    else:
+        U = np.concatenate([np.ones((*OpT.shape[:-1], 1)), OpT], axis=-1)
+        c_inv = np.concatenate([np.full((*n_p.shape[:-1], 1), 1.0 / c0), c_units], axis=-1)
+    DU = U / d[..., None]
+    Dr = r / d
+    M = np.swapaxes(U, -1, -2) @ DU
+    diagonal = np.arange(M.shape[-1])
+    M[..., diagonal, diagonal] += c_inv
+    solution = np.linalg.solve(M, np.swapaxes(U, -1, -2) @ Dr[..., None])
+    return Dr - (DU @ solution)[..., 0]
