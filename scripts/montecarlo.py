@@ -11,9 +11,11 @@ estimator and inference method of the
   reads it in place as the source ``montecarlo.inference_coverage`` (data, not a seed); this
   script is the only thing that writes it. ``--write-seed`` is a deprecated alias.
 
-The default group ``all`` runs every estimator and method in one pass per design (annex,
-homogeneous and zero effects): each replication's panel is drawn once and every method
-runs on it. The other groups run (and resume) a part separately, e.g. to add a method
+The default group ``all`` runs every estimator and method in one pass over the three designs
+(annex, homogeneous and zero effects): each replication's panels are drawn once, every
+method runs on them, and the same worker runs a replication number for all three designs,
+so that what their panels share (the control countries, hence SDID's placebo time weights)
+is computed once. Each design still gets its own folder, rows and summary. The other groups run (and resume) a part separately, e.g. to add a method
 without rerunning the rest: ``fast`` (ETWFE, Callaway & Sant'Anna, TWFE with every
 inference method), ``conformal`` (the per-country conformal intervals and their overall
 average, Poisson ETWFE clustered), ``sdid`` (synthetic DiD with the exhaustive placebo, the
@@ -21,7 +23,7 @@ slowest), ``conformal_ratio`` (the ratio model) and ``poisson_conformal`` (Poiss
 own effects with conformal intervals). The results file holds every method of the finished
 runs, a method found in several runs taken from the first (``all`` first):
 
-    python scripts/montecarlo.py --reps 500                             # every method, one pass a design
+    python scripts/montecarlo.py --reps 500                             # every method, one pass
     python scripts/montecarlo.py --reps 500 --groups poisson_conformal --workers 1
     python scripts/montecarlo.py --groups "" --write-results          # results from finished runs
 """
@@ -58,9 +60,10 @@ def run_dir(effects: str, group: str) -> Path:
     return ROOT / "reports" / "montecarlo" / f"{effects}-{group}"
 
 
-def run_group(effects: str, group: str, reps: int, workers: int | None) -> float:
-    """One design x estimator group through ``mipa montecarlo`` (resumes from its checkpoint)."""
-    return run_in_folder(run_dir(effects, group), reps=reps, effects=effects, estimators=GROUPS[group],
+def run_group(group: str, reps: int, workers: int | None) -> float:
+    """Every design x one estimator group through one ``mipa montecarlo`` pass (each
+    design resumes from its own folder's checkpoint)."""
+    return run_in_folder(run_dir("{effects}", group), reps=reps, effects=",".join(DESIGNS), estimators=GROUPS[group],
                          workers=workers, quiet=False)
 
 
@@ -105,9 +108,8 @@ def main() -> int:
               "a dbt source, not a seed)", file=sys.stderr)
         args.write_results = True
     for group in [g for g in args.groups.split(",") if g]:
-        for effects in DESIGNS:
-            seconds = run_group(effects, group, args.reps, args.workers)
-            print(f"{effects:>6} {group:>4}: {args.reps} replications in {seconds / 60:.1f} min", flush=True)
+        seconds = run_group(group, args.reps, args.workers)
+        print(f"{group:>4}: {args.reps} replications of {', '.join(DESIGNS)} in {seconds / 60:.1f} min", flush=True)
     dirs = args.sources or [run_dir(e, g) for g in GROUPS for e in DESIGNS]
     dirs = [d for d in dirs if (d / "summary.csv").exists()]
     if not dirs:

@@ -457,3 +457,22 @@ def test_unit_standard_error_matches_the_spread_of_the_estimate():
         estimates.append(conformal_series(y, cbar, t1, model="factor", statistic="t")[0])
         ses.append(studentized_standard_error(y, cbar, t1, model="factor"))
     assert np.median(ses) == pytest.approx(np.std(estimates), rel=0.15)
+
+
+def test_polynomial_roots_are_numpy_roots_of_every_row():
+    """The events of the studentized statistic come from one eigenvalue call per degree: the
+    same roots as ``np.roots`` row by row, whatever the leading and trailing zeros (a zero
+    row has none)."""
+    from mipa.inference.conformal_stats import polynomial_roots
+
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(400, 5))
+    rows[rng.random(rows.shape) < 0.25] = 0.0
+    rows[0] = 0.0
+    rows[1, :3] = 0.0
+    rows[2, -3:] = 0.0
+    expected = np.concatenate([np.roots(r).astype(complex) for r in rows if r.any()])
+    got = polynomial_roots(rows)
+    assert got.size == expected.size
+    assert np.array_equal(np.sort_complex(got), np.sort_complex(expected))
+    assert polynomial_roots(np.zeros((3, 5))).size == 0

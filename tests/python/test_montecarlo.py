@@ -11,7 +11,7 @@ import pytest
 from mipa.estimators.etwfe import etwfe
 from mipa.inference.suite import METHODS, InferenceSettings, inference_table
 from mipa.montecarlo.design import GENERATOR_STREAMS, Design, PanelSampler
-from mipa.montecarlo.harness import only_estimators, run_montecarlo, summarize
+from mipa.montecarlo.harness import only_estimators, run_designs, run_montecarlo, summarize
 from mipa.simulate.calibration import panel_from_feeds
 from mipa.simulate.runner import simulate
 
@@ -127,6 +127,55 @@ def test_workers_do_not_change_the_result():
     one = run_montecarlo(Design(effects="zero"), reps=2, settings=fast, workers=1)
     two = run_montecarlo(Design(effects="zero"), reps=2, settings=fast, workers=2)
     pd.testing.assert_frame_equal(one.drop(columns="seconds"), two.drop(columns="seconds"))
+
+
+def test_designs_in_one_pass_give_their_own_rows_and_share_the_placebo_time_weights(monkeypatch):
+    """run_designs draws each replication of every design in one worker: the rows are those
+    of each design's own run, bit for bit, and SDID's placebo time weights, which see only
+    the control countries (drawn alike in every design), are solved once for all designs."""
+    from mipa.inference import sdid_fit
+
+    sdid_only = only_estimators(InferenceSettings(), ["sdid"])
+    designs = [Design(effects="annex"), Design(effects="zero")]
+    solved: list[int] = []
+    real = sdid_fit.two_stage_many
+
+    def counting(sets, starts, **kw):
+        solved.append(sum(fw.size for fw in sets))
+        return real(sets, starts, **kw)
+
+    monkeypatch.setattr(sdid_fit, "two_stage_many", counting)
+    alone = []
+    for design in designs:
+        sdid_fit._SOLVED_LAMBDAS.clear()
+        alone.append(run_montecarlo(design, reps=1, first_replication=7, settings=sdid_only, workers=1))
+    problems_alone = sum(solved)
+    sdid_fit._SOLVED_LAMBDAS.clear()
+    solved.clear()
+    joint = run_designs(designs, reps=1, first_replication=7, settings=sdid_only, workers=1)
+    for own, shared in zip(alone, joint, strict=True):
+        assert own["estimate"].notna().sum() == 6
+        pd.testing.assert_frame_equal(own.drop(columns="seconds"), shared.drop(columns="seconds"))
+    assert not alone[0]["estimate"].equals(alone[1]["estimate"])  # the designs differ
+    # the second design re-solved only its unit weights: every time-weight set came from the first
+    assert sum(solved) < problems_alone
+
+
+def test_montecarlo_command_runs_several_designs_into_their_folders(tmp_path, capsys):
+    from mipa.cli import main
+
+    template = str(tmp_path / "{effects}-twfe")
+    assert main(["montecarlo", "--reps", "1", "--effects", "annex,zero", "--estimators", "twfe:cluster_unit",
+                 "--workers", "1", "--quiet", "--out", template]) == 0
+    for effects in ("annex", "zero"):
+        folder = tmp_path / f"{effects}-twfe"
+        facts = __import__("json").loads((folder / "run.json").read_text())
+        assert facts["design"]["effects"] == effects and facts["joint_run"]["designs"] == ["annex", "zero"]
+        assert pd.read_csv(folder / "summary.csv")["effects"].eq(effects).all()
+    assert main(["montecarlo", "--effects", "annex,zero", "--out", str(tmp_path / "one")]) == 2
+    assert "--out must hold {effects}" in capsys.readouterr().err
+    assert main(["montecarlo", "--effects", "annex,big"]) == 2
+    assert "unknown --effects big" in capsys.readouterr().err
 
 
 def test_checkpoint_resumes(tmp_path):

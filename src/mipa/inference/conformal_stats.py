@@ -258,12 +258,35 @@ class StudentStats:
             out.append(np.array([self.a[0] / self.b[0]]))
         scale = np.abs(poly).max(axis=1, keepdims=True)
         poly = np.where(np.abs(poly) > 1e-13 * scale, poly, 0.0)
-        for c in poly:
-            if not c.any():
-                continue
-            z = np.roots(c[::-1])
-            out.append(z.real[np.abs(z.imag) <= 1e-9 * (1 + np.abs(z.real))])
+        z = polynomial_roots(poly[:, ::-1])
+        out.append(z.real[np.abs(z.imag) <= 1e-9 * (1 + np.abs(z.real))])
         return np.concatenate(out)
+
+
+def polynomial_roots(coefficients: np.ndarray) -> np.ndarray:
+    """The roots of every row's polynomial (highest power first), together: ``np.roots`` of
+    each row, stacked, with one eigenvalue call per degree instead of one per row (the same
+    companion matrices, so the same roots; a zero row has none)."""
+    rows = np.asarray(coefficients, dtype=float)
+    nonzero = rows != 0
+    found = []
+    if not nonzero.any():
+        return np.array([], dtype=complex)
+    has = nonzero.any(axis=1)
+    first = np.where(has, nonzero.argmax(axis=1), -1)
+    last = np.where(has, rows.shape[1] - 1 - nonzero[:, ::-1].argmax(axis=1), -1)
+    for lead, tail in sorted(set(zip(first[has].tolist(), last[has].tolist(), strict=True))):
+        p = rows[(first == lead) & (last == tail), lead:tail + 1]
+        n = p.shape[1]
+        if n > 1:
+            A = np.zeros((p.shape[0], n - 1, n - 1))
+            A[:, np.arange(1, n - 1), np.arange(n - 2)] = 1.0
+            A[:, 0, :] = -p[:, 1:] / p[:, :1]
+            found.append(np.linalg.eigvals(A).astype(complex).ravel())
+        trailing = rows.shape[1] - 1 - tail
+        if trailing:
+            found.append(np.zeros(p.shape[0] * trailing, dtype=complex))
+    return np.concatenate(found) if found else np.array([], dtype=complex)
 
 
 def count_at_least(S: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ Variants: ``method="sc"`` (``sc_estimate``: ``lambda = 0``, no unit intercept,
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -128,22 +129,45 @@ class Job:
     loo_controls: np.ndarray | None = None  # exhaustive placebos: the N0 x T control block
 
 
+#: Time weights solved lately, by :func:`_solved_key` (a content key: the same key is the same
+#: problem). The Monte Carlo runs its three designs on each replication in turn; their
+#: control countries are drawn alike, so the placebo time-weight problems (controls only)
+#: recur and are read from here instead of re-solved: a quarter of SDID's time a design.
+_SOLVED_LAMBDAS: OrderedDict[Any, np.ndarray] = OrderedDict()
+SOLVED_LAMBDAS_KEPT = 32
+
+
+def _solved_key(job: Job, max_iter: int, use_sparsify: bool) -> Any:
+    """Everything the time weights of ``job`` depend on besides its ``lambda_key``."""
+    return (job.lambda_key, job.Y.shape[1:], job.tune, job.lambda0.tobytes(), int(max_iter), bool(use_sparsify))
+
+
 def solve_many(
     jobs: list[Job], *, max_iter: int, use_sparsify: bool
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Weights ``(omega, lambda)`` for every job, all weight problems in one solve."""
+    """Weights ``(omega, lambda)`` for every job, all weight problems in one solve.
+
+    Jobs with equal ``lambda_key`` share one time-weight solve, also across calls: the
+    last :data:`SOLVED_LAMBDAS_KEPT` solved sets are kept (same key, same problems, same
+    numbers bit for bit).
+    """
     sets: list[FwSet] = []
     starts: list[np.ndarray] = []
     slots: list[tuple[int | None, int | None]] = []
     shared: dict[Any, int] = {}
-    for job in jobs:
+    known: dict[int, np.ndarray] = {}  # job index -> time weights solved by an earlier call
+    for index, job in enumerate(jobs):
         n0, t0, tune = job.n0, job.t0, job.tune
         C = job.loo_controls
         Yc = collapsed(job.Y, n0, t0) if C is None else None
         P = job.Y.shape[0]
         lam_slot = om_slot = None
         if not tune.fixed_lambda:
-            if job.lambda_key is not None and job.lambda_key in shared:
+            solved = _solved_key(job, max_iter, use_sparsify) if job.lambda_key is not None else None
+            if solved is not None and solved in _SOLVED_LAMBDAS:
+                _SOLVED_LAMBDAS.move_to_end(solved)
+                known[index] = _SOLVED_LAMBDAS[solved]
+            elif job.lambda_key is not None and job.lambda_key in shared:
                 lam_slot = shared[job.lambda_key]
             else:
                 lam_slot = len(sets)
@@ -171,10 +195,21 @@ def solve_many(
             starts.append(job.omega0)
         slots.append((om_slot, lam_slot))
     xs = two_stage_many(sets, starts, max_iter=max_iter, use_sparsify=use_sparsify)
-    return [
-        (job.omega0 if om is None else xs[om], job.lambda0 if lam is None else xs[lam])
-        for job, (om, lam) in zip(jobs, slots, strict=True)
-    ]
+    out = []
+    for index, (job, (om, lam)) in enumerate(zip(jobs, slots, strict=True)):
+        if index in known:
+            lam_weights = known[index]
+        elif lam is None:
+            lam_weights = job.lambda0
+        else:
+            lam_weights = xs[lam]
+            if job.lambda_key is not None:
+                lam_weights.setflags(write=False)  # kept: nobody may change it in place
+                _SOLVED_LAMBDAS[_solved_key(job, max_iter, use_sparsify)] = lam_weights
+                while len(_SOLVED_LAMBDAS) > SOLVED_LAMBDAS_KEPT:
+                    _SOLVED_LAMBDAS.popitem(last=False)
+        out.append((job.omega0 if om is None else xs[om], lam_weights))
+    return out
 
 
 def _setup(Y: np.ndarray, n0: int, t0: int, method: Method) -> tuple[np.ndarray, float, Tuning]:

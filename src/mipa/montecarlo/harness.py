@@ -22,7 +22,8 @@ Replications run in worker processes (``workers``; each builds the design's fixe
 once) and are collected in replication order, so the output does not depend on the
 number of workers or on timing. ``checkpoint`` (a Parquet path) is rewritten as
 replications finish; a run started again with the same file skips the replications it
-holds.
+holds. :func:`run_designs` runs several designs in one pass (each replication of every
+design in the same worker), so that what their panels share is computed once.
 """
 
 from __future__ import annotations
@@ -48,12 +49,13 @@ REPLICATE_COLUMNS = [
 ]
 SUMMARY_KEYS = ["effects", "estimator", "inference", "outcome", "scope"]
 
-_SAMPLER: dict[Design, PanelSampler] = {}  # per worker process: the design's fixed part, built once
+_SAMPLER: dict[Design, PanelSampler] = {}  # per worker process: each design's fixed part, built once
 
 
 def _sampler(design: Design) -> PanelSampler:
     if design not in _SAMPLER:
-        _SAMPLER.clear()
+        if len(_SAMPLER) >= 8:
+            _SAMPLER.clear()
         _SAMPLER[design] = PanelSampler(design)
     return _SAMPLER[design]
 
@@ -76,6 +78,16 @@ def replicate(
     out["covered"] = np.where(valid, (lo <= truth) & (truth <= hi), np.nan)
     out["rejects_zero"] = np.where(valid, (lo > 0) | (hi < 0), np.nan)
     return out.reindex(columns=REPLICATE_COLUMNS)
+
+
+def replicate_designs(
+    designs: Sequence[Design], replication: int, outcomes: Sequence[str], settings: InferenceSettings
+) -> list[pd.DataFrame]:
+    """Replication ``replication`` of each design in turn, in one process: what the designs'
+    panels share (their control countries are drawn alike) is then computed once (the
+    placebo time weights of SDID, :func:`mipa.inference.sdid_fit.solve_many`). The rows are
+    those of :func:`replicate` on each design alone."""
+    return [replicate(design, replication, outcomes, settings) for design in designs]
 
 
 def _worker_init() -> None:
@@ -101,58 +113,107 @@ def run_montecarlo(
 ) -> pd.DataFrame:
     """Replications ``first_replication .. first_replication + reps - 1``, one row per
     replication x method x outcome x scope (:data:`REPLICATE_COLUMNS`), sorted."""
+    return run_designs([design], reps=reps, outcomes=outcomes, settings=settings, workers=workers,
+                       first_replication=first_replication, checkpoints=[checkpoint], progress=progress)[0]
+
+
+def _resumed(checkpoint: Path | None, wanted: list[int], outcomes: Sequence[str],
+             say: Callable[[str], None]) -> tuple[list[pd.DataFrame], set[int]]:
+    """The rows a checkpoint already holds for ``wanted`` and their replications."""
+    if checkpoint is None or not Path(checkpoint).exists():
+        return [], set()
+    previous = pd.read_parquet(checkpoint)
+    previous = previous[previous["replication"].isin(wanted) & previous["outcome"].isin(list(outcomes))]
+    if not len(previous):
+        return [], set()
+    have = set(previous["replication"].unique())
+    say(f"montecarlo: {len(have)} replications taken from {checkpoint}")
+    return [previous], have
+
+
+def run_designs(
+    designs: Sequence[Design],
+    *,
+    reps: int,
+    outcomes: Sequence[str] = (PRIMARY_OUTCOME,),
+    settings: InferenceSettings | None = None,
+    workers: int | None = None,
+    first_replication: int = 0,
+    checkpoints: Sequence[Path | None] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[pd.DataFrame]:
+    """:func:`run_montecarlo` for several designs in one pass: each replication number is
+    drawn for every design by the same worker (:func:`replicate_designs`), so that what the
+    designs share is computed once. One checkpoint per design (or None); the rows of each
+    design are those of its own run."""
     settings = settings or InferenceSettings()
     say = progress or (lambda _msg: None)
+    checkpoints = list(checkpoints) if checkpoints is not None else [None] * len(designs)
+    if len(checkpoints) != len(designs):
+        raise ValueError("one checkpoint (or None) per design")
     wanted = list(range(first_replication, first_replication + reps))
-    done: list[pd.DataFrame] = []
-    if checkpoint is not None and Path(checkpoint).exists():
-        previous = pd.read_parquet(checkpoint)
-        previous = previous[previous["replication"].isin(wanted) & previous["outcome"].isin(list(outcomes))]
-        if len(previous):
-            done.append(previous)
-            have = set(previous["replication"].unique())
-            wanted = [r for r in wanted if r not in have]
-            say(f"montecarlo: {len(have)} replications taken from {checkpoint}")
-    workers = max(1, min(workers or os.cpu_count() or 1, len(wanted) or 1))
+    done: list[list[pd.DataFrame]] = []
+    todo: dict[int, list[int]] = {}  # replication -> designs that still need it
+    for d, checkpoint in enumerate(checkpoints):
+        rows, have = _resumed(checkpoint, wanted, outcomes, say)
+        done.append(rows)
+        for rep in wanted:
+            if rep not in have:
+                todo.setdefault(rep, []).append(d)
+    tasks = sorted(todo.items())
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) or 1))
+    names = ",".join(design.effects for design in designs)
     started = time.perf_counter()
     last_write = started
 
     def save(force: bool = False) -> None:
         nonlocal last_write
-        if checkpoint is None or not done or (not force and time.perf_counter() - last_write < 30):
+        if not force and time.perf_counter() - last_write < 30:
             return
-        Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(f"{checkpoint}.tmp")
-        pd.concat(done, ignore_index=True).to_parquet(tmp, index=False)
-        os.replace(tmp, checkpoint)
+        for checkpoint, rows in zip(checkpoints, done, strict=True):
+            if checkpoint is None or not rows:
+                continue
+            Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(f"{checkpoint}.tmp")
+            pd.concat(rows, ignore_index=True).to_parquet(tmp, index=False)
+            os.replace(tmp, checkpoint)
         last_write = time.perf_counter()
 
     def report(n: int) -> None:
         elapsed = time.perf_counter() - started
-        eta = elapsed / n * (len(wanted) - n)
-        say(f"montecarlo [{design.effects}]: {n}/{len(wanted)} replications, {_fmt_seconds(elapsed)} elapsed, "
+        eta = elapsed / n * (len(tasks) - n)
+        say(f"montecarlo [{names}]: {n}/{len(tasks)} replications, {_fmt_seconds(elapsed)} elapsed, "
             f"~{_fmt_seconds(eta)} left")
 
-    step = max(1, len(wanted) // 20)
+    def keep(which: list[int], frames: list[pd.DataFrame]) -> None:
+        for d, frame in zip(which, frames, strict=True):
+            done[d].append(frame)
+
+    step = max(1, len(tasks) // 20)
     if workers == 1:
-        for n, rep in enumerate(wanted, 1):
-            done.append(replicate(design, rep, outcomes, settings))
+        for n, (rep, which) in enumerate(tasks, 1):
+            keep(which, replicate_designs([designs[d] for d in which], rep, tuple(outcomes), settings))
             save()
-            if n % step == 0 or n == len(wanted):
+            if n % step == 0 or n == len(tasks):
                 report(n)
-    elif wanted:
+    elif tasks:
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
-            futures = [pool.submit(replicate, design, rep, tuple(outcomes), settings) for rep in wanted]
+            futures = {pool.submit(replicate_designs, [designs[d] for d in which], rep, tuple(outcomes), settings):
+                       which for rep, which in tasks}
             for n, future in enumerate(as_completed(futures), 1):
-                done.append(future.result())
+                keep(futures[future], future.result())
                 save()
-                if n % step == 0 or n == len(wanted):
+                if n % step == 0 or n == len(tasks):
                     report(n)
     save(force=True)
-    if not done:
-        return pd.DataFrame(columns=REPLICATE_COLUMNS)
-    out = pd.concat(done, ignore_index=True)
-    return out.sort_values(["replication", "outcome"], kind="mergesort").reset_index(drop=True)
+    out = []
+    for rows in done:
+        if not rows:
+            out.append(pd.DataFrame(columns=REPLICATE_COLUMNS))
+            continue
+        frame = pd.concat(rows, ignore_index=True)
+        out.append(frame.sort_values(["replication", "outcome"], kind="mergesort").reset_index(drop=True))
+    return out
 
 
 def summarize(replicates: pd.DataFrame, design: Design) -> pd.DataFrame:
