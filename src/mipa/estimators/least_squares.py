@@ -250,6 +250,14 @@ def _fix_psd(V: np.ndarray) -> tuple[np.ndarray, bool]:
     return V, False
 
 
+def cluster_small_sample_factor(fit: OLSFit, n_clusters: int, *, df_a: int) -> float:
+    """reghdfe's ``q = (N-1)/(N-K) * G/(G-1)``, ``K = rank + df_a + [df_a == 0]``
+    (:func:`cluster_vcov`, with ``G`` the fewest clusters of its variables)."""
+    N = fit.n_obs
+    K = fit.rank + df_a + (1 if df_a == 0 else 0)
+    return (N - 1) / (N - K) * n_clusters / (n_clusters - 1)
+
+
 def cluster_vcov(
     fit: OLSFit,
     cluster_codes: Sequence[np.ndarray],
@@ -291,11 +299,8 @@ def cluster_vcov(
                 )
             A = _cluster_sums(scores, codes) @ BC
             V += sign * (A.T @ A)
-    n_clusters = [int(c.max()) + 1 for c in cluster_codes]
-    g_min = min(n_clusters)
-    N = fit.n_obs
-    K = fit.rank + df_a + (1 if df_a == 0 else 0)
-    q = (N - 1) / (N - K) * g_min / (g_min - 1)
+    g_min = min(int(c.max()) + 1 for c in cluster_codes)
+    q = cluster_small_sample_factor(fit, g_min, df_a=df_a)
     V = q * (V + V.T) / 2
     fixed = False
     if len(cluster_codes) > 1 and fix_psd:

@@ -129,8 +129,10 @@ class LooOmega:
         return self.Z.shape[0]
 
     def _donors(self) -> np.ndarray:
+        """Row ``c``: the controls other than ``c``, in order."""
         N0 = self.size
-        return np.array([np.delete(np.arange(N0), c) for c in range(N0)]).reshape(N0, N0 - 1)
+        position = np.arange(N0 - 1)[None, :]
+        return position + (position >= np.arange(N0)[:, None])
 
     def dense(self) -> tuple[np.ndarray, np.ndarray]:
         d = self._donors()

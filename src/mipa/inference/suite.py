@@ -354,7 +354,7 @@ def _complete(rows: pd.DataFrame, expected: Sequence[tuple[str, str]], failure: 
     keyed = [("simple" if sc == "overall" else "group", sc, inf) for inf, sc in expected]
     out = complete_rows(rows.reindex(columns=ESTIMATE_COLUMNS), keyed, failure, panel, outcome,
                         {"estimator": estimator})
-    return finalize_status(out.reindex(columns=ESTIMATE_COLUMNS))
+    return out.reindex(columns=ESTIMATE_COLUMNS)
 
 
 def inference_table(
@@ -414,7 +414,8 @@ def inference_table(
             rows = rows.assign(inference=rows["inference"].fillna(inference))
         rows = _complete(rows, _expected(estimator, inference, treated, s), failure, panel, outcome, estimator)
         frames.append(_timed_rows(rows, estimator, time.perf_counter() - tick))
-    out = pd.concat(frames, ignore_index=True)
+    # the status of a row follows from the row alone: filled once for the whole table
+    out = finalize_status(pd.concat(frames, ignore_index=True))
     out.insert(2, "outcome", outcome)
     order = {pair: k for k, pair in enumerate(METHODS)}
     out["_order"] = [order.get((e, m), len(order)) for e, m in zip(out["estimator"], out["inference"], strict=True)]

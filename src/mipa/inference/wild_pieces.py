@@ -30,7 +30,7 @@ from mipa.inference.wild_contrasts import FittedContrast
 
 __all__ = [
     "CI_TOL_SE", "DEFAULT_SEED", "MAX_BISECTIONS", "MAX_CI_SE", "BootstrapPieces", "Draws", "NullModel", "WildWeights",
-    "bootstrap_pieces", "bootstrap_t", "ci_bound", "cluster_sum", "draw_weights", "draws", "p_value",
+    "ClusterSums", "bootstrap_pieces", "bootstrap_t", "ci_bound", "cluster_sum", "draw_weights", "draws", "p_value",
     "restricted_residuals",
 ]
 
@@ -108,10 +108,36 @@ class BootstrapPieces:
 
 def cluster_sum(values: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
     """Row sums within clusters: ``G x p`` (or length ``G`` for a vector)."""
-    ind = sparse.csr_matrix(
-        (np.ones(codes.size), (codes, np.arange(codes.size))), shape=(n_clusters, codes.size)
-    )
-    return np.asarray(ind @ values)
+    return ClusterSums.of(codes, n_clusters)(values)
+
+
+@dataclass(frozen=True)
+class ClusterSums:
+    """Row sums within clusters, set up once for a vector of cluster codes.
+
+    Rows sorted by cluster with none empty (a panel sorted by unit): one ``np.add.reduceat``
+    over the blocks, which reads an array in whatever memory order it has (the sparse
+    indicator product copied the column-major ``X~`` into row order on every call: a third
+    of the wild bootstrap's set-up); otherwise the ``G x N`` sparse indicator.
+    """
+
+    starts: np.ndarray | None
+    indicator: sparse.csr_matrix | None
+
+    @classmethod
+    def of(cls, codes: np.ndarray, n_clusters: int) -> ClusterSums:
+        codes = np.asarray(codes)
+        if codes.size and np.all(codes[1:] >= codes[:-1]):
+            starts = np.searchsorted(codes, np.arange(n_clusters))
+            if np.all(np.diff(np.append(starts, codes.size)) > 0):
+                return cls(starts=starts, indicator=None)
+        ind = sparse.csr_matrix((np.ones(codes.size), (codes, np.arange(codes.size))), shape=(n_clusters, codes.size))
+        return cls(starts=None, indicator=ind)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        if self.starts is not None:
+            return np.add.reduceat(values, self.starts, axis=0)
+        return np.asarray(self.indicator @ values)
 
 
 def restricted_residuals(fc: FittedContrast, null_model: NullModel) -> tuple[np.ndarray, np.ndarray]:
@@ -174,21 +200,21 @@ def bootstrap_pieces(
     Zg[np.arange(z.size), codes] = z
     if fc.fe_codes:
         Zg, _ = ols.absorb(Zg, fc.fe_codes, copy=False)
-    Zx = cluster_sum(Xt * z[:, None], codes, G)  # G x k: sum_{i in g} z_i X~_i
+    sums = ClusterSums.of(codes, G)
+    Zx = sums(Xt * z[:, None])  # G x k: sum_{i in g} z_i X~_i
     ZxA = Zx @ fit.bread
 
     def pieces(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        S = cluster_sum(z * u, codes, G)
-        first = cluster_sum(Zg * u[:, None], codes, G).T  # [g, h] = sum_{j in h} M_D(z1_g)_j u_j
-        Xu = cluster_sum(Xt * u[:, None], codes, G)  # G x k
+        S = sums(z * u)
+        first = sums(Zg * u[:, None]).T  # [g, h] = sum_{j in h} M_D(z1_g)_j u_j
+        Xu = sums(Xt * u[:, None])  # G x k
         return S, first - ZxA @ Xu.T
 
     S0, K0 = pieces(u0)
     S1, K1 = pieces(u1) if restricted else (np.zeros(G), np.zeros((G, G)))
-    c = cluster_sum(z * e, codes, G)
-    _, info = ols.cluster_vcov(fit, [codes], df_a=fc.df_a, contrast=fc.contrast[None, :])
+    c = sums(z * e)
     return BootstrapPieces(
-        theta=theta, c=c, S0=S0, S1=S1, K0=K0, K1=K1, q=info.small_sample_factor,
+        theta=theta, c=c, S0=S0, S1=S1, K0=K0, K1=K1, q=ols.cluster_small_sample_factor(fit, G, df_a=fc.df_a),
         n_obs=fit.n_obs,
     )
 

@@ -165,20 +165,26 @@ class PanelSampler:
         model, pool, keys, treated = self._fixed
         cal = model.cal
         n_months = cal.n - cal.w0
-        frames, truth = [], {o: {} for o in PANEL_OUTCOMES}
+        columns: list[dict[str, np.ndarray]] = []
+        first_treat: list[float] = []
+        truth: dict[str, dict[str, float]] = {o: {} for o in PANEL_OUTCOMES}
         for iso in pool:
             plan = model.plan(iso, self._rng(replication, keys[iso], PURPOSE_PLAN))
             events = model.events(plan, self._rng(replication, keys[iso], PURPOSE_EVENTS))
-            counts = country_month_counts(events, cal.month_start, cal.w0, n_months)
+            columns.append(month_count_columns(events, cal.month_start, cal.w0, n_months))
             start = plan.start_idx - cal.w0 + 1 if plan.start_idx >= 0 else 0
-            counts.insert(0, "iso3", iso)
-            counts.insert(1, "period", np.arange(1, n_months + 1))
-            counts.insert(2, "first_treat", float(start) if 1 <= start <= n_months else 0.0)
-            frames.append(counts)
+            first_treat.append(float(start) if 1 <= start <= n_months else 0.0)
             if iso in treated and 1 <= start <= n_months:
                 for outcome in PANEL_OUTCOMES:
                     truth[outcome][iso] = float(plan.truth.get(outcome, 0.0))
-        panel = pd.concat(frames, ignore_index=True)
+        # one frame from the countries' columns (a frame per country and three inserts each
+        # were a third of a draw)
+        panel = pd.DataFrame({
+            "iso3": np.repeat(np.array(pool, dtype=object), n_months),
+            "period": np.tile(np.arange(1, n_months + 1), len(pool)),
+            "first_treat": np.repeat(np.array(first_treat, dtype=float), n_months),
+            **{name: np.concatenate([c[name] for c in columns]) for name in columns[0]},
+        })
         post = panel.loc[panel["first_treat"] > 0].groupby("iso3")["first_treat"].first()
         post_months = {iso: n_months - int(g) + 1 for iso, g in post.items()}
         for outcome, by_unit in truth.items():
@@ -195,6 +201,11 @@ def _month_counts(days: np.ndarray, month_start: np.ndarray, w0: int, n_months: 
 
 
 def country_month_counts(events, month_start: np.ndarray, w0: int, n_months: int) -> pd.DataFrame:
+    """:func:`month_count_columns` as a frame (one row per panel month)."""
+    return pd.DataFrame(month_count_columns(events, month_start, w0, n_months))
+
+
+def month_count_columns(events, month_start: np.ndarray, w0: int, n_months: int) -> dict[str, np.ndarray]:
     """One country's cases counted into panel months, as ``fct_country_month`` does.
 
     Departures by departure month (forced; verified = forced + independent),
@@ -213,13 +224,11 @@ def country_month_counts(events, month_start: np.ndarray, w0: int, n_months: int
     lead_sum = np.bincount(idx[inside], weights=lead[inside], minlength=n_months)
     with np.errstate(invalid="ignore", divide="ignore"):
         lead_mean = np.where(n_conf > 0, lead_sum / np.maximum(n_conf, 1), np.nan)
-    return pd.DataFrame(
-        {
-            "forced_departures": _month_counts(events.returns_day[forced], month_start, w0, n_months),
-            "laissez_passers": _month_counts(events.lp_day, month_start, w0, n_months),
-            "confirmations": n_conf,
-            "lead_time_days": lead_mean,
-            "requests": _month_counts(events.requests_day, month_start, w0, n_months),
-            "verified_departures": _month_counts(events.returns_day[verified], month_start, w0, n_months),
-        }
-    )
+    return {
+        "forced_departures": _month_counts(events.returns_day[forced], month_start, w0, n_months),
+        "laissez_passers": _month_counts(events.lp_day, month_start, w0, n_months),
+        "confirmations": n_conf,
+        "lead_time_days": lead_mean,
+        "requests": _month_counts(events.requests_day, month_start, w0, n_months),
+        "verified_departures": _month_counts(events.returns_day[verified], month_start, w0, n_months),
+    }
