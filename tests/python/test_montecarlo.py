@@ -161,6 +161,35 @@ def test_designs_in_one_pass_give_their_own_rows_and_share_the_placebo_time_weig
     assert sum(solved) < problems_alone
 
 
+def test_designs_drawn_in_turn_share_their_never_treated_countries(monkeypatch):
+    """Drawing a replication for several designs in turn draws each never-treated country once
+    (it has no effect in any design) and gives, cell for cell, the panels each design's own
+    sampler draws with nothing shared."""
+    from mipa.montecarlo import design as design_module
+    from mipa.simulate.plan import Model
+
+    designs = [Design(effects="annex"), Design(effects="homogeneous"), Design(effects="zero")]
+    design_module._NEVER_TREATED_DRAWS.clear()
+    calls: list[str] = []
+    real_plan = Model.plan
+
+    def counted(self, iso, rng):
+        calls.append(iso)
+        return real_plan(self, iso, rng)
+
+    monkeypatch.setattr(Model, "plan", counted)
+    in_turn = [PanelSampler(d).draw(5) for d in designs]
+    n_pool = len(PanelSampler(designs[0]).countries)
+    n_treated = len(in_turn[0].treated)
+    assert len(calls) == n_pool + 2 * n_treated  # the others came from the first design's draw
+    for design, shared in zip(designs, in_turn, strict=True):
+        design_module._NEVER_TREATED_DRAWS.clear()
+        alone = PanelSampler(design).draw(5)
+        pd.testing.assert_frame_equal(shared.panel, alone.panel)
+        assert shared.truth == alone.truth
+    assert not in_turn[0].panel.equals(in_turn[2].panel)
+
+
 def test_montecarlo_command_runs_several_designs_into_their_folders(tmp_path, capsys):
     from mipa.cli import main
 

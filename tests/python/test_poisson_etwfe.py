@@ -250,3 +250,33 @@ def test_event_study_vcov_matches_poisson_etwfe_event_study() -> None:
     np.testing.assert_allclose(es.estimate, table["estimate"], atol=1e-10)
     np.testing.assert_allclose(np.sqrt(np.diag(es.vcov)), table["std_error"], rtol=1e-8)
     assert es.settings["separation"]["all_zero_units"] == [45]
+
+
+def test_separation_certificate_only_skips_the_programme_where_it_finds_nothing():
+    """``_cannot_separate`` (positive rows outside the cells connect every unit and period,
+    every cell has a positive row) skips the linear programme: on random sparse designs it
+    holds only where the programme finds no separated row, and it fails where a unit's
+    untreated rows are all zero (then the programme must run)."""
+    from mipa.estimators import poisson_separation as ps
+
+    rng = np.random.default_rng(0)
+    held = 0
+    for _ in range(200):
+        n_u, n_t = int(rng.integers(3, 9)), int(rng.integers(3, 9))
+        unit, period = np.repeat(np.arange(n_u), n_t), np.tile(np.arange(n_t), n_u)
+        cell = np.full(unit.size, -1)
+        k = 0
+        for u in np.flatnonzero(rng.random(n_u) < 0.4):
+            for t in range(int(rng.integers(1, n_t)), n_t):
+                cell[(unit == u) & (period == t)] = k
+                k += 1
+        y = rng.poisson(rng.uniform(0.05, 2.0), size=unit.size).astype(float)
+        if ps._cannot_separate(y, unit, period, cell):
+            held += 1
+            assert not ps._lp_separated(y, unit, period, cell, n_u, n_t, k).any()
+    assert 20 < held < 200
+    unit, period = np.repeat(np.arange(3), 4), np.tile(np.arange(4), 3)
+    cell = np.where((unit == 0) & (period >= 2), period - 2, -1)
+    y = np.ones(12)
+    y[(unit == 0) & (period < 2)] = 0.0
+    assert not ps._cannot_separate(y, unit, period, cell)

@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from scipy.optimize import linprog
+from scipy.sparse.csgraph import connected_components
 
 from mipa.estimators.results import plain
 
@@ -164,12 +165,36 @@ def detect_separation(
             changed = True
             continue
     act = sep.active
-    if act.any() and (y[act] <= 0).any():
+    if act.any() and (y[act] <= 0).any() and not _cannot_separate(y[act], unit[act], period[act], cell[act]):
         extra = _lp_separated(y[act], unit[act], period[act], cell[act], n_u, n_t, n_cells)
         if extra.any():
             sep.active[np.flatnonzero(act)[extra]] = False
             sep.other_separated_rows = int(extra.sum())
     return sep
+
+
+def _cannot_separate(y: np.ndarray, unit: np.ndarray, period: np.ndarray, cell: np.ndarray) -> bool:
+    """A certificate that :func:`_lp_separated` finds nothing, without the programme.
+
+    ``x'd = u_unit + v_period + w_cell`` must vanish on every row with ``y > 0``. When the
+    positive rows outside the cells link every unit and period of the rows into one
+    connected graph, that forces ``u = a``, ``v = -a``; when every cell has a positive row,
+    it forces ``w = 0``. Then ``x'd = 0`` on every row and none is separated.
+    """
+    pos = y > 0
+    plain_pos = pos & (cell < 0)
+    in_cell = cell >= 0
+    if in_cell.any() and not np.all(np.isin(np.unique(cell[in_cell]), cell[in_cell & pos])):
+        return False
+    units, u_codes = np.unique(unit, return_inverse=True)
+    periods, t_codes = np.unique(period, return_inverse=True)
+    if not plain_pos.any():
+        return False
+    n_u, n_t = units.size, periods.size
+    edges = sparse.coo_matrix((np.ones(int(plain_pos.sum())), (u_codes[plain_pos], n_u + t_codes[plain_pos])),
+                              shape=(n_u + n_t, n_u + n_t))
+    n_components, _ = connected_components(edges, directed=False)
+    return n_components == 1
 
 
 def _lp_separated(y: np.ndarray, unit: np.ndarray, period: np.ndarray, cell: np.ndarray,

@@ -34,6 +34,7 @@ with the same average; :mod:`mipa.simulate.model`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -106,11 +107,31 @@ class DrawnPanel:
     treated: list[str]  # in start order
 
 
+# Never-treated countries drawn lately, shared by the samplers of designs that differ only in
+# their effects (the Monte Carlo draws each replication for its three designs in turn): a
+# country without a partnership has no effect in any of them and draws from its own streams,
+# so its months are the same. Keyed by everything its draw reads; only the newest
+# replication is kept.
+_NEVER_TREATED_DRAWS: dict[tuple, tuple[dict[str, np.ndarray], float]] = {}
+
+
 class PanelSampler:
     """Draws replications of one :class:`Design`; the fixed part is built once."""
 
     def __init__(self, design: Design) -> None:
         self.design = design
+
+    @cached_property
+    def _shared_key(self) -> tuple:
+        """What a never-treated country's draw depends on besides its streams: the design
+        without its effects, and the country's drawn parameters (see :meth:`draw`)."""
+        d = self.design
+        return (d.seed, d.n_treated, d.effect_form, json.dumps(d.config, sort_keys=True, default=str))
+
+    def _country_key(self, iso: str, replication: int) -> tuple:
+        model = self._fixed[0]
+        row = model.params.loc[iso]
+        return (self._shared_key, replication, iso, tuple(map(str, row.index)), tuple(map(repr, row.to_numpy())))
 
     @cached_property
     def _fixed(self) -> tuple[Model, list[str], dict[str, int], list[str]]:
@@ -168,12 +189,24 @@ class PanelSampler:
         columns: list[dict[str, np.ndarray]] = []
         first_treat: list[float] = []
         truth: dict[str, dict[str, float]] = {o: {} for o in PANEL_OUTCOMES}
+        started = set(model.cfg["treatment"])
         for iso in pool:
+            shared = iso not in started and replication != GENERATOR_STREAMS
+            key = self._country_key(iso, replication) if shared else None
+            if key is not None and key in _NEVER_TREATED_DRAWS:
+                counts, first = _NEVER_TREATED_DRAWS[key]
+                columns.append(counts)
+                first_treat.append(first)
+                continue
             plan = model.plan(iso, self._rng(replication, keys[iso], PURPOSE_PLAN))
             events = model.events(plan, self._rng(replication, keys[iso], PURPOSE_EVENTS))
             columns.append(month_count_columns(events, cal.month_start, cal.w0, n_months))
             start = plan.start_idx - cal.w0 + 1 if plan.start_idx >= 0 else 0
             first_treat.append(float(start) if 1 <= start <= n_months else 0.0)
+            if key is not None:
+                if any(k[1] != replication for k in _NEVER_TREATED_DRAWS):
+                    _NEVER_TREATED_DRAWS.clear()
+                _NEVER_TREATED_DRAWS[key] = (columns[-1], first_treat[-1])
             if iso in treated and 1 <= start <= n_months:
                 for outcome in PANEL_OUTCOMES:
                     truth[outcome][iso] = float(plan.truth.get(outcome, 0.0))
