@@ -561,3 +561,45 @@ def test_sdid_as_randomization_estimator() -> None:
     res = ri.placebo_in_space(pa, sdid.sdid_estimator(max_iter=1000), "U00")
     assert res.p_value == pytest.approx(1 / 41)
     assert res.ci_low <= 5.0 <= res.ci_high
+
+
+@pytest.mark.parametrize("n_factors", [0, 1, 2])
+def test_bootstrap_pieces_equal_the_explicit_dummy_projection(n_factors: int) -> None:
+    """K0 and K1 (``sum_{j in h} M_D(z 1_g)_j u_j - ...``) with the annihilator ``M_D`` of
+    explicit dummy columns (least squares, no absorption code), on an unbalanced panel with
+    no, one and two fixed-effect factors (a region factor crossing units and periods): the
+    pieces are built from sums per level and cluster, never from the absorbed ``N x G``
+    matrix."""
+    from mipa.inference import wild_pieces
+
+    rng = np.random.default_rng(11)
+    n_units, n_periods = 12, 9
+    unit = np.repeat(np.arange(n_units), n_periods)
+    period = np.tile(np.arange(n_periods), n_units)
+    keep = rng.random(unit.size) > 0.2
+    unit, period = unit[keep], period[keep]
+    region = unit % 3 + 3 * (period % 2)
+    factors = [[], [region], [unit, period]][n_factors]
+    X = np.column_stack([(unit < 4) & (period >= 5), rng.normal(size=unit.size)]).astype(float)
+    y = X @ np.array([1.0, 0.5]) + rng.normal(size=unit.size) + 0.3 * unit
+    fc = wb.fit_contrast(y, X, factors, unit, np.array([1.0, 0.0]), n_treated_clusters=4)
+    pieces = wb.bootstrap_pieces(fc)
+
+    D = np.column_stack([np.ones(unit.size)] + [np.eye(int(f.max()) + 1)[f] for f in factors])
+
+    def annihilate(M: np.ndarray) -> np.ndarray:
+        return M - D @ np.linalg.lstsq(D, M, rcond=None)[0]
+
+    fit, G, codes = fc.fit, fc.n_clusters, fc.cluster_codes
+    z = fit.x_tilde @ (fit.bread @ fc.contrast)
+    Zg = np.zeros((z.size, G))
+    Zg[np.arange(z.size), codes] = z
+    Zg = annihilate(Zg) if n_factors else Zg
+    E = np.eye(G)[codes]  # N x G cluster indicator
+    u0, u1 = wild_pieces.restricted_residuals(fc, "constant")
+    for u, K in ((u0, pieces.K0), (u1, pieces.K1)):
+        first = (E * u[:, None]).T @ Zg  # [h, g]
+        Xu = (E * u[:, None]).T @ fit.x_tilde
+        Zx = (E * z[:, None]).T @ fit.x_tilde
+        expected = first.T - Zx @ fit.bread @ Xu.T
+        np.testing.assert_allclose(K, expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max())

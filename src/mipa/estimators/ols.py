@@ -9,6 +9,7 @@ its docstring for the formulas), which only the estimator modules import directl
 
 from mipa.estimators.least_squares import (
     OLSFit,
+    TwoWayEffects,
     VcovInfo,
     absorb,
     absorbed_dof,
@@ -22,6 +23,7 @@ from mipa.estimators.least_squares import (
 
 __all__ = [
     "OLSFit",
+    "TwoWayEffects",
     "VcovInfo",
     "absorb",
     "absorbed_dof",

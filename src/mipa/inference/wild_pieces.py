@@ -18,6 +18,7 @@ the p-value and the ends of ``{r : p(r) > alpha}``. The formulas are in the docs
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -170,13 +171,55 @@ def restricted_residuals(fc: FittedContrast, null_model: NullModel) -> tuple[np.
     return e + fit.x_tilde @ (M @ b_own), -(fit.x_tilde @ M.sum(axis=1))
 
 
+def _projected_cluster_products(
+    z: np.ndarray, codes: np.ndarray, G: int, fe_codes: list[np.ndarray] | tuple[np.ndarray, ...],
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``u -> [g, h] = sum_{j in h} M_D(z 1_g)_j u_j`` (``G x G``; ``S_g = sum_{j in g} z_j u_j``
+    passed in), ``M_D`` the fixed effects' annihilator.
+
+    ``M_D(z 1_g) = z 1_g - D_a f_a[:, g] - D_b f_b[:, g]`` with the effects of
+    :class:`~mipa.estimators.ols.TwoWayEffects`, which need only ``D'(z 1_g)``: the sums of ``z``
+    per level and cluster. So ``[g, h] = 1[g = h] S_g - (U_a f_a + U_b f_b)[h, g]`` with
+    ``U[h, l] = sum_{j in h, level l} u_j``: ``G x levels`` arrays instead of the absorbed
+    ``N x G`` matrix (the same numbers to rounding). At most two factors, as the fits.
+    """
+    if len(fe_codes) > 2:
+        raise NotImplementedError("at most two fixed-effect factors")
+
+    def by_level(values: np.ndarray, level: np.ndarray, n_levels: int) -> np.ndarray:  # n_levels x G
+        return np.bincount(level * G + codes, weights=values, minlength=n_levels * G).reshape(n_levels, G)
+
+    levels = [(np.asarray(c), int(np.max(c)) + 1) for c in fe_codes]
+    if len(levels) == 2:
+        effects = ols.TwoWayEffects.from_codes([c for c, _ in levels])
+        n_a, n_b = effects.C.shape
+        fitted = effects.fitted(by_level(z, effects.codes_a, n_a), by_level(z, effects.codes_b, n_b))
+        levels = [(effects.codes_a, n_a), (effects.codes_b, n_b)]
+    elif len(levels) == 1:
+        level, n_levels = levels[0]
+        counts = np.bincount(level, minlength=n_levels).astype(float)
+        inv = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
+        fitted = (by_level(z, level, n_levels) * inv[:, None],)
+    else:
+        fitted = ()
+
+    def first(u: np.ndarray, S: np.ndarray) -> np.ndarray:
+        out = np.diag(S)
+        for (level, n_levels), f in zip(levels, fitted, strict=True):
+            out = out - (by_level(u, level, n_levels).T @ f).T
+        return out
+
+    return first
+
+
 def bootstrap_pieces(
     fc: FittedContrast, *, restricted: bool = True, null_model: NullModel = "constant"
 ) -> BootstrapPieces:
     """Precompute ``S0, S1, K0, K1`` (RNMW 2019's algorithm; formulas in the module docstring).
 
-    Cost: one absorption of the ``N x G`` matrix ``[z 1_g]`` and a few ``N x k`` products,
-    once per fitted regression. ``restricted=False`` gives the WCU pieces (``S1 = K1 = 0``);
+    Cost: a few ``N x k`` products once per fitted regression (with one or two fixed-effect
+    factors the absorbed ``N x G`` matrix ``M_D [z 1_g]`` is never formed:
+    :func:`_projected_cluster_products`). ``restricted=False`` gives the WCU pieces (``S1 = K1 = 0``);
     ``null_model`` chooses the restricted fit (:func:`restricted_residuals`).
     """
     fit = fc.fit
@@ -195,20 +238,15 @@ def bootstrap_pieces(
     else:
         u0 = e
         u1 = np.zeros_like(e)
-    # M_D(z 1_g) for all g at once (exact: same alternating projections as the fit)
-    Zg = np.zeros((z.size, G))
-    Zg[np.arange(z.size), codes] = z
-    if fc.fe_codes:
-        Zg, _ = ols.absorb(Zg, fc.fe_codes, copy=False)
     sums = ClusterSums.of(codes, G)
+    first = _projected_cluster_products(z, codes, G, fc.fe_codes)
     Zx = sums(Xt * z[:, None])  # G x k: sum_{i in g} z_i X~_i
     ZxA = Zx @ fit.bread
 
     def pieces(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         S = sums(z * u)
-        first = sums(Zg * u[:, None]).T  # [g, h] = sum_{j in h} M_D(z1_g)_j u_j
         Xu = sums(Xt * u[:, None])  # G x k
-        return S, first - ZxA @ Xu.T
+        return S, first(u, S) - ZxA @ Xu.T
 
     S0, K0 = pieces(u0)
     S1, K1 = pieces(u1) if restricted else (np.zeros(G), np.zeros((G, G)))
