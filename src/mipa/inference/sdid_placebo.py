@@ -69,8 +69,10 @@ def placebo_permutations(
     if exhaustive:
         if n_treated != 1:
             raise ValueError("exhaustive placebos need exactly one treated unit")
-        base = np.arange(n_control)
-        return np.array([np.append(np.delete(base, c), c) for c in range(n_control)])
+        # row c: the other controls in order, then c
+        position = np.arange(n_control - 1)[None, :]
+        others = position + (position >= np.arange(n_control)[:, None])
+        return np.concatenate([others, np.arange(n_control)[:, None]], axis=1)
     rng = np.random.default_rng(seed)
     return np.array([rng.permutation(n_control) for _ in range(replications)])
 

@@ -135,8 +135,14 @@ class LooOmega:
         return position + (position >= np.arange(N0)[:, None])
 
     def dense(self) -> tuple[np.ndarray, np.ndarray]:
-        d = self._donors()
-        return self.F[d[:, :, None], d[:, None, :]], self.F[d, np.arange(self.size)[:, None]]
+        N0, F = self.size, self.F
+        G = np.empty((N0, N0 - 1, N0 - 1))
+        for c in range(N0):  # F without row and column c, as four block copies
+            G[c, :c, :c] = F[:c, :c]
+            G[c, :c, c:] = F[:c, c + 1:]
+            G[c, c:, :c] = F[c + 1:, :c]
+            G[c, c:, c:] = F[c + 1:, c + 1:]
+        return G, F[self._donors(), np.arange(N0)[:, None]]
 
     def e2(self, x: np.ndarray) -> np.ndarray:
         """``||Z_donors x_c - Z_c||^2`` for each control ``c``."""

@@ -128,10 +128,14 @@ class PanelSampler:
         d = self.design
         return (d.seed, d.n_treated, d.effect_form, json.dumps(d.config, sort_keys=True, default=str))
 
+    @cached_property
+    def _country_params(self) -> dict[str, tuple]:
+        params = self._fixed[0].params
+        return {iso: (tuple(map(str, params.columns)), tuple(map(repr, params.loc[iso].to_numpy())))
+                for iso in self._fixed[1]}
+
     def _country_key(self, iso: str, replication: int) -> tuple:
-        model = self._fixed[0]
-        row = model.params.loc[iso]
-        return (self._shared_key, replication, iso, tuple(map(str, row.index)), tuple(map(repr, row.to_numpy())))
+        return (self._shared_key, replication, iso, *self._country_params[iso])
 
     @cached_property
     def _fixed(self) -> tuple[Model, list[str], dict[str, int], list[str]]:
