@@ -50,6 +50,7 @@ from scipy import sparse, stats
 from mipa.estimators.fixed_effects import (
     FE_MAXITER,
     FE_TOL,
+    ClusterSums,
     TwoWayEffects,
     absorb,
     absorbed_dof,
@@ -63,6 +64,7 @@ __all__ = [
     "COLLINEAR_TOL",
     "FE_MAXITER",
     "FE_TOL",
+    "ClusterSums",
     "OLSFit",
     "TwoWayEffects",
     "VcovInfo",
@@ -227,7 +229,7 @@ def fit_within(
 # --------------------------------------------------------------------------- covariances
 def _cluster_sums(scores: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """``G x p`` matrix of the score sums ``s_g = sum_{i in g} x~_i e_i`` per cluster."""
-    return indicator(codes, int(codes.max()) + 1) @ scores
+    return ClusterSums.of(codes, int(codes.max()) + 1)(scores)
 
 
 @dataclass(frozen=True)

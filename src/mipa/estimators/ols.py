@@ -8,6 +8,7 @@ its docstring for the formulas), which only the estimator modules import directl
 """
 
 from mipa.estimators.least_squares import (
+    ClusterSums,
     OLSFit,
     TwoWayEffects,
     VcovInfo,
@@ -22,6 +23,7 @@ from mipa.estimators.least_squares import (
 )
 
 __all__ = [
+    "ClusterSums",
     "OLSFit",
     "TwoWayEffects",
     "VcovInfo",

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import sparse
 
 from mipa.estimability import NotEstimable
 from mipa.estimators import ols
@@ -31,7 +30,7 @@ from mipa.inference.wild_contrasts import FittedContrast
 
 __all__ = [
     "CI_TOL_SE", "DEFAULT_SEED", "MAX_BISECTIONS", "MAX_CI_SE", "BootstrapPieces", "Draws", "NullModel", "WildWeights",
-    "ClusterSums", "bootstrap_pieces", "bootstrap_t", "ci_bound", "cluster_sum", "draw_weights", "draws", "p_value",
+    "bootstrap_pieces", "bootstrap_t", "ci_bound", "cluster_sum", "draw_weights", "draws", "p_value",
     "restricted_residuals",
 ]
 
@@ -109,36 +108,7 @@ class BootstrapPieces:
 
 def cluster_sum(values: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
     """Row sums within clusters: ``G x p`` (or length ``G`` for a vector)."""
-    return ClusterSums.of(codes, n_clusters)(values)
-
-
-@dataclass(frozen=True)
-class ClusterSums:
-    """Row sums within clusters, set up once for a vector of cluster codes.
-
-    Rows sorted by cluster with none empty (a panel sorted by unit): one ``np.add.reduceat``
-    over the blocks, which reads an array in whatever memory order it has (the sparse
-    indicator product copied the column-major ``X~`` into row order on every call: a third
-    of the wild bootstrap's set-up); otherwise the ``G x N`` sparse indicator.
-    """
-
-    starts: np.ndarray | None
-    indicator: sparse.csr_matrix | None
-
-    @classmethod
-    def of(cls, codes: np.ndarray, n_clusters: int) -> ClusterSums:
-        codes = np.asarray(codes)
-        if codes.size and np.all(codes[1:] >= codes[:-1]):
-            starts = np.searchsorted(codes, np.arange(n_clusters))
-            if np.all(np.diff(np.append(starts, codes.size)) > 0):
-                return cls(starts=starts, indicator=None)
-        ind = sparse.csr_matrix((np.ones(codes.size), (codes, np.arange(codes.size))), shape=(n_clusters, codes.size))
-        return cls(starts=None, indicator=ind)
-
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        if self.starts is not None:
-            return np.add.reduceat(values, self.starts, axis=0)
-        return np.asarray(self.indicator @ values)
+    return ols.ClusterSums.of(codes, n_clusters)(values)
 
 
 def restricted_residuals(fc: FittedContrast, null_model: NullModel) -> tuple[np.ndarray, np.ndarray]:
@@ -238,7 +208,7 @@ def bootstrap_pieces(
     else:
         u0 = e
         u1 = np.zeros_like(e)
-    sums = ClusterSums.of(codes, G)
+    sums = ols.ClusterSums.of(codes, G)
     first = _projected_cluster_products(z, codes, G, fc.fe_codes)
     Zx = sums(Xt * z[:, None])  # G x k: sum_{i in g} z_i X~_i
     ZxA = Zx @ fit.bread
