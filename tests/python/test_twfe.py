@@ -272,3 +272,15 @@ def test_three_factor_projection_iterates_to_the_explicit_dummy_projection() -> 
         got, sweeps = least_squares.absorb(X, factors)
         assert np.abs(got - expected).max() < 1e-9
         assert (sweeps == 1) if len(factors) == 2 else (sweeps > 2)
+
+
+def test_intersection_codes_are_the_factorized_tuples():
+    """The multi-way clustered covariance's intersection clusters: the same codes as pandas'
+    sorted factorize of the row tuples, for two and three code columns in either order."""
+    from mipa.estimators.least_squares import factorize, intersection_codes
+
+    rng = np.random.default_rng(0)
+    a, b, c = rng.integers(0, 7, 300), rng.integers(0, 5, 300) * 10, rng.integers(0, 3, 300)
+    for columns in ([a, b], [b, a], [a, b, c]):
+        expected, _ = factorize(pd.MultiIndex.from_arrays(columns).to_flat_index())
+        assert np.array_equal(intersection_codes(columns), expected)

@@ -44,7 +44,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy import sparse, stats
 
 from mipa.estimators.fixed_effects import (
@@ -78,6 +77,7 @@ __all__ = [
     "factorize",
     "fit_within",
     "independent_columns",
+    "intersection_codes",
     "is_nested",
     "wald_ci",
 ]
@@ -255,6 +255,16 @@ def _fix_psd(V: np.ndarray) -> tuple[np.ndarray, bool]:
     return V, False
 
 
+def intersection_codes(columns: Sequence[np.ndarray]) -> np.ndarray:
+    """Codes ``0..G-1`` of the combinations of several code columns, in sorted order (what
+    ``factorize`` of the tuples gives), by one mixed-radix integer per row."""
+    combined = np.zeros(np.asarray(columns[0]).shape[0], dtype=np.int64)
+    for column in columns:
+        levels, codes = np.unique(np.asarray(column), return_inverse=True)
+        combined = combined * levels.size + codes.astype(np.int64)
+    return np.unique(combined, return_inverse=True)[1].astype(np.int64)
+
+
 def cluster_small_sample_factor(fit: OLSFit, n_clusters: int, *, df_a: int) -> float:
     """reghdfe's ``q = (N-1)/(N-K) * G/(G-1)``, ``K = rank + df_a + [df_a == 0]``
     (:func:`cluster_vcov`, with ``G`` the fewest clusters of its variables)."""
@@ -296,12 +306,7 @@ def cluster_vcov(
     for size in range(1, len(cluster_codes) + 1):
         sign = 1.0 if size % 2 else -1.0
         for subset in itertools.combinations(cluster_codes, size):
-            if size == 1:
-                codes = subset[0]
-            else:
-                codes, _ = factorize(
-                    pd.MultiIndex.from_arrays(list(subset)).to_flat_index()
-                )
+            codes = subset[0] if size == 1 else intersection_codes(subset)
             A = _cluster_sums(scores, codes) @ BC
             V += sign * (A.T @ A)
     g_min = min(int(c.max()) + 1 for c in cluster_codes)

@@ -191,13 +191,33 @@ def block_hac(x: np.ndarray, z: np.ndarray, start: int, n: int, lags: int) -> np
     cross-covariance (``1/n`` normalised). Symmetric in ``x``, ``z``."""
     mx, mz = cyclic_sums(x, start, n) / n, cyclic_sums(z, start, n) / n
     out = (cyclic_sums(x * z, start, n) - n * mx * mz) / n
-    for lag in range(1, min(lags, n - 1) + 1):
-        w = 1 - lag / (lags + 1)
-        for a, b, ma, mb in ((x, z, mx, mz), (z, x, mz, mx)):
-            b_lead = np.roll(b, -lag)
-            s = (cyclic_sums(a * b_lead, start, n - lag) - mb * cyclic_sums(a, start, n - lag)
-                 - ma * cyclic_sums(b_lead, start, n - lag) + (n - lag) * ma * mb)
-            out = out + w * s / n
+    n_lags = min(lags, n - 1)
+    if n_lags < 1:
+        return out * n / (n - 1)
+    # every lag at once (row l: lag l + 1), the same sums as lag by lag: row l of a cumulative
+    # sum is that row's own, and the lags still enter ``out`` one after the other
+    T = x.shape[-1]
+    lag = np.arange(1, n_lags + 1)
+    k = np.arange(T)
+    lead = (k[None, :] + lag[:, None]) % T  # np.roll(b, -lag)
+    lo = start + k[None, :] + np.zeros_like(lag)[:, None]
+    hi = lo + (n - lag)[:, None]
+
+    def window_sums(v: np.ndarray) -> np.ndarray:  # cyclic_sums of each row, its own n - lag
+        rows = np.broadcast_to(v, (n_lags, T))
+        c = np.concatenate([np.zeros((n_lags, 1)), np.cumsum(np.concatenate([rows, rows, rows], axis=-1), axis=-1)],
+                           axis=-1)
+        return np.take_along_axis(c, hi, axis=-1) - np.take_along_axis(c, lo, axis=-1)
+
+    terms = []
+    for a, b, ma, mb in ((x, z, mx, mz), (z, x, mz, mx)):
+        b_lead = b[lead]
+        terms.append(window_sums(a * b_lead) - mb * window_sums(a) - ma * window_sums(b_lead)
+                     + (n - lag)[:, None] * ma * mb)
+    for row in range(n_lags):
+        w = 1 - lag[row] / (lags + 1)
+        for s in terms:
+            out = out + w * s[row] / n
     return out * n / (n - 1)
 
 
