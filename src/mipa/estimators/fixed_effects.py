@@ -41,6 +41,7 @@ __all__ = [
     "factorize",
     "indicator",
     "is_nested",
+    "level_factors",
     "mobility_groups",
     "two_way_within",
 ]
@@ -96,6 +97,7 @@ class ClusterSums:
             return np.add.reduceat(values, self.starts, axis=0)
         return np.asarray(self.matrix @ values)
 
+
 def drop_singletons(fe_codes: Sequence[np.ndarray]) -> np.ndarray:
     """Mask of rows kept after iteratively dropping singleton fixed-effect groups.
 
@@ -120,6 +122,19 @@ def drop_singletons(fe_codes: Sequence[np.ndarray]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- absorption
+Factor = tuple[np.ndarray, sparse.csr_matrix, np.ndarray]
+
+
+def level_factors(fe_codes: Sequence[np.ndarray]) -> list[Factor]:
+    """``(codes, indicator, 1 / rows per level)`` of each factor (0 for a level without rows)."""
+    factors = []
+    for codes in fe_codes:
+        D = indicator(codes, int(codes.max()) + 1)
+        counts = np.asarray(D.sum(axis=1)).ravel()
+        factors.append((codes, D, np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)))
+    return factors
+
+
 def absorb(
     M: np.ndarray,
     fe_codes: Sequence[np.ndarray],
@@ -146,13 +161,7 @@ def absorb(
         out = out[:, None]
     if not fe_codes or out.shape[1] == 0:
         return out, 0
-    factors = []
-    for codes in fe_codes:
-        n_levels = int(codes.max()) + 1
-        D = indicator(codes, n_levels)
-        counts = np.asarray(D.sum(axis=1)).ravel()
-        inv = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
-        factors.append((codes, D, inv))
+    factors = level_factors(fe_codes)
 
     def sweep(A: np.ndarray) -> None:
         for codes, D, inv in factors:
@@ -189,23 +198,12 @@ def absorb(
     return out, maxiter
 
 
-# the Schur complement's pseudo-inverse of the panels absorbed lately, by their codes: the
-# estimators of one panel (ETWFE, TWFE, their wild bootstraps) share its fixed effects
-_TWO_WAY_EFFECTS: dict[tuple[bytes, ...], TwoWayEffects] = {}
-
-
-def two_way_within(out: np.ndarray, factors: list[tuple[np.ndarray, sparse.csr_matrix, np.ndarray]]) -> None:
+def two_way_within(out: np.ndarray, factors: list[Factor]) -> None:
     """Exact two-way within transformation in place, by the normal equations with the
     larger factor eliminated (replaces the alternating projections for two factors: ~4.4
     sweeps per call on the robustness grid's unbalanced panels, one pass here):
     ``M_D x = x - D_a f_a - D_b f_b`` with the effects of :class:`TwoWayEffects`."""
-    key = tuple(codes.tobytes() for codes, _, _ in factors)
-    effects = _TWO_WAY_EFFECTS.get(key)
-    if effects is None:
-        effects = TwoWayEffects.of(factors)
-        if len(_TWO_WAY_EFFECTS) >= 8:
-            _TWO_WAY_EFFECTS.pop(next(iter(_TWO_WAY_EFFECTS)))
-        _TWO_WAY_EFFECTS[key] = effects
+    effects = TwoWayEffects.of(factors)
     f_a, f_b = effects.fitted(effects.D_a @ out, effects.D_b @ out)
     out -= f_a[effects.codes_a]
     out -= f_b[effects.codes_b]
@@ -234,25 +232,28 @@ class TwoWayEffects:
     S_pinv: np.ndarray
 
     @classmethod
-    def of(cls, factors: list[tuple[np.ndarray, sparse.csr_matrix, np.ndarray]]) -> TwoWayEffects:
-        """From ``(codes, indicator, 1/count)`` of each factor (either order)."""
+    def of(cls, factors: list[Factor]) -> TwoWayEffects:
+        """From :func:`level_factors` of the two factors (either order); kept for the last
+        panels by their codes (:data:`_TWO_WAY_EFFECTS`)."""
+        key = tuple(codes.tobytes() for codes, _, _ in factors)
+        if key in _TWO_WAY_EFFECTS:
+            return _TWO_WAY_EFFECTS[key]
         (codes_a, D_a, inv_a), (codes_b, D_b, _) = sorted(factors, key=lambda f: -f[1].shape[0])
         C = (D_a @ D_b.T).toarray()
         S = np.diag(np.asarray(D_b.sum(axis=1)).ravel()) - C.T @ (C * inv_a[:, None])
         w, V = np.linalg.eigh(S)
         keep = w > 1e-10 * max(float(w.max()), 1.0)
-        return cls(codes_a=codes_a, codes_b=codes_b, D_a=D_a, D_b=D_b, inv_a=inv_a, C=C,
-                   S_pinv=(V[:, keep] / w[keep]) @ V[:, keep].T)
+        effects = cls(codes_a=codes_a, codes_b=codes_b, D_a=D_a, D_b=D_b, inv_a=inv_a, C=C,
+                      S_pinv=(V[:, keep] / w[keep]) @ V[:, keep].T)
+        if len(_TWO_WAY_EFFECTS) >= 8:
+            _TWO_WAY_EFFECTS.pop(next(iter(_TWO_WAY_EFFECTS)))
+        _TWO_WAY_EFFECTS[key] = effects
+        return effects
 
     @classmethod
     def from_codes(cls, fe_codes: Sequence[np.ndarray]) -> TwoWayEffects:
         """From the two factors' level codes."""
-        factors = []
-        for codes in fe_codes:
-            D = indicator(codes, int(codes.max()) + 1)
-            counts = np.asarray(D.sum(axis=1)).ravel()
-            factors.append((codes, D, np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)))
-        return cls.of(factors)
+        return cls.of(level_factors(fe_codes))
 
     def fitted(self, sum_a: np.ndarray, sum_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(f_a, f_b)`` from ``D_a'x`` (``n_a x p``) and ``D_b'x`` (``n_b x p``)."""
@@ -260,6 +261,11 @@ class TwoWayEffects:
         f_b = self.S_pinv @ (np.asarray(sum_b) - self.C.T @ (sum_a * self.inv_a[:, None]))
         f_a = (sum_a - self.C @ f_b) * self.inv_a[:, None]
         return f_a, f_b
+
+
+# the effects of the panels absorbed lately, by their codes: the estimators of one panel
+# (ETWFE, TWFE, their wild bootstraps) share its fixed effects
+_TWO_WAY_EFFECTS: dict[tuple[bytes, ...], TwoWayEffects] = {}
 
 
 def mobility_groups(a: np.ndarray, b: np.ndarray) -> int:

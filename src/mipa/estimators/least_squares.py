@@ -57,6 +57,7 @@ from mipa.estimators.fixed_effects import (
     factorize,
     indicator,
     is_nested,
+    level_factors,
 )
 
 __all__ = [
@@ -79,6 +80,7 @@ __all__ = [
     "independent_columns",
     "intersection_codes",
     "is_nested",
+    "level_factors",
     "wald_ci",
 ]
 

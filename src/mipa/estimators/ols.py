@@ -19,6 +19,7 @@ from mipa.estimators.least_squares import (
     drop_singletons,
     factorize,
     fit_within,
+    level_factors,
     wald_ci,
 )
 
@@ -34,5 +35,6 @@ __all__ = [
     "drop_singletons",
     "factorize",
     "fit_within",
+    "level_factors",
     "wald_ci",
 ]

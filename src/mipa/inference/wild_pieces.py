@@ -167,8 +167,7 @@ def _projected_cluster_products(
         levels = [(effects.codes_a, n_a), (effects.codes_b, n_b)]
     elif len(levels) == 1:
         level, n_levels = levels[0]
-        counts = np.bincount(level, minlength=n_levels).astype(float)
-        inv = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
+        _, _, inv = ols.level_factors([level])[0]
         fitted = (by_level(z, level, n_levels) * inv[:, None],)
     else:
         fitted = ()
