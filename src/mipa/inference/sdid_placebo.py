@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from mipa.inference.sdid_fit import Job, SdidFit, Tuning, sdid_tau, solve_many
-from mipa.inference.sdid_solver import MAX_ITER
+from mipa.inference.sdid_solver import MAX_ITER, leave_one_out
 
 __all__ = ["DEFAULT_SEED", "placebo_estimates", "placebo_job", "placebo_permutations", "placebo_sd", "placebo_se",
            "placebo_taus_many"]
@@ -70,9 +70,7 @@ def placebo_permutations(
         if n_treated != 1:
             raise ValueError("exhaustive placebos need exactly one treated unit")
         # row c: the other controls in order, then c
-        position = np.arange(n_control - 1)[None, :]
-        others = position + (position >= np.arange(n_control)[:, None])
-        return np.concatenate([others, np.arange(n_control)[:, None]], axis=1)
+        return np.concatenate([leave_one_out(n_control), np.arange(n_control)[:, None]], axis=1)
     rng = np.random.default_rng(seed)
     return np.array([rng.permutation(n_control) for _ in range(replications)])
 

@@ -37,11 +37,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MAX_ITER", "MAX_ITER_PRE_SPARSIFY", "FwSet", "LooOmega", "frank_wolfe", "fw_set", "sparsify",
+__all__ = ["MAX_ITER", "MAX_ITER_PRE_SPARSIFY", "FwSet", "LooOmega", "frank_wolfe", "fw_set", "leave_one_out", "sparsify",
            "two_stage_many"]
 
 MAX_ITER = 10_000
 MAX_ITER_PRE_SPARSIFY = 100
+
+
+def leave_one_out(n: int) -> np.ndarray:
+    """``n x (n - 1)``: row ``c`` holds ``0 .. n-1`` without ``c``, in order."""
+    position = np.arange(n - 1)[None, :]
+    return position + (position >= np.arange(n)[:, None])
 
 
 def sparsify(x: np.ndarray) -> np.ndarray:
@@ -128,11 +134,6 @@ class LooOmega:
     def rows(self) -> int:
         return self.Z.shape[0]
 
-    def _donors(self) -> np.ndarray:
-        """Row ``c``: the controls other than ``c``, in order."""
-        N0 = self.size
-        position = np.arange(N0 - 1)[None, :]
-        return position + (position >= np.arange(N0)[:, None])
 
     def dense(self) -> tuple[np.ndarray, np.ndarray]:
         N0, F = self.size, self.F
@@ -142,7 +143,7 @@ class LooOmega:
             G[c, :c, c:] = F[:c, c + 1:]
             G[c, c:, :c] = F[c + 1:, :c]
             G[c, c:, c:] = F[c + 1:, c + 1:]
-        return G, F[self._donors(), np.arange(N0)[:, None]]
+        return G, F[leave_one_out(N0), np.arange(N0)[:, None]]
 
     def e2(self, x: np.ndarray) -> np.ndarray:
         """``||Z_donors x_c - Z_c||^2`` for each control ``c``."""

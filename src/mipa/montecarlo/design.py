@@ -208,8 +208,8 @@ class PanelSampler:
             start = plan.start_idx - cal.w0 + 1 if plan.start_idx >= 0 else 0
             first_treat.append(float(start) if 1 <= start <= n_months else 0.0)
             if key is not None:
-                if any(k[1] != replication for k in _NEVER_TREATED_DRAWS):
-                    _NEVER_TREATED_DRAWS.clear()
+                if _NEVER_TREATED_DRAWS and next(iter(_NEVER_TREATED_DRAWS))[1] != replication:
+                    _NEVER_TREATED_DRAWS.clear()  # all keys hold one replication
                 _NEVER_TREATED_DRAWS[key] = (columns[-1], first_treat[-1])
             if iso in treated and 1 <= start <= n_months:
                 for outcome in PANEL_OUTCOMES:
