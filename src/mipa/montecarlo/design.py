@@ -237,11 +237,6 @@ def _month_counts(days: np.ndarray, month_start: np.ndarray, w0: int, n_months: 
     return np.bincount(idx, minlength=n_months).astype(np.int64)
 
 
-def country_month_counts(events, month_start: np.ndarray, w0: int, n_months: int) -> pd.DataFrame:
-    """:func:`month_count_columns` as a frame (one row per panel month)."""
-    return pd.DataFrame(month_count_columns(events, month_start, w0, n_months))
-
-
 def month_count_columns(events, month_start: np.ndarray, w0: int, n_months: int) -> dict[str, np.ndarray]:
     """One country's cases counted into panel months, as ``fct_country_month`` does.
 
