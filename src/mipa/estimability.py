@@ -118,26 +118,31 @@ def finalize_status(frame: pd.DataFrame) -> pd.DataFrame:
     estimate-less row is never called estimated. Returns a copy with the three columns.
     """
     out = frame.copy()
-    for col in STATUS_COLUMNS:
+    cols = list(STATUS_COLUMNS)
+    for col in cols:
         if col not in out.columns:
             out[col] = None
-    out[list(STATUS_COLUMNS)] = out[list(STATUS_COLUMNS)].astype(object).where(out[list(STATUS_COLUMNS)].notna(), None)
+    given = out[cols].astype(object)
+    given = given.where(given.notna(), None)
+    status, reason, detail = (given[col].to_numpy(dtype=object).copy() for col in cols)
     est = pd.to_numeric(out["estimate"], errors="coerce").to_numpy(dtype=float)
     se = (pd.to_numeric(out["std_error"], errors="coerce").to_numpy(dtype=float)
           if "std_error" in out.columns else np.zeros(len(out)))
     no_estimate = ~np.isfinite(est)
-    fill = out["status"].isna().to_numpy() | (no_estimate & (out["status"] == STATUS_ESTIMATED).to_numpy())
-    for i in np.flatnonzero(fill):
-        if no_estimate[i]:
-            reason = out["reason"].iat[i] if out["reason"].iat[i] in REASONS and out["reason"].iat[i] not in (
-                "cells_left_out", "no_variance") else "no_estimate_for_scope"
-            out.iat[i, out.columns.get_loc("status")] = STATUS_NOT_ESTIMABLE
-            out.iat[i, out.columns.get_loc("reason")] = reason
-            if out["reason_detail"].iat[i] is None:
-                out.iat[i, out.columns.get_loc("reason_detail")] = REASONS[reason]
-        else:
-            out.iat[i, out.columns.get_loc("status")] = STATUS_ESTIMATED
-            if not np.isfinite(se[i]) and out["reason"].iat[i] is None:
-                out.iat[i, out.columns.get_loc("reason")] = "no_variance"
-                out.iat[i, out.columns.get_loc("reason_detail")] = REASONS["no_variance"]
+    unset = np.array([v is None for v in status], dtype=bool)
+    fill = unset | (no_estimate & (status == STATUS_ESTIMATED))
+    # rows without an estimate keep a given reason unless it only describes an estimate
+    failed = fill & no_estimate
+    kept = np.array([r in REASONS and r not in ("cells_left_out", "no_variance") for r in reason], dtype=bool)
+    reason[failed & ~kept] = "no_estimate_for_scope"
+    status[failed] = STATUS_NOT_ESTIMABLE
+    no_detail = failed & np.array([v is None for v in detail], dtype=bool)
+    detail[no_detail] = [REASONS[r] for r in reason[no_detail]]
+    estimated = fill & ~no_estimate
+    status[estimated] = STATUS_ESTIMATED
+    no_variance = estimated & ~np.isfinite(se) & np.array([r is None for r in reason], dtype=bool)
+    reason[no_variance] = "no_variance"
+    detail[no_variance] = REASONS["no_variance"]
+    for col, values in zip(cols, (status, reason, detail), strict=True):
+        out[col] = pd.Series(values, index=out.index, dtype=object)
     return out

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from mipa.estimators.csdid import ANALYTIC, BOOTSTRAP, callaway_santanna
+from mipa.estimators.csdid_aggregate import column_quantiles
 from mipa.estimators.results import ATT_GT_COLUMNS, ESTIMATE_COLUMNS, EVENT_STUDY_COLUMNS
 
 # the repository is checked out beside shared/: <parent>/main and <parent>/shared
@@ -605,3 +606,14 @@ def test_input_validation():
     frac = df.assign(period=df.period + 0.5)
     with pytest.raises(ValueError, match="integer-valued"):
         run_panel(frac)
+
+
+@pytest.mark.parametrize("n_draws", [1, 2, 7, 199, 999, 1000])
+def test_column_quantiles_equal_numpy_type_1_quantiles(n_draws: int) -> None:
+    rng = np.random.default_rng(n_draws)
+    draws = rng.standard_normal((n_draws, 6)).round(1)  # ties included
+    draws[rng.integers(n_draws), 4] = np.nan
+    probs = [0.05, 0.25, 0.5, 0.75, 0.95]
+    expected = np.quantile(draws, probs, axis=0, method="inverted_cdf")
+    np.testing.assert_array_equal(column_quantiles(draws, probs), expected)
+    assert np.isnan(column_quantiles(draws, probs)[:, 4]).all()

@@ -66,6 +66,27 @@ def test_finalize_status_never_calls_a_missing_number_estimated() -> None:
     assert list(out["reason"]) == [None, "no_estimate_for_scope", "no_variance", "too_few_controls"]
 
 
+def test_finalize_status_fills_details_and_keeps_what_rows_carry() -> None:
+    given_detail = "only 2 control countries"
+    frame = pd.DataFrame(
+        {"estimate": [np.nan, np.nan, 1.0, 1.0, np.nan, 3.0],
+         "std_error": [np.nan, np.nan, 0.1, np.nan, np.nan, np.nan],
+         "status": [np.nan, None, "estimated", None, "not_estimable", "not_estimable"],
+         "reason": ["cells_left_out", "too_few_controls", "cells_left_out", None, None, "too_few_controls"],
+         "reason_detail": [None, given_detail, "cells 2016-01", None, None, None]},
+        index=[7, 7, 3, 3, 0, 1])  # a repeated index must not align rows
+    out = finalize_status(frame)
+    assert list(out.index) == [7, 7, 3, 3, 0, 1]
+    assert list(out["status"]) == ["not_estimable", "not_estimable", "estimated", "estimated",
+                                   "not_estimable", "not_estimable"]
+    # an estimate-less row cannot keep a reason that describes an estimate
+    assert list(out["reason"]) == ["no_estimate_for_scope", "too_few_controls", "cells_left_out", "no_variance",
+                                   None, "too_few_controls"]
+    assert list(out["reason_detail"]) == [REASONS["no_estimate_for_scope"], given_detail, "cells 2016-01",
+                                          REASONS["no_variance"], None, None]
+    assert frame["status"].isna().sum() == 3  # the input is not changed
+
+
 # --------------------------------------------------------------------------- panels
 def country_month(
     n_controls: int, n_periods: int, starts: list[int], treated_kind: list[str], seed: int,

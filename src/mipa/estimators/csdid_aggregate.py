@@ -16,6 +16,7 @@ multiple time periods", Journal of Econometrics 225(2), 200-230 (CS2021); R pack
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -183,6 +184,17 @@ class Boot:
     crit_event: float
 
 
+def column_quantiles(draws: np.ndarray, probs: Sequence[float]) -> np.ndarray:
+    """``np.quantile(draws, probs, axis=0, method="inverted_cdf")`` (R ``quantile(type=1)``)
+    by one sort of the columns: numpy's quantile along the rows of a wide array is 4x
+    slower than the sort (999 x 300 draws: 4.2 vs 1.0 ms). A column with a NaN gives NaN."""
+    # numpy's own choice of order statistic: the quantile of 0, 1, ..., n - 1 is its index
+    picks = np.quantile(np.arange(draws.shape[0]), probs, method="inverted_cdf").astype(np.intp)
+    chosen = np.sort(draws, axis=0)[picks]
+    chosen[:, np.isnan(draws).any(axis=0)] = np.nan
+    return chosen
+
+
 def multiplier_bootstrap(n: int, cells: Cells, aggs: Agg, n_boot: int, seed: int, alpha: float,
                          multiplier: str) -> Boot:
     """R ``mboot``: ``n_boot`` draws of unit multipliers (Rademacher or Mammen) from
@@ -201,7 +213,7 @@ def multiplier_bootstrap(n: int, cells: Cells, aggs: Agg, n_boot: int, seed: int
 
     def se_of(bres):
         ok = np.isfinite(bres).all(axis=0) & ((bres**2).sum(axis=0) > _SE_FLOOR)
-        q = np.quantile(bres, [0.25, 0.75], axis=0, method="inverted_cdf")
+        q = column_quantiles(bres, [0.25, 0.75])
         sigma = (q[1] - q[0]) / _IQR_NORMAL
         se = np.where(ok, sigma / np.sqrt(n), np.nan)
         return np.where(se <= _SE_FLOOR, np.nan, se), sigma, ok
