@@ -153,3 +153,41 @@ def test_a_file_read_in_batches_keeps_its_row_numbers_and_names_the_failing_row(
     path.write_text(header + "".join(good[:8]) + 'R9,P9,"MAR,2023-01-09,forced\n', encoding="utf-8")
     with pytest.raises(FeedError, match=r"^returns/returns_2023.csv: row 9 cannot be parsed as CSV"):
         ingest(minimal_feeds, tmp_path / "w3.duckdb")
+
+
+def _landing_rows(db: Path) -> dict[str, list[tuple]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = [t for (t,) in con.execute("select table_name from information_schema.tables "
+                                            "where table_schema = 'landing' order by table_name").fetchall()]
+        return {t: con.execute(f"select * from landing.{t}").fetchall() for t in tables}  # physical order
+    finally:
+        con.close()
+
+
+def test_feeds_loaded_side_by_side_give_the_tables_of_one_at_a_time(
+    minimal_feeds: Path, tmp_path: Path, pseudonym_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mipa.ingest
+
+    write_csv(minimal_feeds / "returns" / "returns_2023.csv",
+              ("record_id", "person_id", "nationality", "departure_date", "departure_type"),
+              [(f"R{i}", f"P{i}", "MAR", f"2023-01-{i:02d}", "forced") for i in range(10, 30)])
+    monkeypatch.setattr(mipa.ingest, "BATCH_ROWS", 4)
+    together = ingest(minimal_feeds, tmp_path / "two.duckdb")
+    monkeypatch.setattr(mipa.ingest, "LOAD_THREADS", 1)
+    alone = ingest(minimal_feeds, tmp_path / "one.duckdb")
+    assert together.files == alone.files and together.mappings == alone.mappings
+    assert _landing_rows(tmp_path / "two.duckdb") == _landing_rows(tmp_path / "one.duckdb")
+
+
+def test_of_two_broken_feeds_the_first_in_feed_order_is_reported(
+    minimal_feeds: Path, tmp_path: Path, pseudonym_key: str
+) -> None:
+    # requests loads beside returns; the returns error is the one to name, whichever ends first
+    write_csv(minimal_feeds / "requests" / "requests_2023.csv", ("record_id",), [("Q9",)])
+    write_csv(minimal_feeds / "returns" / "returns_2023.csv",
+              ("record_id", "person_id", "nationality", "departure_date"), [("R9", "P9", "MAR", "2023-01-01")])
+    for attempt in range(3):
+        with pytest.raises(FeedError, match=r"^returns/returns_2023.csv: missing required column"):
+            ingest(minimal_feeds, tmp_path / f"w{attempt}.duckdb")
