@@ -32,10 +32,10 @@
     limit at 100x volume (it fails to spill at 700 MB), while a count per id hash does (issue 15).
     `delivery_rank_columns(copies)` reads it back for every row, joined on
     (file_order, source_row) by the model: a record id delivered once is its own latest copy.
-    `relation` is the staged model itself (a ref), not the model's import CTE: DuckDB
-    materialises a CTE read more than once with every column (the staged returns at 100x,
-    spilling past the memory limit), while a view is read for the few columns used here
-    (the returns model at 100x: 5.5 -> 4.3 s). -#}
+    The models pass their import CTE, which DuckDB materialises because it is read three
+    times. Passing the staged view instead was measured (session 13): no faster at 100x
+    (40-42 s either way) and two validated models side by side then ran out of the 400MB
+    memory limit in 3 of 4 builds. -#}
 {% macro repeated_copies(relation) -%}
     select
         file_order,

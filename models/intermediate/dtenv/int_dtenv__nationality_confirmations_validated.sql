@@ -20,7 +20,7 @@ requests as (
 
 repeated_copies as (
 
-    {{ repeated_copies(ref('stg_dtenv__nationality_confirmations')) }}
+    {{ repeated_copies('confirmations') }}
 
 ),
 

@@ -14,7 +14,7 @@ country_aliases as (
 
 repeated_copies as (
 
-    {{ repeated_copies(ref('stg_dtenv__requests')) }}
+    {{ repeated_copies('requests') }}
 
 ),
 
