@@ -76,7 +76,7 @@ bench: install-dev
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python scripts/benchmark.py
 
-# the full Monte Carlo behind montecarlo/inference_coverage.csv (~18 min on 2 cores) and the design
+# the full Monte Carlo behind montecarlo/inference_coverage.csv (~9 min on 2 cores) and the design
 # study behind montecarlo/estimator_designs.csv (~75 min on 2 cores); both resume from reports/montecarlo/
 montecarlo: install
 	$(BIN)/python scripts/montecarlo.py --reps 500 --write-results

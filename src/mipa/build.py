@@ -28,6 +28,7 @@ import datetime as dt
 import errno
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -42,6 +43,7 @@ from pathlib import Path
 import duckdb
 
 from mipa import settings
+from mipa.dbt_session import PARSED_FD_VARIABLE
 from mipa.ingest import FeedError, IngestSummary, ingest
 
 # dbt options that build only part of the project
@@ -53,6 +55,8 @@ SELECTION_FLAGS = (
 
 # dbt's source freshness results of the build (sources.json "results") and the day it ran
 FRESHNESS_TABLE = "landing.source_freshness"
+# read ends of the pipes each background dbt session closes after its parse, by pid
+_PARSE_SIGNALS: dict[int, int] = {}
 
 
 class BuildError(Exception):
@@ -147,8 +151,35 @@ def start_parse(db_path: Path, project: Path | None = None, dbt_args: list[str] 
     project = Path(project or settings.project_dir())
     env = dbt_env(building_path(Path(db_path)), project)
     cmd = [sys.executable, "-m", "mipa.dbt_session", str(project), *vars_args(dbt_args)]
-    return subprocess.Popen(cmd, env=env, cwd=project, stdin=subprocess.PIPE, text=True,
-                            preexec_fn=_die_with_parent())
+    # the session closes its end of this pipe when the parse is done (or when it ends)
+    parsed_read, parsed_write = os.pipe()
+    env[PARSED_FD_VARIABLE] = str(parsed_write)
+    try:
+        session = subprocess.Popen(cmd, env=env, cwd=project, stdin=subprocess.PIPE, text=True,
+                                   preexec_fn=_die_with_parent(), pass_fds=(parsed_write,))
+    except BaseException:
+        os.close(parsed_read)
+        raise
+    finally:
+        os.close(parsed_write)
+    _PARSE_SIGNALS[session.pid] = parsed_read
+    return session
+
+
+def _close_parse_signal(parse: subprocess.Popen) -> None:
+    fd = _PARSE_SIGNALS.pop(parse.pid, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def parse_finished(parse: subprocess.Popen | None) -> bool:
+    """Whether the background session of :func:`start_parse` is past its parse (idle until
+    the build), without waiting; True for no session."""
+    fd = None if parse is None else _PARSE_SIGNALS.get(parse.pid)
+    if fd is None:
+        return True
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
 
 
 def run_build_session(session: subprocess.Popen, dbt_args: list[str], freshness_output: Path | None) -> int:
@@ -160,7 +191,9 @@ def run_build_session(session: subprocess.Popen, dbt_args: list[str], freshness_
                                     "freshness_output": None if freshness_output is None else str(freshness_output)})
                         + "\n")
     session.stdin.close()
-    return session.wait()
+    code = session.wait()
+    _close_parse_signal(session)
+    return code
 
 
 def finish_parse(parse: subprocess.Popen | None, *, stop: bool = False) -> None:
@@ -168,6 +201,7 @@ def finish_parse(parse: subprocess.Popen | None, *, stop: bool = False) -> None:
     when the build failed first)."""
     if parse is None:
         return
+    _close_parse_signal(parse)
     if stop and parse.poll() is None:
         parse.terminate()
     if parse.stdin is not None and not parse.stdin.closed:
@@ -342,7 +376,7 @@ def _locked_build(
             )
             shutil.copyfile(db_path, building)
         print(f"[mipa build] loading feeds from {raw_dir}", file=sys.stderr, flush=True)
-        summary = ingest(raw_dir, building)
+        summary = ingest(raw_dir, building, second_core_free=lambda: parse_finished(parse))
     except FeedError:
         _remove(_scratch(building))
         raise

@@ -14,8 +14,13 @@ successful build.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
+
+# the write end of a pipe from the build, closed once the parse is done: the build's load
+# then knows the core the parse used is free (mipa.build.parse_finished)
+PARSED_FD_VARIABLE = "MIPA_PARSED_FD"
 
 
 def _code(result: Any) -> int:
@@ -32,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     project, vars_args = args[0], args[1:]
     where = ["--project-dir", project, "--profiles-dir", project]
     parsed = dbtRunner().invoke(["--quiet", "parse", *vars_args, *where])
+    signal = os.environ.pop(PARSED_FD_VARIABLE, "")
+    if signal.isdigit():
+        try:
+            os.close(int(signal))
+        except OSError:
+            pass  # not passed to this process (run by hand)
     line = sys.stdin.readline()
     if not line.strip():
         return _code(parsed)

@@ -141,3 +141,24 @@ def test_the_background_parse_leaves_dbt_build_a_current_manifest(tmp_path, capf
     # another database (another profile) is a full parse: the check above can fail
     assert run_dbt(["parse"], tmp_path / "other.duckdb", settings.project_dir()) == 0
     assert "Unable to do partial parsing because profile has changed" in capfd.readouterr().out
+
+
+def test_the_background_session_says_when_its_parse_is_done(tmp_path) -> None:
+    """The load starts a second feed only once the parse has freed its core: the session is
+    busy at first, then signals and waits (alive) for the build."""
+    import time
+
+    from mipa.build import finish_parse, parse_finished, start_parse
+
+    parse = start_parse(tmp_path / "wh.duckdb")
+    try:
+        assert not parse_finished(parse)  # a parse takes seconds; this is its first instant
+        deadline = time.monotonic() + 120
+        while not parse_finished(parse) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert parse_finished(parse)
+        assert parse.poll() is None  # idle, waiting for the build on stdin
+    finally:
+        finish_parse(parse)
+    assert parse.returncode == 0
+    assert parse_finished(None) and parse_finished(parse)  # nothing to wait for

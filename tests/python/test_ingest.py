@@ -191,3 +191,16 @@ def test_of_two_broken_feeds_the_first_in_feed_order_is_reported(
     for attempt in range(3):
         with pytest.raises(FeedError, match=r"^returns/returns_2023.csv: missing required column"):
             ingest(minimal_feeds, tmp_path / f"w{attempt}.duckdb")
+
+
+def test_a_second_feed_waits_until_a_core_is_free(
+    minimal_feeds: Path, tmp_path: Path, pseudonym_key: str
+) -> None:
+    def busy() -> bool:  # the core stays taken: the feeds load one at a time, all of them
+        return False
+
+    alone = ingest(minimal_feeds, tmp_path / "one.duckdb", second_core_free=busy)
+    assert {f.feed for f in alone.files if f.status == "loaded"} == {"returns", "requests", "nationality_confirmations",
+                                                                      "laissez_passers"}
+    together = ingest(minimal_feeds, tmp_path / "two.duckdb", second_core_free=lambda: True)
+    assert together.files == alone.files
