@@ -236,7 +236,7 @@ def test_kill_9_of_mipa_leaves_no_dbt_behind(minimal_feeds, tmp_path, pseudonym_
 
 
 def _fail_ingest_with(exc: BaseException):
-    def fake_ingest(raw_dir: Path, building: Path):
+    def fake_ingest(raw_dir: Path, building: Path, second_core_free=None):
         building.write_bytes(b"half a database")
         Path(str(building) + ".wal").write_bytes(b"wal")
         raise exc
