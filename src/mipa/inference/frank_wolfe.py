@@ -17,49 +17,29 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True, inline="always")
-def vertex_and_gx(grad: np.ndarray, x: np.ndarray) -> tuple[int, float]:
-    """``(argmin grad, grad'x)`` in one pass: the first index of the minimum, as a plain scan
-    finds it, and the inner product summed in four interleaved parts (four independent
-    chains of additions instead of one: the pass is ~15% of a placebo solve faster; the sum
-    differs from the sequential one by rounding only)."""
+def interleaved_dot(grad: np.ndarray, x: np.ndarray) -> float:
+    """``grad'x`` summed in four interleaved parts, then the tail in order (four independent
+    chains of additions; differs from the sequential sum by rounding only)."""
     k = grad.shape[0]
-    m0 = m1 = m2 = m3 = np.inf
-    i0, i1, i2, i3 = 0, 1, 2, 3
     s0 = s1 = s2 = s3 = 0.0
     j = 0
     while j + 4 <= k:
-        g0, g1, g2, g3 = grad[j], grad[j + 1], grad[j + 2], grad[j + 3]
-        s0 += g0 * x[j]
-        s1 += g1 * x[j + 1]
-        s2 += g2 * x[j + 2]
-        s3 += g3 * x[j + 3]
-        if g0 < m0:
-            m0, i0 = g0, j
-        if g1 < m1:
-            m1, i1 = g1, j + 1
-        if g2 < m2:
-            m2, i2 = g2, j + 2
-        if g3 < m3:
-            m3, i3 = g3, j + 3
+        s0 += grad[j] * x[j]
+        s1 += grad[j + 1] * x[j + 1]
+        s2 += grad[j + 2] * x[j + 2]
+        s3 += grad[j + 3] * x[j + 3]
         j += 4
-    gx = (s0 + s1) + (s2 + s3)
-    best, ib = np.inf, 0
-    # each lane kept its first minimum; among equal minima the lowest index wins
-    for m, idx in ((m0, i0), (m1, i1), (m2, i2), (m3, i3)):
-        if m < best or (m == best and idx < ib):
-            best, ib = m, idx
+    total = (s0 + s1) + (s2 + s3)
     while j < k:
-        gx += grad[j] * x[j]
-        if grad[j] < best:
-            best, ib = grad[j], j
+        total += grad[j] * x[j]
         j += 1
-    return ib, gx
+    return total
 
 
 @njit(cache=True, nogil=True, inline="always")
 def vertex(grad: np.ndarray) -> int:
-    """The first index of the minimum of ``grad`` (:func:`vertex_and_gx` without the inner
-    product, which the steps keep from scalar recursions)."""
+    """The first index of the minimum of ``grad``, as a plain scan finds it, from four lanes
+    that each keep their first minimum (independent compare chains)."""
     k = grad.shape[0]
     m0 = m1 = m2 = m3 = np.inf
     i0, i1, i2, i3 = 0, 1, 2, 3
@@ -76,6 +56,7 @@ def vertex(grad: np.ndarray) -> int:
             m3, i3 = g3, j + 3
         j += 4
     best, ib = np.inf, 0
+    # among equal minima of the lanes the lowest index wins
     for m, idx in ((m0, i0), (m1, i1), (m2, i2), (m3, i3)):
         if m < best or (m == best and idx < ib):
             best, ib = m, idx
@@ -103,8 +84,10 @@ def solve_one(
     grad = Gx - c + eta * x  # half gradient, kept up to date
     xGx = x @ Gx
     xx = x @ x
-    # the vertex (first minimum of grad) and grad'x, kept from the pass that last changed grad
-    i, gx = vertex_and_gx(grad, x)
+    # the vertex (first minimum of grad) and grad'x; after a step, grad'x comes from the
+    # scalar recursions below
+    i = vertex(grad)
+    gx = interleaved_dot(grad, x)
     cx = c @ x
     prev = np.inf
     t = 0
